@@ -1,0 +1,109 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Upcoming features every target builds with; the language mode is Swift 6 (complete concurrency checking).
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Orderly",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "orderly", targets: ["OrderlyCLI"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // C libraries, each behind a small Swift wrapper in the module that uses it.
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CMongoc", pkgConfig: "libmongoc-1.0", providers: [.apt(["libmongoc-dev"])]),
+
+        // Pure domain: events, aggregates, validation. No I/O.
+        .target(name: "OrderlyDomain", swiftSettings: swiftSettings),
+        // The PostgreSQL event log and its in-memory twin.
+        .target(
+            name: "OrderlyEventStore",
+            dependencies: [
+                "OrderlyDomain",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Kafka through librdkafka: producer, consumer, admin, and the event relay.
+        .target(
+            name: "OrderlyMessaging",
+            dependencies: [
+                "CRdKafka", "OrderlyDomain", "OrderlyEventStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // MongoDB through libmongoc: the client wrapper, projections and the projector.
+        .target(
+            name: "OrderlyReadModels",
+            dependencies: [
+                "CMongoc", "OrderlyDomain", "OrderlyMessaging",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Command handlers (and, later, the saga services) on top of the event store.
+        .target(
+            name: "OrderlyServices",
+            dependencies: ["OrderlyDomain", "OrderlyEventStore"],
+            swiftSettings: swiftSettings
+        ),
+        // The REST api.
+        .target(
+            name: "OrderlyAPI",
+            dependencies: [
+                "OrderlyDomain", "OrderlyEventStore", "OrderlyServices", "OrderlyReadModels", "OrderlyMessaging",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Assembles the processes (api, relay, projector, dev) from settings; the CLI and the tests share it.
+        .target(
+            name: "OrderlyApp",
+            dependencies: [
+                "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels", "OrderlyServices", "OrderlyAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The `orderly` command line.
+        .executableTarget(
+            name: "OrderlyCLI",
+            dependencies: [
+                "OrderlyApp", "OrderlyEventStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OrderlyTests",
+            dependencies: [
+                "OrderlyApp", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels", "OrderlyServices", "OrderlyAPI",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,98 @@
+import Foundation
+import Hummingbird
+import Logging
+import OrderlyDomain
+import OrderlyReadModels
+import OrderlyServices
+
+/// What the api needs: command handlers, read models, and readiness checks of the parts it relies on.
+public struct APIDependencies: Sendable {
+    public var commands: OrderCommands
+    public var orders: any OrderReadModel
+    /// Named checks for `/ready`; each throws when its part does not answer.
+    public var readinessChecks: [(String, @Sendable () async throws -> Void)]
+
+    public init(commands: OrderCommands, orders: any OrderReadModel, readinessChecks: [(String, @Sendable () async throws -> Void)]) {
+        self.commands = commands
+        self.orders = orders
+        self.readinessChecks = readinessChecks
+    }
+}
+
+public enum API {
+    public static let maxBodyBytes = 64 * 1024
+
+    /// The router every entry point (api, dev, tests) serves, so what is tested is what runs.
+    public static func buildRouter(_ dependencies: APIDependencies) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ProblemMiddleware())
+        OrderRoutes(dependencies: dependencies).register(on: router)
+        HealthRoutes(checks: dependencies.readinessChecks).register(on: router)
+        return router
+    }
+
+    public static func buildApplication(
+        _ dependencies: APIDependencies, host: String, port: Int, logger: Logger
+    ) -> some ApplicationProtocol {
+        Application(
+            router: buildRouter(dependencies),
+            configuration: .init(address: .hostname(host, port: port), serverName: "orderly"),
+            logger: logger
+        )
+    }
+}
+
+/// JSON bodies out, with stable key order.
+struct JSONBody<Value: Encodable & Sendable>: ResponseGenerator {
+    var status: HTTPResponse.Status = .ok
+    var value: Value
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: self.status, headers: headers, body: .init(byteBuffer: .init(bytes: try encoder.encode(self.value))))
+    }
+}
+
+/// Reads a JSON body up to the size limit and decodes it, turning every decoding failure into a 400
+/// that names the field.
+func decodeBody<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+    let buffer = try await request.body.collect(upTo: API.maxBodyBytes)
+    do {
+        return try JSONDecoder().decode(type, from: Data(buffer.readableBytesView))
+    } catch let DecodingError.keyNotFound(key, context) {
+        throw Problem.invalidBody("\(path(context.codingPath + [key])) is required", field: path(context.codingPath + [key]))
+    } catch let DecodingError.typeMismatch(expected, context) {
+        throw Problem.invalidBody("\(path(context.codingPath)) must be \(describe(expected))", field: path(context.codingPath))
+    } catch let DecodingError.valueNotFound(expected, context) {
+        throw Problem.invalidBody("\(path(context.codingPath)) must be \(describe(expected)), not null", field: path(context.codingPath))
+    } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+        throw Problem.invalidBody("\(path(context.codingPath)) is not valid", field: path(context.codingPath))
+    } catch {
+        throw Problem.invalidBody("the body is not valid JSON")
+    }
+}
+
+private func path(_ keys: [any CodingKey]) -> String {
+    var text = ""
+    for key in keys {
+        if let index = key.intValue {
+            text += "[\(index)]"
+        } else {
+            text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
+        }
+    }
+    return text.isEmpty ? "body" : text
+}
+
+private func describe(_ type: Any.Type) -> String {
+    switch type {
+    case is String.Type: "a string"
+    case is Int.Type, is Int64.Type: "an integer"
+    case is Bool.Type: "a boolean"
+    case is [Any].Type: "an array"
+    default: "an object"
+    }
+}

@@ -1,0 +1,84 @@
+import Hummingbird
+import OrderlyDomain
+import OrderlyReadModels
+import OrderlyServices
+
+/// `POST /orders` and `GET /orders/{id}`.
+struct OrderRoutes {
+    let dependencies: APIDependencies
+
+    struct PlaceOrderBody: Decodable {
+        struct Line: Decodable {
+            var sku: String
+            var quantity: Int
+            var unitPrice: Int64
+        }
+
+        var customerId: String
+        var currency: String
+        var lines: [Line]
+        var paymentToken: String
+    }
+
+    struct PlaceOrderResponse: Encodable, Sendable {
+        var orderId: String
+        var position: Int64
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/orders") { request, _ in try await self.placeOrder(request) }
+        router.get("/orders/{id}") { _, context in try await self.getOrder(context) }
+    }
+
+    func placeOrder(_ request: Request) async throws -> JSONBody<PlaceOrderResponse> {
+        let body = try await decodeBody(PlaceOrderBody.self, from: request)
+        let input = OrderCommands.PlaceOrderInput(
+            customerId: body.customerId, currency: body.currency,
+            lines: body.lines.map { OrderLine(sku: $0.sku, quantity: $0.quantity, unitPrice: $0.unitPrice) },
+            paymentToken: body.paymentToken)
+        let result = try await self.dependencies.commands.placeOrder(input, actor: body.customerId)
+        return JSONBody(status: .accepted, value: PlaceOrderResponse(orderId: result.orderId, position: result.position))
+    }
+
+    func getOrder(_ context: BasicRequestContext) async throws -> JSONBody<OrderView> {
+        let id = try context.parameters.require("id")
+        guard id.count <= 64, let order = try await self.dependencies.orders.order(id: id) else {
+            throw Problem.notFound("no order \(id)")
+        }
+        return JSONBody(value: order)
+    }
+}
+
+/// `/health` (the process is up) and `/ready` (every part it depends on answers).
+struct HealthRoutes {
+    let checks: [(String, @Sendable () async throws -> Void)]
+
+    struct Status: Encodable, Sendable {
+        var status: String
+        var checks: [String: String]?
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/health") { _, _ in JSONBody(value: Status(status: "ok")) }
+        router.get("/ready") { _, _ in await self.ready() }
+    }
+
+    func ready() async -> JSONBody<Status> {
+        var results: [String: String] = [:]
+        await withTaskGroup(of: (String, String).self) { group in
+            for (name, check) in self.checks {
+                group.addTask {
+                    do {
+                        try await check()
+                        return (name, "ok")
+                    } catch {
+                        return (name, "unavailable")
+                    }
+                }
+            }
+            for await (name, result) in group { results[name] = result }
+        }
+        let isReady = results.values.allSatisfy { $0 == "ok" }
+        return JSONBody(status: isReady ? .ok : .serviceUnavailable, value: Status(status: isReady ? "ready" : "not ready", checks: results))
+    }
+}

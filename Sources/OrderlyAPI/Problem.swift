@@ -1,0 +1,92 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import OrderlyDomain
+import OrderlyEventStore
+
+/// An RFC 9457 problem+json error. `type` is stable: clients branch on it, never on `detail`.
+public struct Problem: HTTPResponseError, Encodable {
+    public var status: HTTPResponse.Status
+    public var type: String
+    public var title: String
+    public var detail: String
+    /// The offending input field, when there is one.
+    public var field: String?
+
+    enum CodingKeys: String, CodingKey {
+        case type, title, detail, field, status
+    }
+
+    public init(status: HTTPResponse.Status, type: String, title: String, detail: String, field: String? = nil) {
+        self.status = status
+        self.type = type
+        self.title = title
+        self.detail = detail
+        self.field = field
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode("https://orderly.dev/problems/\(self.type)", forKey: .type)
+        try container.encode(self.title, forKey: .title)
+        try container.encode(self.detail, forKey: .detail)
+        try container.encodeIfPresent(self.field, forKey: .field)
+        try container.encode(self.status.code, forKey: .status)
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = (try? encoder.encode(self)) ?? Data("{}".utf8)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/problem+json"
+        return Response(status: self.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    static func notFound(_ what: String) -> Problem {
+        Problem(status: .notFound, type: "not-found", title: "Not found", detail: what)
+    }
+
+    static func invalidBody(_ detail: String, field: String? = nil) -> Problem {
+        Problem(status: .badRequest, type: "invalid-body", title: "The request body is not valid", detail: detail, field: field)
+    }
+}
+
+/// Turns every error a handler throws into problem+json: known domain and store errors get their own
+/// status and type; anything unexpected becomes a bare 500 whose detail reveals nothing internal.
+struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            return try Self.problem(for: error, context: context).response(from: request, context: context)
+        }
+    }
+
+    static func problem(for error: any Error, context: Context) -> Problem {
+        switch error {
+        case let problem as Problem:
+            return problem
+        case let error as ValidationError:
+            return Problem(
+                status: .unprocessableContent, type: "validation-failed", title: "The command breaks a rule",
+                detail: error.description, field: error.field)
+        case EventStoreError.wrongExpectedVersion(let stream, let expected, let actual):
+            return Problem(
+                status: .conflict, type: "concurrency-conflict", title: "Concurrent change",
+                detail: "stream \(stream) was expected at version \(expected) but is at \(actual)")
+        case is NIOTooManyBytesError:
+            return Problem(
+                status: .contentTooLarge, type: "body-too-large", title: "Request body too large",
+                detail: "the body exceeds \(API.maxBodyBytes) bytes")
+        case let error as HTTPError:
+            return Problem(status: error.status, type: "http-\(error.status.code)", title: error.status.reasonPhrase, detail: error.body ?? error.status.reasonPhrase)
+        default:
+            context.logger.error("request failed", metadata: ["error": "\(error)"])
+            return Problem(
+                status: .internalServerError, type: "internal", title: "Internal error",
+                detail: "the server could not complete the request; it has been logged")
+        }
+    }
+}

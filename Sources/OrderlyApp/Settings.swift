@@ -1,0 +1,54 @@
+import Foundation
+import Logging
+import OrderlyMessaging
+import PostgresNIO
+
+public struct SettingsError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// Everything a process needs to find its parts, read from the environment (`ORDERLY_*`).
+public struct Settings: Sendable {
+    public var databaseURL: String
+    public var kafka: KafkaConfiguration
+    public var mongoURI: String
+    public var mongoDatabase: String
+    public var topic: String
+    public var topicPartitions: Int32
+    public var projectorGroup: String
+    public var httpHost: String
+    public var httpPort: Int
+
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
+        Settings(
+            databaseURL: environment["ORDERLY_DATABASE_URL"] ?? "postgres://orderly@127.0.0.1:5432/orderly",
+            kafka: KafkaConfiguration.fromEnvironment(environment),
+            mongoURI: environment["ORDERLY_MONGO_URI"] ?? "mongodb://127.0.0.1:27017",
+            mongoDatabase: environment["ORDERLY_MONGO_DATABASE"] ?? "orderly",
+            topic: environment["ORDERLY_TOPIC"] ?? "order-events",
+            topicPartitions: environment["ORDERLY_TOPIC_PARTITIONS"].flatMap { Int32($0) } ?? 10,
+            projectorGroup: environment["ORDERLY_PROJECTOR_GROUP"] ?? "orderly-projector",
+            httpHost: environment["ORDERLY_HTTP_HOST"] ?? "0.0.0.0",
+            httpPort: environment["ORDERLY_HTTP_PORT"].flatMap { Int($0) } ?? 8080
+        )
+    }
+
+    /// `postgres://user[:password]@host[:port]/database`
+    public func postgresConfiguration() throws -> PostgresClient.Configuration {
+        guard let url = URLComponents(string: self.databaseURL), url.scheme == "postgres" || url.scheme == "postgresql",
+            let host = url.host, let user = url.user
+        else {
+            throw SettingsError(description: "ORDERLY_DATABASE_URL must look like postgres://user:password@host:port/database")
+        }
+        let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
+        var configuration = PostgresClient.Configuration(
+            host: host, port: url.port ?? 5432, username: user, password: url.password,
+            database: database.isEmpty ? user : database, tls: .disable)
+        configuration.options.maximumConnections = 40
+        return configuration
+    }
+
+    public func makePostgresClient(logger: Logger) throws -> PostgresClient {
+        PostgresClient(configuration: try self.postgresConfiguration(), backgroundLogger: logger)
+    }
+}

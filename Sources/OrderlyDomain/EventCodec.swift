@@ -1,0 +1,77 @@
+import Foundation
+
+/// An event in the form the event store keeps: a type name, a schema version and JSON data.
+public struct EncodedEvent: Sendable, Equatable {
+    public var type: String
+    public var schemaVersion: Int
+    public var data: Data
+
+    public init(type: String, schemaVersion: Int, data: Data) {
+        self.type = type
+        self.schemaVersion = schemaVersion
+        self.data = data
+    }
+}
+
+public enum EventDecodingError: Error, Sendable, Equatable {
+    case unknownType(String)
+    case unsupportedSchemaVersion(type: String, version: Int)
+    case malformed(type: String, reason: String)
+}
+
+/// Turns domain events into stored events and back. Dates are ISO 8601 with fractional seconds, so
+/// the stored JSON reads well in SQL and in exports.
+public enum EventCodec {
+    public static func encode(_ event: OrderEvent) throws -> EncodedEvent {
+        switch event {
+        case .placed(let placed):
+            EncodedEvent(type: event.typeName, schemaVersion: 1, data: try makeEncoder().encode(placed))
+        }
+    }
+
+    public static func decode(_ encoded: EncodedEvent) throws(EventDecodingError) -> OrderEvent {
+        switch encoded.type {
+        case "OrderPlaced":
+            guard encoded.schemaVersion == 1 else {
+                throw .unsupportedSchemaVersion(type: encoded.type, version: encoded.schemaVersion)
+            }
+            return .placed(try decodePayload(OrderPlaced.self, encoded))
+        default:
+            throw .unknownType(encoded.type)
+        }
+    }
+
+    private static func decodePayload<T: Decodable>(_ type: T.Type, _ encoded: EncodedEvent) throws(EventDecodingError) -> T {
+        do {
+            return try makeDecoder().decode(type, from: encoded.data)
+        } catch {
+            throw .malformed(type: encoded.type, reason: String(describing: error))
+        }
+    }
+
+    public static func makeEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        }
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+
+    public static func makeDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
+                return date
+            }
+            if let date = try? Date(text, strategy: Date.ISO8601FormatStyle()) {
+                return date
+            }
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ISO 8601 date: \(text)")
+        }
+        return decoder
+    }
+}

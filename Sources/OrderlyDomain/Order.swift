@@ -1,0 +1,102 @@
+import Foundation
+
+/// What a client asks for when placing an order, before validation.
+public struct PlaceOrder: Sendable, Equatable {
+    public var orderId: String
+    public var customerId: String
+    public var currency: String
+    public var lines: [OrderLine]
+    public var paymentToken: String
+
+    public init(orderId: String, customerId: String, currency: String, lines: [OrderLine], paymentToken: String) {
+        self.orderId = orderId
+        self.customerId = customerId
+        self.currency = currency
+        self.lines = lines
+        self.paymentToken = paymentToken
+    }
+}
+
+public enum OrderStatus: String, Codable, Sendable {
+    case placed = "PLACED"
+    case stockReserved = "STOCK_RESERVED"
+    case paid = "PAID"
+    case completed = "COMPLETED"
+    case cancelled = "CANCELLED"
+}
+
+/// The Order aggregate: its state is a fold of its own events, and its decisions read only that state.
+public struct Order: Sendable, Equatable {
+    public private(set) var orderId: String?
+    public private(set) var customerId: String?
+    public private(set) var status: OrderStatus?
+    public private(set) var lines: [OrderLine] = []
+    public private(set) var total: MinorUnits = 0
+
+    public init() {}
+
+    public static func fold(_ events: [OrderEvent]) -> Order {
+        var order = Order()
+        for event in events { order.apply(event) }
+        return order
+    }
+
+    public mutating func apply(_ event: OrderEvent) {
+        switch event {
+        case .placed(let placed):
+            self.orderId = placed.orderId
+            self.customerId = placed.customerId
+            self.status = .placed
+            self.lines = placed.lines
+            self.total = placed.total
+        }
+    }
+
+    /// Decides whether an order can be placed; returns the events to append.
+    public func place(_ command: PlaceOrder, at now: Date) throws(ValidationError) -> [OrderEvent] {
+        if self.status != nil {
+            throw ValidationError(field: "orderId", reason: "an order with this id already exists")
+        }
+        try Self.validate(command)
+        let total = command.lines.reduce(MinorUnits(0)) { $0 + $1.subtotal }
+        return [
+            .placed(
+                OrderPlaced(
+                    orderId: command.orderId, customerId: command.customerId, currency: command.currency,
+                    lines: command.lines, total: total, paymentToken: command.paymentToken, placedAt: now
+                )
+            )
+        ]
+    }
+
+    static func validate(_ command: PlaceOrder) throws(ValidationError) {
+        try IdentifierRules.check(command.orderId, field: "orderId")
+        try IdentifierRules.check(command.customerId, field: "customerId")
+        let isCurrencyCode =
+            command.currency.count == 3 && command.currency.unicodeScalars.allSatisfy { ("A"..."Z").contains($0) }
+        if !isCurrencyCode {
+            throw ValidationError(field: "currency", reason: "must be a three-letter ISO 4217 code such as EUR")
+        }
+        try IdentifierRules.check(command.paymentToken, field: "paymentToken")
+        if command.lines.isEmpty {
+            throw ValidationError(field: "lines", reason: "must contain at least one line")
+        }
+        if command.lines.count > Limits.maxLinesPerOrder {
+            throw ValidationError(field: "lines", reason: "must contain at most \(Limits.maxLinesPerOrder) lines")
+        }
+        var seen = Set<String>()
+        for (index, line) in command.lines.enumerated() {
+            try IdentifierRules.check(line.sku, field: "lines[\(index)].sku")
+            if !seen.insert(line.sku).inserted {
+                throw ValidationError(field: "lines[\(index)].sku", reason: "appears more than once; combine the quantities")
+            }
+            if line.quantity < 1 || line.quantity > Limits.maxQuantity {
+                throw ValidationError(field: "lines[\(index)].quantity", reason: "must be between 1 and \(Limits.maxQuantity)")
+            }
+            if line.unitPrice < 1 || line.unitPrice > Limits.maxUnitPrice {
+                throw ValidationError(
+                    field: "lines[\(index)].unitPrice", reason: "must be between 1 and \(Limits.maxUnitPrice) minor units")
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+/// A command that breaks a domain rule. `field` names the offending input as the client sent it
+/// (`lines[1].quantity`), so an API can point at it.
+public struct ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let field: String
+    public let reason: String
+
+    public init(field: String, reason: String) {
+        self.field = field
+        self.reason = reason
+    }
+
+    public var description: String { "\(self.field): \(self.reason)" }
+}
+
+/// Identifier rules shared by customer ids, SKUs and tokens: short, printable, no spaces.
+enum IdentifierRules {
+    static func check(_ value: String, field: String) throws(ValidationError) {
+        if value.isEmpty {
+            throw ValidationError(field: field, reason: "must not be empty")
+        }
+        if value.count > Limits.maxIdentifierLength {
+            throw ValidationError(field: field, reason: "must be at most \(Limits.maxIdentifierLength) characters")
+        }
+        let allowed = value.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "-_.:".unicodeScalars.contains(scalar))
+        }
+        if !allowed {
+            throw ValidationError(field: field, reason: "may contain only ASCII letters, digits and - _ . :")
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+
+/// Who and what caused an event. `correlationId` is the order id the event belongs to, so one order's
+/// whole saga can be followed; `causationId` is the event or command that caused it.
+public struct EventMetadata: Codable, Sendable, Equatable {
+    public var correlationId: String?
+    public var causationId: String?
+    public var actor: String?
+
+    public init(correlationId: String? = nil, causationId: String? = nil, actor: String? = nil) {
+        self.correlationId = correlationId
+        self.causationId = causationId
+        self.actor = actor
+    }
+}
+
+/// An event about to be appended.
+public struct NewEvent: Sendable, Equatable {
+    public var id: UUID
+    public var type: String
+    public var schemaVersion: Int
+    /// JSON text of the payload.
+    public var data: Data
+    public var metadata: EventMetadata
+
+    public init(id: UUID = UUID(), type: String, schemaVersion: Int = 1, data: Data, metadata: EventMetadata) {
+        self.id = id
+        self.type = type
+        self.schemaVersion = schemaVersion
+        self.data = data
+        self.metadata = metadata
+    }
+}
+
+/// A point in the log that a tailing reader resumes after. Positions are handed out at insert time but
+/// transactions commit in another order, so the log is read in (transactionID, position) order;
+/// in-memory stores use the position for both.
+public struct LogCursor: Codable, Sendable, Equatable, Comparable, CustomStringConvertible {
+    public var transactionID: UInt64
+    public var position: Int64
+
+    public static let start = LogCursor(transactionID: 0, position: 0)
+
+    public init(transactionID: UInt64, position: Int64) {
+        self.transactionID = transactionID
+        self.position = position
+    }
+
+    public static func < (lhs: LogCursor, rhs: LogCursor) -> Bool {
+        (lhs.transactionID, lhs.position) < (rhs.transactionID, rhs.position)
+    }
+
+    public var description: String { "\(self.transactionID)/\(self.position)" }
+}
+
+/// An event as stored, with everything the log knows about it.
+public struct RecordedEvent: Codable, Sendable, Equatable {
+    public var id: UUID
+    public var streamID: String
+    public var streamVersion: Int64
+    public var position: Int64
+    public var transactionID: UInt64
+    public var type: String
+    public var schemaVersion: Int
+    public var data: Data
+    public var metadata: EventMetadata
+    public var recordedAt: Date
+
+    public init(
+        id: UUID, streamID: String, streamVersion: Int64, position: Int64, transactionID: UInt64, type: String,
+        schemaVersion: Int, data: Data, metadata: EventMetadata, recordedAt: Date
+    ) {
+        self.id = id
+        self.streamID = streamID
+        self.streamVersion = streamVersion
+        self.position = position
+        self.transactionID = transactionID
+        self.type = type
+        self.schemaVersion = schemaVersion
+        self.data = data
+        self.metadata = metadata
+        self.recordedAt = recordedAt
+    }
+
+    public var cursor: LogCursor { LogCursor(transactionID: self.transactionID, position: self.position) }
+}
+
+/// What the appender expects the stream's current version to be. Versions start at 1.
+public enum ExpectedVersion: Sendable, Equatable, CustomStringConvertible {
+    case any
+    case noStream
+    case exact(Int64)
+
+    public var description: String {
+        switch self {
+        case .any: "any"
+        case .noStream: "no stream"
+        case .exact(let version): "\(version)"
+        }
+    }
+}
+
+public struct AppendResult: Sendable, Equatable {
+    /// The stream's version after the append.
+    public var streamVersion: Int64
+    /// The global position of the last appended event.
+    public var position: Int64
+}
+
+public enum EventStoreError: Error, Sendable, Equatable {
+    /// Optimistic concurrency: the stream was not at the expected version. `actual` is 0 when the
+    /// stream does not exist.
+    case wrongExpectedVersion(stream: String, expected: ExpectedVersion, actual: Int64)
+    case emptyAppend
+}
+
+/// The event log. PostgreSQL in production, in memory for fast unit tests; both pass one contract suite.
+public protocol EventStore: Sendable {
+    /// Appends all events atomically, or none.
+    func append(_ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion) async throws -> AppendResult
+    /// Events of one stream, in version order, from `version` (inclusive).
+    func readStream(_ stream: String, from version: Int64) async throws -> [RecordedEvent]
+    /// Committed events after `cursor`, in log order, at most `limit`. Never skips an event that a
+    /// slower transaction commits later.
+    func readAll(after cursor: LogCursor, limit: Int) async throws -> [RecordedEvent]
+    func loadCheckpoint(_ name: String) async throws -> LogCursor
+    func saveCheckpoint(_ name: String, _ cursor: LogCursor) async throws
+    /// Whether the store answers (for readiness).
+    func ping() async throws
+}

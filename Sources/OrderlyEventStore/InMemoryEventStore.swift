@@ -1,0 +1,70 @@
+import Foundation
+import Synchronization
+
+/// The event store in memory, for fast unit tests. It follows the same contract as the PostgreSQL store.
+public final class InMemoryEventStore: EventStore {
+    private struct State {
+        var events: [RecordedEvent] = []
+        var versions: [String: Int64] = [:]
+        var checkpoints: [String: LogCursor] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func append(_ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion) async throws -> AppendResult {
+        guard !events.isEmpty else { throw EventStoreError.emptyAppend }
+        return try self.state.withLock { state in
+            let current = state.versions[stream] ?? 0
+            let matches =
+                switch expected {
+                case .any: true
+                case .noStream: current == 0
+                case .exact(let version): current == version
+                }
+            guard matches else {
+                throw EventStoreError.wrongExpectedVersion(stream: stream, expected: expected, actual: current)
+            }
+            var version = current
+            let now = Date()
+            for event in events {
+                version += 1
+                let position = Int64(state.events.count + 1)
+                state.events.append(
+                    RecordedEvent(
+                        id: event.id, streamID: stream, streamVersion: version, position: position,
+                        transactionID: UInt64(position), type: event.type, schemaVersion: event.schemaVersion,
+                        data: event.data, metadata: event.metadata, recordedAt: now
+                    )
+                )
+            }
+            state.versions[stream] = version
+            return AppendResult(streamVersion: version, position: Int64(state.events.count))
+        }
+    }
+
+    public func readStream(_ stream: String, from version: Int64) async throws -> [RecordedEvent] {
+        self.state.withLock { state in
+            state.events.filter { $0.streamID == stream && $0.streamVersion >= version }
+        }
+    }
+
+    public func readAll(after cursor: LogCursor, limit: Int) async throws -> [RecordedEvent] {
+        self.state.withLock { state in
+            let start = Int(max(cursor.position, 0))
+            guard start < state.events.count else { return [] }
+            return Array(state.events[start..<min(start + limit, state.events.count)])
+        }
+    }
+
+    public func loadCheckpoint(_ name: String) async throws -> LogCursor {
+        self.state.withLock { $0.checkpoints[name] ?? .start }
+    }
+
+    public func saveCheckpoint(_ name: String, _ cursor: LogCursor) async throws {
+        self.state.withLock { $0.checkpoints[name] = cursor }
+    }
+
+    public func ping() async throws {}
+}

@@ -1,0 +1,68 @@
+import Foundation
+
+/// Settings for every Kafka client Orderly makes. Keys and values are librdkafka's own.
+public struct KafkaConfiguration: Sendable {
+    public var brokers: String
+    /// Extra librdkafka properties for every client, applied last (they win).
+    public var properties: [String: String]
+    /// Extra librdkafka properties for consumers only (group timings).
+    public var consumerProperties: [String: String]
+
+    public init(brokers: String, properties: [String: String] = [:], consumerProperties: [String: String] = [:]) {
+        self.brokers = brokers
+        self.properties = properties
+        self.consumerProperties = consumerProperties
+    }
+
+    /// Reads `ORDERLY_KAFKA_BROKERS` and the group timings. Short timings matter with Tansu, which
+    /// otherwise waits out a long join before a new group's first message.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> KafkaConfiguration {
+        var consumer: [String: String] = [:]
+        if let value = environment["ORDERLY_KAFKA_SESSION_TIMEOUT_MS"] { consumer["session.timeout.ms"] = value }
+        if let value = environment["ORDERLY_KAFKA_HEARTBEAT_INTERVAL_MS"] { consumer["heartbeat.interval.ms"] = value }
+        return KafkaConfiguration(brokers: environment["ORDERLY_KAFKA_BROKERS"] ?? "127.0.0.1:9092", consumerProperties: consumer)
+    }
+}
+
+public struct KafkaError: Error, Sendable, CustomStringConvertible {
+    public var code: Int32
+    public var message: String
+    public var isRetriable: Bool
+
+    public init(code: Int32, message: String, isRetriable: Bool = false) {
+        self.code = code
+        self.message = message
+        self.isRetriable = isRetriable
+    }
+
+    public var description: String { "Kafka error \(self.code): \(self.message)" }
+}
+
+/// A message to produce. Headers keep their order.
+public struct KafkaOutgoingMessage: Sendable {
+    public var topic: String
+    public var key: [UInt8]
+    public var value: [UInt8]
+    public var headers: [(String, [UInt8])]
+
+    public init(topic: String, key: [UInt8], value: [UInt8], headers: [(String, [UInt8])] = []) {
+        self.topic = topic
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
+}
+
+/// A consumed message, copied out of librdkafka's memory.
+public struct KafkaRecord: Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var key: [UInt8]
+    public var value: [UInt8]
+    public var headers: [(String, [UInt8])]
+
+    public func header(_ name: String) -> String? {
+        self.headers.first { $0.0 == name }.map { String(decoding: $0.1, as: UTF8.self) }
+    }
+}

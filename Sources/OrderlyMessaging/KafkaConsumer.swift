@@ -1,0 +1,111 @@
+import CRdKafka
+import Foundation
+
+/// A consumer-group member with manual commits: offsets are never stored automatically, so a caller
+/// commits only after its effect is durable. Every call that may block runs on the consumer's own
+/// serial queue, never on Swift's cooperative pool; librdkafka requires one thread at a time anyway.
+public final class KafkaConsumer: Sendable {
+    private let handle: KafkaHandle
+    private let queue: DispatchQueue
+
+    public init(configuration: KafkaConfiguration, groupID: String, topics: [String]) throws {
+        self.handle = try KafkaHandle.make(
+            type: RD_KAFKA_CONSUMER, configuration: configuration,
+            defaults: [
+                "group.id": groupID,
+                "enable.auto.commit": "false",
+                "enable.auto.offset.store": "false",
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": "false",
+            ]
+        )
+        self.queue = DispatchQueue(label: "orderly-kafka-consumer-\(groupID)")
+        // Serve rebalances and errors through consumer_poll instead of a separate queue.
+        rd_kafka_poll_set_consumer(self.handle.pointer)
+        guard let list = rd_kafka_topic_partition_list_new(Int32(topics.count)) else {
+            throw KafkaError(code: -1, message: "rd_kafka_topic_partition_list_new failed")
+        }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in topics {
+            rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
+        }
+        let code = rd_kafka_subscribe(self.handle.pointer, list)
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(code: code.rawValue, message: "subscribe: \(KafkaHandle.describe(code))")
+        }
+    }
+
+    /// The next message, or nil when none arrived within `timeout`. Transient errors (a broker that is
+    /// down, a rebalance) also return nil: librdkafka retries on its own. Fatal errors throw.
+    public func poll(timeout: Duration = .milliseconds(100)) async throws -> KafkaRecord? {
+        let handle = self.handle
+        let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        return try await runBlocking(on: self.queue) {
+            guard let message = rd_kafka_consumer_poll(handle.pointer, milliseconds) else { return nil }
+            defer { rd_kafka_message_destroy(message) }
+            let code = message.pointee.err
+            guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                if code == RD_KAFKA_RESP_ERR__FATAL {
+                    throw KafkaError(code: code.rawValue, message: KafkaHandle.describe(code))
+                }
+                return nil
+            }
+            return Self.copy(message)
+        }
+    }
+
+    /// Commits, synchronously, the position after each record (per partition, the highest wins).
+    public func commit(_ records: [KafkaRecord]) async throws {
+        var next: [String: [Int32: Int64]] = [:]
+        for record in records {
+            next[record.topic, default: [:]][record.partition] = max(next[record.topic]?[record.partition] ?? 0, record.offset + 1)
+        }
+        guard !next.isEmpty else { return }
+        let handle = self.handle
+        let offsets = next
+        try await runBlocking(on: self.queue) {
+            guard let list = rd_kafka_topic_partition_list_new(Int32(offsets.count)) else {
+                throw KafkaError(code: -1, message: "rd_kafka_topic_partition_list_new failed")
+            }
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for (topic, partitions) in offsets {
+                for (partition, offset) in partitions {
+                    rd_kafka_topic_partition_list_add(list, topic, partition)?.pointee.offset = offset
+                }
+            }
+            let code = rd_kafka_commit(handle.pointer, list, 0)
+            guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError(code: code.rawValue, message: "commit: \(KafkaHandle.describe(code))", isRetriable: true)
+            }
+        }
+    }
+
+    /// Leaves the group cleanly so the partitions move to other members at once.
+    public func close() async {
+        let handle = self.handle
+        _ = try? await runBlocking(on: self.queue) { rd_kafka_consumer_close(handle.pointer) }
+    }
+
+    private static func copy(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaRecord {
+        let raw = message.pointee
+        let topic = raw.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        let value = raw.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: raw.len)) } ?? []
+        let key = raw.key.map { Array(UnsafeRawBufferPointer(start: $0, count: raw.key_len)) } ?? []
+        var headers: [(String, [UInt8])] = []
+        var list: OpaquePointer?
+        if rd_kafka_message_headers(message, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
+            var index = 0
+            var name: UnsafePointer<CChar>?
+            var bytes: UnsafeRawPointer?
+            var size = 0
+            while rd_kafka_header_get_all(list, index, &name, &bytes, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                if let name {
+                    let content = bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+                    headers.append((String(cString: name), content))
+                }
+                index += 1
+            }
+        }
+        return KafkaRecord(topic: topic, partition: raw.partition, offset: raw.offset, key: key, value: value, headers: headers)
+    }
+}

@@ -1,0 +1,74 @@
+import CRdKafka
+import Foundation
+
+/// Owns one `rd_kafka_t`. librdkafka handles are thread-safe; this box only guarantees the handle is
+/// destroyed exactly once, after its last user.
+final class KafkaHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+    /// Whatever the handle's callbacks point at (through the conf's opaque): kept alive until the handle is destroyed.
+    private let callbackContext: (any Sendable & AnyObject)?
+
+    /// Builds the handle. `configure` may set callbacks on the conf before the handle takes it.
+    static func make(
+        type: rd_kafka_type_t, configuration: KafkaConfiguration, defaults: [String: String],
+        callbackContext: (any Sendable & AnyObject)? = nil, configure: (OpaquePointer) -> Void = { _ in }
+    ) throws -> KafkaHandle {
+        guard let conf = rd_kafka_conf_new() else { throw KafkaError(code: -1, message: "rd_kafka_conf_new failed") }
+        var settings = defaults
+        settings["bootstrap.servers"] = configuration.brokers
+        if type == RD_KAFKA_CONSUMER {
+            for (key, value) in configuration.consumerProperties { settings[key] = value }
+        }
+        for (key, value) in configuration.properties { settings[key] = value }
+        var errorText = [CChar](repeating: 0, count: 512)
+        for (key, value) in settings.sorted(by: { $0.key < $1.key }) {
+            if rd_kafka_conf_set(conf, key, value, &errorText, errorText.count) != RD_KAFKA_CONF_OK {
+                rd_kafka_conf_destroy(conf)
+                throw KafkaError(code: -1, message: "\(key)=\(value): \(Self.text(errorText))")
+            }
+        }
+        configure(conf)
+        // On success rd_kafka_new owns the conf; on failure it is still ours.
+        guard let handle = rd_kafka_new(type, conf, &errorText, errorText.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(code: -1, message: "rd_kafka_new failed: \(Self.text(errorText))")
+        }
+        return KafkaHandle(pointer: handle, callbackContext: callbackContext)
+    }
+
+    private init(pointer: OpaquePointer, callbackContext: (any Sendable & AnyObject)?) {
+        self.pointer = pointer
+        self.callbackContext = callbackContext
+    }
+
+    deinit {
+        rd_kafka_destroy(self.pointer)
+    }
+
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func describe(_ code: rd_kafka_resp_err_t) -> String {
+        String(cString: rd_kafka_err2str(code))
+    }
+
+    /// Asks the cluster for its metadata: proof that a broker answers.
+    func ping(timeoutMilliseconds: Int32) throws {
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let code = rd_kafka_metadata(self.pointer, 0, nil, &metadata, timeoutMilliseconds)
+        if let metadata { rd_kafka_metadata_destroy(metadata) }
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(code: code.rawValue, message: Self.describe(code), isRetriable: true)
+        }
+    }
+}
+
+/// Runs blocking C-library calls (librdkafka, libmongoc) off Swift's cooperative pool, on a queue of their own.
+public func runBlocking<T: Sendable>(on queue: DispatchQueue, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        queue.async {
+            continuation.resume(with: Result { try work() })
+        }
+    }
+}

@@ -1,0 +1,263 @@
+import CRdKafka
+import Foundation
+import Synchronization
+
+/// An idempotent Kafka producer (`enable.idempotence=true`, hence `acks=all` and no reordering).
+/// `send` returns only when every message's delivery report has arrived, and throws if any failed,
+/// so a caller can move a checkpoint after it returns.
+public final class KafkaProducer: Sendable {
+    private let handle: KafkaHandle
+    private let deliveries: DeliveryTracker
+    private let poller: Poller
+
+    public init(configuration: KafkaConfiguration) throws {
+        let deliveries = DeliveryTracker()
+        self.deliveries = deliveries
+        self.handle = try KafkaHandle.make(
+            type: RD_KAFKA_PRODUCER, configuration: configuration,
+            defaults: [
+                "enable.idempotence": "true",
+                "acks": "all",
+                "linger.ms": "5",
+                "message.timeout.ms": "30000",
+                "partitioner": "murmur2_random",
+            ],
+            callbackContext: deliveries
+        ) { conf in
+            // The handle keeps `deliveries` alive, so the unretained pointer is valid for every callback.
+            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(deliveries).toOpaque())
+            rd_kafka_conf_set_dr_msg_cb(conf, deliveryReportCallback)
+        }
+        self.poller = Poller(handle: self.handle, deliveries: deliveries)
+    }
+
+    deinit {
+        self.poller.stop()
+    }
+
+    /// Flushes what is in flight and stops serving delivery reports. Later sends fail.
+    public func shutdown() async {
+        let poller = self.poller
+        _ = try? await runBlocking(on: DispatchQueue.global()) { poller.stop() }
+    }
+
+    /// Produces every message and waits for all of their delivery reports.
+    public func send(_ messages: [KafkaOutgoingMessage]) async throws {
+        guard !messages.isEmpty else { return }
+        let batch = self.deliveries.open(expecting: messages.count)
+        for (index, message) in messages.enumerated() {
+            while true {
+                let code = self.produce(message, batch: batch)
+                if code == RD_KAFKA_RESP_ERR_NO_ERROR { break }
+                if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                    // The local queue drains as delivery reports are served; wait a moment and retry.
+                    try? await Task.sleep(for: .milliseconds(5))
+                    continue
+                }
+                let error = KafkaError(code: code.rawValue, message: KafkaHandle.describe(code), isRetriable: true)
+                self.deliveries.abandon(batch, count: messages.count - index, error: error)
+                try await self.deliveries.wait(for: batch)
+                return
+            }
+        }
+        try await self.deliveries.wait(for: batch)
+    }
+
+    /// Waits until the broker answers a metadata request.
+    public func ping(timeout: Duration = .seconds(2)) async throws {
+        let handle = self.handle
+        let milliseconds = Int32(timeout.components.seconds * 1000)
+        try await runBlocking(on: DispatchQueue.global()) { try handle.ping(timeoutMilliseconds: milliseconds) }
+    }
+
+    private func produce(_ message: KafkaOutgoingMessage, batch: UInt) -> rd_kafka_resp_err_t {
+        let arena = CArena()
+        defer { arena.release() }
+        var values: [rd_kafka_vu_t] = []
+        values.reserveCapacity(5 + message.headers.count)
+        var topic = rd_kafka_vu_t()
+        topic.vtype = RD_KAFKA_VTYPE_TOPIC
+        topic.u.cstr = arena.cString(message.topic)
+        values.append(topic)
+        var key = rd_kafka_vu_t()
+        key.vtype = RD_KAFKA_VTYPE_KEY
+        key.u.mem.ptr = arena.bytes(message.key)
+        key.u.mem.size = message.key.count
+        values.append(key)
+        var value = rd_kafka_vu_t()
+        value.vtype = RD_KAFKA_VTYPE_VALUE
+        value.u.mem.ptr = arena.bytes(message.value)
+        value.u.mem.size = message.value.count
+        values.append(value)
+        var flags = rd_kafka_vu_t()
+        flags.vtype = RD_KAFKA_VTYPE_MSGFLAGS
+        flags.u.i = RD_KAFKA_MSG_F_COPY
+        values.append(flags)
+        var opaque = rd_kafka_vu_t()
+        opaque.vtype = RD_KAFKA_VTYPE_OPAQUE
+        opaque.u.ptr = UnsafeMutableRawPointer(bitPattern: batch)
+        values.append(opaque)
+        for (name, bytes) in message.headers {
+            var header = rd_kafka_vu_t()
+            header.vtype = RD_KAFKA_VTYPE_HEADER
+            header.u.header.name = arena.cString(name)
+            header.u.header.val = UnsafeRawPointer(arena.bytes(bytes))
+            header.u.header.size = bytes.count
+            values.append(header)
+        }
+        guard let error = rd_kafka_produceva(self.handle.pointer, values, values.count) else {
+            return RD_KAFKA_RESP_ERR_NO_ERROR
+        }
+        let code = rd_kafka_error_code(error)
+        rd_kafka_error_destroy(error)
+        return code
+    }
+}
+
+/// Serves librdkafka's delivery reports on a thread of its own until the producer goes away, then
+/// flushes what is in flight.
+private final class Poller: Sendable {
+    private let isRunning = Mutex(true)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(handle: KafkaHandle, deliveries: DeliveryTracker) {
+        let thread = Thread { [self] in
+            while self.isRunning.withLock({ $0 }) {
+                rd_kafka_poll(handle.pointer, 100)
+            }
+            rd_kafka_flush(handle.pointer, 10_000)
+            deliveries.failAll(KafkaError(code: -1, message: "producer shut down before delivery"))
+            self.finished.signal()
+        }
+        thread.name = "orderly-kafka-producer"
+        thread.start()
+    }
+
+    /// Safe to call more than once; the first call waits for the flush.
+    func stop() {
+        let wasRunning = self.isRunning.withLock { running in
+            defer { running = false }
+            return running
+        }
+        if wasRunning { self.finished.wait() }
+    }
+}
+
+/// Counts delivery reports per `send` call. Touched from librdkafka's callback (on the poll thread) and
+/// from async callers, so all state sits behind one lock; continuations are resumed outside it.
+final class DeliveryTracker: Sendable {
+    private struct Batch {
+        var remaining: Int
+        var error: KafkaError?
+        var continuation: CheckedContinuation<Void, any Error>?
+    }
+
+    private struct State {
+        var nextID: UInt = 1
+        var batches: [UInt: Batch] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    func open(expecting count: Int) -> UInt {
+        self.state.withLock { state in
+            let id = state.nextID
+            state.nextID += 1
+            state.batches[id] = Batch(remaining: count)
+            return id
+        }
+    }
+
+    func delivered(batch: UInt, error: KafkaError?) {
+        self.settle(batch, count: 1, error: error)
+    }
+
+    func abandon(_ batch: UInt, count: Int, error: KafkaError) {
+        self.settle(batch, count: count, error: error)
+    }
+
+    private func settle(_ batch: UInt, count: Int, error: KafkaError?) {
+        let ready: (CheckedContinuation<Void, any Error>, KafkaError?)? = self.state.withLock { state in
+            guard var entry = state.batches[batch] else { return nil }
+            entry.remaining -= count
+            if entry.error == nil { entry.error = error }
+            if entry.remaining <= 0, let continuation = entry.continuation {
+                state.batches[batch] = nil
+                return (continuation, entry.error)
+            }
+            state.batches[batch] = entry
+            return nil
+        }
+        if let (continuation, error) = ready { Self.resume(continuation, error) }
+    }
+
+    func wait(for batch: UInt) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let ready: KafkaError?? = self.state.withLock { state in
+                guard var entry = state.batches[batch] else { return .some(nil) }
+                if entry.remaining <= 0 {
+                    state.batches[batch] = nil
+                    return .some(entry.error)
+                }
+                entry.continuation = continuation
+                state.batches[batch] = entry
+                return .none
+            }
+            if case .some(let error) = ready { Self.resume(continuation, error) }
+        }
+    }
+
+    func failAll(_ error: KafkaError) {
+        let waiting = self.state.withLock { state in
+            let continuations = state.batches.values.compactMap(\.continuation)
+            state.batches.removeAll()
+            return continuations
+        }
+        for continuation in waiting { continuation.resume(throwing: error) }
+    }
+
+    private static func resume(_ continuation: CheckedContinuation<Void, any Error>, _ error: KafkaError?) {
+        if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+    }
+}
+
+/// librdkafka calls this on the poll thread for every message, successful or not.
+private let deliveryReportCallback:
+    @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
+        _, message, opaque in
+        guard let message, let opaque else { return }
+        let tracker = Unmanaged<DeliveryTracker>.fromOpaque(opaque).takeUnretainedValue()
+        let batch = UInt(bitPattern: message.pointee._private)
+        let code = message.pointee.err
+        let error =
+            code == RD_KAFKA_RESP_ERR_NO_ERROR
+            ? nil : KafkaError(code: code.rawValue, message: KafkaHandle.describe(code), isRetriable: true)
+        tracker.delivered(batch: batch, error: error)
+    }
+
+/// Holds C copies of strings and bytes for the length of one librdkafka call.
+final class CArena {
+    private var allocations: [UnsafeMutableRawPointer] = []
+
+    func cString(_ string: String) -> UnsafePointer<CChar> {
+        let utf8 = Array(string.utf8CString)
+        let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count)
+        pointer.initialize(from: utf8, count: utf8.count)
+        self.allocations.append(UnsafeMutableRawPointer(pointer))
+        return UnsafePointer(pointer)
+    }
+
+    func bytes(_ bytes: [UInt8]) -> UnsafeMutableRawPointer {
+        let pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
+        bytes.withUnsafeBytes { source in
+            if let base = source.baseAddress { pointer.copyMemory(from: base, byteCount: bytes.count) }
+        }
+        self.allocations.append(pointer)
+        return pointer
+    }
+
+    func release() {
+        for pointer in self.allocations { pointer.deallocate() }
+        self.allocations.removeAll()
+    }
+}

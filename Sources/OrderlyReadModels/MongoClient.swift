@@ -1,0 +1,227 @@
+import CMongoc
+import Foundation
+import OrderlyMessaging
+import Synchronization
+
+public struct MongoError: Error, Sendable, CustomStringConvertible {
+    public var domain: UInt32
+    public var code: UInt32
+    public var message: String
+
+    /// E11000: with a conditional upsert (`{_id, v: {$lt: n}}`) this means "already applied".
+    public var isDuplicateKey: Bool { self.code == 11000 }
+
+    public var description: String { "MongoDB error \(self.domain).\(self.code): \(self.message)" }
+
+    init(_ error: bson_error_t) {
+        var error = error
+        self.domain = error.domain
+        self.code = error.code
+        self.message = withUnsafeBytes(of: &error.message) { bytes in
+            String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    init(message: String) {
+        self.domain = 0
+        self.code = 0
+        self.message = message
+    }
+}
+
+/// libmongoc needs `mongoc_init()` once per process, before anything else.
+private let mongocInitialised: Bool = {
+    mongoc_init()
+    return true
+}()
+
+/// A pool of libmongoc clients. Every operation pops a client on a dedicated dispatch queue (libmongoc
+/// blocks), uses it on that thread only and pushes it back; nothing C escapes this file.
+public final class MongoClient: Sendable {
+    private let pool: PoolHandle
+    private let queue = DispatchQueue(label: "orderly-mongo", attributes: .concurrent)
+    public let databaseName: String
+
+    public init(uri: String, database: String, maxPoolSize: Int32 = 32) throws {
+        precondition(mongocInitialised)
+        var error = bson_error_t()
+        guard let parsed = mongoc_uri_new_with_error(uri, &error) else { throw MongoError(error) }
+        defer { mongoc_uri_destroy(parsed) }
+        guard let pool = mongoc_client_pool_new(parsed) else { throw MongoError(message: "cannot make a client pool for \(uri)") }
+        mongoc_client_pool_set_error_api(pool, 2)
+        mongoc_client_pool_max_size(pool, UInt32(maxPoolSize))
+        self.pool = PoolHandle(pointer: pool)
+        self.databaseName = database
+    }
+
+    public func collection(_ name: String) -> MongoCollection {
+        MongoCollection(client: self, name: name)
+    }
+
+    /// Round trip to the server (for readiness).
+    public func ping() async throws {
+        _ = try await self.withClient { client in
+            try BSON.withDocument(["ping": 1]) { command in
+                try BSON.withReply { reply in
+                    var error = bson_error_t()
+                    guard mongoc_client_command_simple(client, "admin", command, nil, reply, &error) else { throw MongoError(error) }
+                }
+            }
+        }
+    }
+
+    /// Drops this client's database (tests and rebuilds).
+    public func dropDatabase() async throws {
+        let name = self.databaseName
+        try await self.withClient { client in
+            guard let database = mongoc_client_get_database(client, name) else { throw MongoError(message: "no database \(name)") }
+            defer { mongoc_database_destroy(database) }
+            var error = bson_error_t()
+            guard mongoc_database_drop_with_opts(database, nil, &error) else { throw MongoError(error) }
+        }
+    }
+
+    func withClient<T: Sendable>(_ work: @escaping @Sendable (OpaquePointer) throws -> T) async throws -> T {
+        let pool = self.pool
+        return try await runBlocking(on: self.queue) {
+            guard let client = mongoc_client_pool_pop(pool.pointer) else { throw MongoError(message: "no client from the pool") }
+            defer { mongoc_client_pool_push(pool.pointer, client) }
+            return try work(client)
+        }
+    }
+
+    func withCollection<T: Sendable>(_ name: String, _ work: @escaping @Sendable (OpaquePointer) throws -> T) async throws -> T {
+        let database = self.databaseName
+        return try await self.withClient { client in
+            guard let collection = mongoc_client_get_collection(client, database, name) else {
+                throw MongoError(message: "no collection \(database).\(name)")
+            }
+            defer { mongoc_collection_destroy(collection) }
+            return try work(collection)
+        }
+    }
+}
+
+/// Owns the `mongoc_client_pool_t`, which is thread-safe; clients popped from it are not and stay on one thread.
+private final class PoolHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    init(pointer: OpaquePointer) {
+        self.pointer = pointer
+    }
+
+    deinit {
+        mongoc_client_pool_destroy(self.pointer)
+    }
+}
+
+public enum UpsertOutcome: Sendable, Equatable {
+    case applied
+    /// The filter's version guard rejected the update (duplicate key): it was applied before.
+    case alreadyApplied
+}
+
+/// One collection of the client's database.
+public struct MongoCollection: Sendable {
+    let client: MongoClient
+    public let name: String
+
+    /// `update_one` with `upsert: true`. A duplicate-key error means a version-guarded filter did not
+    /// match an existing document, i.e. the update was already applied.
+    public func upsert(filter: Document, update: Document) async throws -> UpsertOutcome {
+        try await self.client.withCollection(self.name) { collection in
+            try BSON.withDocument(filter) { filter in
+                try BSON.withDocument(update) { update in
+                    try BSON.withDocument(["upsert": true]) { options in
+                        var error = bson_error_t()
+                        if mongoc_collection_update_one(collection, filter, update, options, nil, &error) { return .applied }
+                        let failure = MongoError(error)
+                        if failure.isDuplicateKey { return .alreadyApplied }
+                        throw failure
+                    }
+                }
+            }
+        }
+    }
+
+    public func find(_ filter: Document, sort: Document? = nil, limit: Int64? = nil) async throws -> [Document] {
+        var options: [(String, Document)] = []
+        if let sort { options.append(("sort", sort)) }
+        if let limit { options.append(("limit", .int(limit))) }
+        let optionsDocument = Document.object(options)
+        return try await self.client.withCollection(self.name) { collection in
+            try BSON.withDocument(filter) { filter in
+                try BSON.withDocument(optionsDocument) { options in
+                    guard let cursor = mongoc_collection_find_with_opts(collection, filter, options, nil) else {
+                        throw MongoError(message: "find returned no cursor")
+                    }
+                    defer { mongoc_cursor_destroy(cursor) }
+                    var documents: [Document] = []
+                    var current: OpaquePointer?
+                    while mongoc_cursor_next(cursor, &current) {
+                        if let current { documents.append(try BSON.document(from: current)) }
+                    }
+                    var error = bson_error_t()
+                    if mongoc_cursor_error(cursor, &error) { throw MongoError(error) }
+                    return documents
+                }
+            }
+        }
+    }
+
+    public func findOne(_ filter: Document) async throws -> Document? {
+        try await self.find(filter, limit: 1).first
+    }
+
+    public func findOne<T: Decodable>(_ filter: Document, as type: T.Type) async throws -> T? {
+        guard let document = try await self.findOne(filter) else { return nil }
+        return try JSONDecoder().decode(type, from: try document.jsonData())
+    }
+
+    public func count(_ filter: Document = [:]) async throws -> Int64 {
+        try await self.client.withCollection(self.name) { collection in
+            try BSON.withDocument(filter) { filter in
+                var error = bson_error_t()
+                let count = mongoc_collection_count_documents(collection, filter, nil, nil, nil, &error)
+                if count < 0 { throw MongoError(error) }
+                return count
+            }
+        }
+    }
+}
+
+/// Conversions between `Document` and libbson, through relaxed extended JSON.
+enum BSON {
+    static func withDocument<T>(_ document: Document, _ body: (OpaquePointer) throws -> T) throws -> T {
+        let json = try document.jsonData()
+        var error = bson_error_t()
+        let bson = json.withUnsafeBytes { bytes in
+            bson_new_from_json(bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count, &error)
+        }
+        guard let bson else { throw MongoError(error) }
+        defer { bson_destroy(bson) }
+        return try body(bson)
+    }
+
+    /// A reply document that libmongoc initialises: `bson_t` is 128-byte aligned, which Swift cannot
+    /// declare, so it lives in raw storage we own and destroy.
+    static func withReply<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
+        let reply = OpaquePointer(storage)
+        // An initialised inline bson_t, so bson_destroy below never frees our storage.
+        bson_init(reply)
+        defer {
+            bson_destroy(reply)
+            storage.deallocate()
+        }
+        return try body(reply)
+    }
+
+    static func document(from bson: OpaquePointer) throws -> Document {
+        var length = 0
+        guard let json = bson_as_relaxed_extended_json(bson, &length) else { throw MongoError(message: "unreadable BSON") }
+        defer { bson_free(json) }
+        let data = Data(bytes: json, count: length)
+        return try JSONDecoder().decode(Document.self, from: data)
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import OrderlyDomain
+import OrderlyEventStore
+
+/// The result of a command: which order, and the log position of its last event (a read-side client
+/// can wait until a read model has reached it).
+public struct CommandResult: Sendable, Equatable {
+    public var orderId: String
+    public var position: Int64
+}
+
+/// Handles order commands: load the aggregate from its stream, let it decide, append its events with
+/// optimistic concurrency. Commands never read the read models.
+public struct OrderCommands: Sendable {
+    let store: any EventStore
+    let now: @Sendable () -> Date
+    let makeOrderID: @Sendable () -> String
+
+    public init(
+        store: any EventStore, now: @escaping @Sendable () -> Date = { Date() },
+        makeOrderID: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() }
+    ) {
+        self.store = store
+        self.now = now
+        self.makeOrderID = makeOrderID
+    }
+
+    public static func streamID(forOrder orderID: String) -> String { "order-\(orderID)" }
+
+    public struct PlaceOrderInput: Sendable {
+        public var customerId: String
+        public var currency: String
+        public var lines: [OrderLine]
+        public var paymentToken: String
+
+        public init(customerId: String, currency: String, lines: [OrderLine], paymentToken: String) {
+            self.customerId = customerId
+            self.currency = currency
+            self.lines = lines
+            self.paymentToken = paymentToken
+        }
+    }
+
+    /// Places a new order. Throws `ValidationError` for a command the domain rejects.
+    public func placeOrder(_ input: PlaceOrderInput, actor: String?) async throws -> CommandResult {
+        let orderID = self.makeOrderID()
+        let command = PlaceOrder(
+            orderId: orderID, customerId: input.customerId, currency: input.currency, lines: input.lines,
+            paymentToken: input.paymentToken)
+        // A new id has no history, so the aggregate starts empty; the append insists on no stream.
+        let events = try Order().place(command, at: self.now())
+        let commandID = UUID().uuidString.lowercased()
+        let metadata = EventMetadata(correlationId: orderID, causationId: commandID, actor: actor)
+        let newEvents = try events.map { event in
+            let encoded = try EventCodec.encode(event)
+            return NewEvent(type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data, metadata: metadata)
+        }
+        let result = try await self.store.append(newEvents, to: Self.streamID(forOrder: orderID), expecting: .noStream)
+        return CommandResult(orderId: orderID, position: result.position)
+    }
+}

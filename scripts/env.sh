@@ -1,0 +1,35 @@
+# Sourced by the other scripts: where things live and which ports the local stand-ins use.
+# Every value can be overridden from the environment.
+ORDERLY_ROOT=${ORDERLY_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+ORDERLY_STATE=${ORDERLY_STATE:-$ORDERLY_ROOT/.orderly}
+ORDERLY_PG_PORT=${ORDERLY_PG_PORT:-55432}
+ORDERLY_KAFKA_PORT=${ORDERLY_KAFKA_PORT:-19092}
+ORDERLY_MONGO_PORT=${ORDERLY_MONGO_PORT:-37017}
+ORDERLY_HTTP_PORT=${ORDERLY_HTTP_PORT:-8080}
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+VENV=$ORDERLY_STATE/venv
+
+export ORDERLY_DATABASE_URL=${ORDERLY_DATABASE_URL:-postgres://orderly@127.0.0.1:$ORDERLY_PG_PORT/orderly}
+export ORDERLY_KAFKA_BROKERS=${ORDERLY_KAFKA_BROKERS:-127.0.0.1:$ORDERLY_KAFKA_PORT}
+export ORDERLY_MONGO_URI=${ORDERLY_MONGO_URI:-mongodb://127.0.0.1:$ORDERLY_MONGO_PORT}
+# Short group timings: Tansu otherwise waits out a long join before a new group's first message.
+export ORDERLY_KAFKA_SESSION_TIMEOUT_MS=${ORDERLY_KAFKA_SESSION_TIMEOUT_MS:-6000}
+export ORDERLY_KAFKA_HEARTBEAT_INTERVAL_MS=${ORDERLY_KAFKA_HEARTBEAT_INTERVAL_MS:-500}
+# librdkafka 2.16 from the confluent-kafka wheel must come first: Debian's 2.0.2 cannot talk to Tansu.
+export LD_LIBRARY_PATH=$ORDERLY_STATE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
+say() { printf '[orderly] %s\n' "$*" >&2; }
+die() { printf '[orderly] error: %s\n' "$*" >&2; exit 1; }
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits up to $2 seconds for port $1; $3 names the service for the message.
+wait_for_port() {
+    local port=$1 limit=$2 name=$3 i
+    for ((i = 0; i < limit * 10; i++)); do
+        port_open "$port" && return 0
+        sleep 0.1
+    done
+    die "$name did not start listening on port $port within ${limit}s (log: $ORDERLY_STATE/logs)"
+}
