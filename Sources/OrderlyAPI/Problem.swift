@@ -81,7 +81,9 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 status: .contentTooLarge, type: "body-too-large", title: "Request body too large",
                 detail: "the body exceeds \(API.maxBodyBytes) bytes")
         case let error as HTTPError:
-            return Problem(status: error.status, type: "http-\(error.status.code)", title: error.status.reasonPhrase, detail: error.body ?? error.status.reasonPhrase)
+            return Problem(
+                status: error.status, type: "http-\(error.status.code)", title: error.status.reasonPhrase,
+                detail: error.body ?? error.status.reasonPhrase)
         default:
             context.logger.error("request failed", metadata: ["error": "\(error)"])
             return Problem(

@@ -5,6 +5,10 @@ import PostgresNIO
 
 public struct SettingsError: Error, CustomStringConvertible {
     public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 
 /// Everything a process needs to find its parts, read from the environment (`ORDERLY_*`).

@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
+import Hummingbird
 import Logging
 import OrderlyApp
 import OrderlyEventStore
-import Hummingbird
 import PostgresNIO
 import ServiceLifecycle
 import UnixSignals

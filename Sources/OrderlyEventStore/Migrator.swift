@@ -108,8 +108,8 @@ public struct Migrator: Sendable {
 
 /// Splits a SQL script into statements, since the extended query protocol takes one at a time.
 /// Understands quotes, dollar quoting and comments, so a `;` inside them does not split.
-enum SQLScript {
-    static func statements(in script: String) -> [String] {
+public enum SQLScript {
+    public static func statements(in script: String) -> [String] {
         var statements: [String] = []
         var current = ""
         var characters = Array(script)[...]

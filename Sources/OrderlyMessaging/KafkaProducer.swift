@@ -222,18 +222,17 @@ final class DeliveryTracker: Sendable {
 }
 
 /// librdkafka calls this on the poll thread for every message, successful or not.
-private let deliveryReportCallback:
-    @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
-        _, message, opaque in
-        guard let message, let opaque else { return }
-        let tracker = Unmanaged<DeliveryTracker>.fromOpaque(opaque).takeUnretainedValue()
-        let batch = UInt(bitPattern: message.pointee._private)
-        let code = message.pointee.err
-        let error =
-            code == RD_KAFKA_RESP_ERR_NO_ERROR
-            ? nil : KafkaError(code: code.rawValue, message: KafkaHandle.describe(code), isRetriable: true)
-        tracker.delivered(batch: batch, error: error)
-    }
+private let deliveryReportCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
+    _, message, opaque in
+    guard let message, let opaque else { return }
+    let tracker = Unmanaged<DeliveryTracker>.fromOpaque(opaque).takeUnretainedValue()
+    let batch = UInt(bitPattern: message.pointee._private)
+    let code = message.pointee.err
+    let error =
+        code == RD_KAFKA_RESP_ERR_NO_ERROR
+        ? nil : KafkaError(code: code.rawValue, message: KafkaHandle.describe(code), isRetriable: true)
+    tracker.delivered(batch: batch, error: error)
+}
 
 /// Holds C copies of strings and bytes for the length of one librdkafka call.
 final class CArena {

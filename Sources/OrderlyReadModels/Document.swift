@@ -3,7 +3,7 @@ import Foundation
 /// A JSON-shaped document for building filters, updates and read-model documents in Swift. It
 /// crosses into BSON as relaxed extended JSON, so numbers that fit stay integers.
 public enum Document: Codable, Sendable, Equatable, ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral,
-    ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral
+    ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral, ExpressibleByFloatLiteral
 {
     case null
     case bool(Bool)
@@ -19,6 +19,7 @@ public enum Document: Codable, Sendable, Equatable, ExpressibleByDictionaryLiter
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int64) { self = .int(value) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
 
     public static func == (lhs: Document, rhs: Document) -> Bool {
         switch (lhs, rhs) {

@@ -1,0 +1,78 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import OrderlyApp
+import OrderlyDomain
+import OrderlyReadModels
+import Testing
+
+/// Through every real part: HTTP → PostgreSQL event log → relay → Kafka → projector → MongoDB → HTTP.
+@Suite struct EndToEndTests {
+    @Test func anOrderPlacedOverHTTPIsReadBackOverHTTP() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let app = try await Processes.dev(settings, logger: TestServers.logger)
+        try await app.test(.live) { client in
+            let ready = try await client.execute(uri: "/ready", method: .get)
+            #expect(ready.status == .ok, "\(String(buffer: ready.body))")
+
+            let body = #"{"customerId":"c-1","currency":"EUR","lines":[{"sku":"SKU-1","quantity":2,"unitPrice":1299}],"paymentToken":"tok_ok"}"#
+            let placed = try await client.execute(
+                uri: "/orders", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
+            #expect(placed.status == .accepted)
+            struct Placed: Decodable {
+                var orderId: String
+                var position: Int64
+            }
+            let result = try JSONDecoder().decode(Placed.self, from: Data(placed.body.readableBytesView))
+            #expect(result.position >= 1)
+
+            let order = try await TestServers.eventually { () -> OrderView? in
+                let response = try await client.execute(uri: "/orders/\(result.orderId)", method: .get)
+                guard response.status == .ok else { return nil }
+                return try JSONDecoder().decode(OrderView.self, from: Data(response.body.readableBytesView))
+            }
+            let view = try #require(order, "the order never reached the read model")
+            #expect(view.orderId == result.orderId)
+            #expect(view.customerId == "c-1")
+            #expect(view.status == "PLACED")
+            #expect(view.total == 2598)
+            #expect(view.currency == "EUR")
+            #expect(view.lines.map(\.sku) == ["SKU-1"])
+            #expect(view.timeline.map(\.type) == ["OrderPlaced"])
+            #expect(view.position == result.position)
+        }
+    }
+
+    @Test func clientMistakesGetProblemJSONNeverA500() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let app = try await Processes.dev(settings, logger: TestServers.logger)
+        try await app.test(.live) { client in
+            let cases: [(String, Int, String)] = [
+                ("{not json", 400, "invalid-body"),
+                (
+                    #"{"customerId":"c-1","currency":"EUR","lines":[{"sku":"S","quantity":"2","unitPrice":1}],"paymentToken":"tok_ok"}"#, 400,
+                    "invalid-body"
+                ),
+                (
+                    #"{"customerId":"c-1","currency":"EUR","lines":[{"sku":"S","quantity":-2,"unitPrice":1}],"paymentToken":"tok_ok"}"#, 422,
+                    "validation-failed"
+                ),
+                (#"{"currency":"EUR","lines":[],"paymentToken":"tok_ok"}"#, 400, "invalid-body"),
+                (String(repeating: " ", count: 70_000) + "{}", 413, "body-too-large"),
+            ]
+            for (body, status, type) in cases {
+                let response = try await client.execute(uri: "/orders", method: .post, body: ByteBuffer(string: body))
+                #expect(Int(response.status.code) == status, "\(body.prefix(60))")
+                #expect(response.headers[.contentType] == "application/problem+json")
+                let problem = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+                #expect((problem?["type"] as? String)?.hasSuffix("/\(type)") == true, "\(body.prefix(60))")
+            }
+            let missing = try await client.execute(uri: "/orders/does-not-exist", method: .get)
+            #expect(missing.status == .notFound)
+            #expect(missing.headers[.contentType] == "application/problem+json")
+            let health = try await client.execute(uri: "/health", method: .get)
+            #expect(health.status == .ok)
+        }
+    }
+}

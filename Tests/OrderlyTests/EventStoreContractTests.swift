@@ -1,0 +1,200 @@
+import Foundation
+import OrderlyApp
+import OrderlyEventStore
+import PostgresNIO
+import Testing
+
+/// The same contract, run against the in-memory store and the real PostgreSQL store.
+enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case inMemory, postgres
+
+    var testDescription: String { self.rawValue }
+
+    func withStore(_ body: @Sendable (any EventStore) async throws -> Void) async throws {
+        switch self {
+        case .inMemory:
+            try await body(InMemoryEventStore())
+        case .postgres:
+            let settings = try await TestServers.isolatedSettings()
+            try await TestServers.withPostgres(settings) { client in
+                try await body(PostgresEventStore(client: client, logger: TestServers.logger))
+            }
+        }
+    }
+}
+
+func makeEvents(_ count: Int, type: String = "Tested", correlation: String = "o-1") -> [NewEvent] {
+    (0..<count).map { index in
+        NewEvent(type: type, data: Data(#"{"n":\#(index)}"#.utf8), metadata: EventMetadata(correlationId: correlation, actor: "test"))
+    }
+}
+
+/// Reads the whole log after `cursor`, waiting until at least `count` events are visible: transaction
+/// ids are cluster-wide, so tests running beside this one can hold the read horizon for a moment.
+func readVisible(_ store: any EventStore, after cursor: LogCursor = .start, count: Int, limit: Int = 100) async throws -> [RecordedEvent] {
+    var seen: [RecordedEvent] = []
+    var cursor = cursor
+    let deadline = ContinuousClock.now + .seconds(30)
+    while seen.count < count, ContinuousClock.now < deadline {
+        let batch = try await store.readAll(after: cursor, limit: limit)
+        if let last = batch.last {
+            seen += batch
+            cursor = last.cursor
+        } else {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+    return seen
+}
+
+@Suite struct EventStoreContractTests {
+    @Test(arguments: StoreKind.allCases)
+    func appendThenReadTheStreamBack(kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            let events = makeEvents(3)
+            let result = try await store.append(events, to: "order-a", expecting: .noStream)
+            #expect(result.streamVersion == 3)
+            let read = try await store.readStream("order-a", from: 1)
+            #expect(read.map(\.id) == events.map(\.id))
+            #expect(read.map(\.streamVersion) == [1, 2, 3])
+            #expect(read.last?.position == result.position)
+            #expect(read.first?.metadata == EventMetadata(correlationId: "o-1", actor: "test"))
+            #expect(try JSONSerialization.jsonObject(with: read[2].data) as? [String: Int] == ["n": 2])
+            #expect(try await store.readStream("order-a", from: 3).map(\.streamVersion) == [3])
+            #expect(try await store.readStream("order-none", from: 1).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func expectedVersionsAreEnforced(kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            _ = try await store.append(makeEvents(2), to: "order-b", expecting: .noStream)
+            await #expect(throws: EventStoreError.wrongExpectedVersion(stream: "order-b", expected: .noStream, actual: 2)) {
+                try await store.append(makeEvents(1), to: "order-b", expecting: .noStream)
+            }
+            await #expect(throws: EventStoreError.wrongExpectedVersion(stream: "order-b", expected: .exact(1), actual: 2)) {
+                try await store.append(makeEvents(1), to: "order-b", expecting: .exact(1))
+            }
+            await #expect(throws: EventStoreError.wrongExpectedVersion(stream: "order-new", expected: .exact(4), actual: 0)) {
+                try await store.append(makeEvents(1), to: "order-new", expecting: .exact(4))
+            }
+            #expect(try await store.append(makeEvents(1), to: "order-b", expecting: .exact(2)).streamVersion == 3)
+            #expect(try await store.append(makeEvents(2), to: "order-b", expecting: .any).streamVersion == 5)
+            #expect(try await store.append(makeEvents(1), to: "order-c", expecting: .any).streamVersion == 1)
+            // A failed append leaves nothing behind.
+            #expect(try await store.readStream("order-b", from: 1).count == 5)
+            #expect(try await store.readStream("order-new", from: 1).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func concurrentAppendsWithTheSameExpectedVersionHaveOneWinner(kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            _ = try await store.append(makeEvents(1), to: "order-race", expecting: .noStream)
+            let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        do {
+                            _ = try await store.append(makeEvents(1), to: "order-race", expecting: .exact(1))
+                            return true
+                        } catch EventStoreError.wrongExpectedVersion(_, _, let actual) {
+                            #expect(actual == 2)
+                            return false
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 }.count == 1)
+            #expect(try await store.readStream("order-race", from: 1).count == 2)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func readAllReturnsEveryEventOnceInOrderAndResumesFromACursor(kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            for stream in 0..<5 {
+                _ = try await store.append(makeEvents(3, correlation: "o-\(stream)"), to: "order-\(stream)", expecting: .noStream)
+            }
+            let seen = try await readVisible(store, count: 15, limit: 4)
+            #expect(seen.count == 15)
+            #expect(try await store.readAll(after: try #require(seen.last).cursor, limit: 10).isEmpty)
+            #expect(Set(seen.map(\.id)).count == 15)
+            #expect(seen.map(\.position) == seen.map(\.position).sorted())
+            #expect(zip(seen, seen.dropFirst()).allSatisfy { $0.cursor < $1.cursor })
+            for stream in 0..<5 {
+                #expect(seen.filter { $0.streamID == "order-\(stream)" }.map(\.streamVersion) == [1, 2, 3])
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func checkpointsStartAtTheBeginningAndMoveWhenSaved(kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            #expect(try await store.loadCheckpoint("relay") == .start)
+            _ = try await store.append(makeEvents(2), to: "order-cp", expecting: .noStream)
+            let first = try await readVisible(store, count: 2, limit: 2)
+            let cursor = try #require(first.first?.cursor)
+            try await store.saveCheckpoint("relay", cursor)
+            #expect(try await store.loadCheckpoint("relay") == cursor)
+            #expect(try await store.readAll(after: cursor, limit: 10).map(\.streamVersion) == [2])
+        }
+    }
+}
+
+@Suite struct PostgresEventStoreTests {
+    /// A writer that took a position but has not committed must hold readers back, not be skipped.
+    @Test func aSlowTransactionIsWaitedForNotSkipped() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        try await TestServers.withPostgres(settings) { client in
+            let store = PostgresEventStore(client: client, logger: TestServers.logger)
+            try await client.withConnection { slow in
+                try await slow.query("BEGIN", logger: TestServers.logger)
+                try await slow.query(
+                    """
+                    INSERT INTO events (event_id, stream_id, stream_version, event_type, data, metadata)
+                    VALUES (gen_random_uuid(), 'order-slow', 1, 'Tested', '{}', '{}')
+                    """, logger: TestServers.logger)
+                // A faster writer commits a higher position while the slow one is still open.
+                _ = try await store.append(makeEvents(1), to: "order-fast", expecting: .noStream)
+                #expect(try await store.readAll(after: .start, limit: 10).isEmpty)
+                try await slow.query("COMMIT", logger: TestServers.logger)
+            }
+            let all = try await readVisible(store, count: 2)
+            #expect(all.map(\.streamID) == ["order-slow", "order-fast"])
+        }
+    }
+
+    @Test func migratingTwiceAndConcurrentlyIsSafe() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let migrations = try Migrator.load(from: TestServers.repositoryRoot + "/migrations")
+        try await TestServers.withPostgres(settings) { client in
+            let migrator = Migrator(client: client, logger: TestServers.logger)
+            async let first = migrator.migrate(migrations)
+            async let second = migrator.migrate(migrations)
+            #expect(try await first.isEmpty)
+            #expect(try await second.isEmpty)
+            let rows = try await client.query("SELECT count(*) FROM schema_migrations", logger: TestServers.logger)
+            for try await count in rows.decode(Int.self) { #expect(count == migrations.count) }
+        }
+    }
+
+    @Test func concurrentFirstMigrationsApplyEachFileOnce() async throws {
+        var settings = TestServers.settings
+        let database = TestServers.uniqueName("orderly_test")
+        try await TestServers.withPostgres(settings) { client in
+            try await client.query("CREATE DATABASE \(unescaped: database)", logger: TestServers.logger)
+        }
+        var url = try #require(URLComponents(string: settings.databaseURL))
+        url.path = "/" + database
+        settings.databaseURL = try #require(url.string)
+        let migrations = try Migrator.load(from: TestServers.repositoryRoot + "/migrations")
+        try await TestServers.withPostgres(settings) { client in
+            let applied = try await withThrowingTaskGroup(of: [String].self) { group in
+                for _ in 0..<3 { group.addTask { try await Migrator(client: client, logger: TestServers.logger).migrate(migrations) } }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(applied == migrations.map(\.name))
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import OrderlyApp
+import OrderlyMessaging
+import Testing
+
+/// The librdkafka wrapper against the local broker.
+@Suite struct KafkaTests {
+    let configuration = TestServers.settings.kafka
+
+    func messages(_ count: Int, topic: String) -> [KafkaOutgoingMessage] {
+        (0..<count).map { index in
+            KafkaOutgoingMessage(
+                topic: topic, key: Array("order-\(index % 7)".utf8), value: Array("value-\(index)".utf8),
+                headers: [("event-id", Array("id-\(index)".utf8)), ("empty", [])])
+        }
+    }
+
+    /// Polls until `count` records arrived (or a minute passed).
+    func consume(_ consumer: KafkaConsumer, count: Int) async throws -> [KafkaRecord] {
+        var records: [KafkaRecord] = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while records.count < count, ContinuousClock.now < deadline {
+            if let record = try await consumer.poll(timeout: .milliseconds(200)) { records.append(record) }
+        }
+        return records
+    }
+
+    @Test func producedMessagesArriveWithKeysHeadersAndPerKeyOrder() async throws {
+        let topic = TestServers.uniqueName("kafka_roundtrip")
+        try await KafkaAdmin.ensureTopic(topic, partitions: 10, configuration: self.configuration)
+        // Creating it again is not an error.
+        try await KafkaAdmin.ensureTopic(topic, partitions: 10, configuration: self.configuration)
+        let producer = try KafkaProducer(configuration: self.configuration)
+        try await producer.send(self.messages(200, topic: topic))
+        await producer.shutdown()
+
+        let consumer = try KafkaConsumer(configuration: self.configuration, groupID: TestServers.uniqueName("group"), topics: [topic])
+        let records = try await self.consume(consumer, count: 200)
+        await consumer.close()
+        #expect(records.count == 200)
+        #expect(Set(records.map { String(decoding: $0.value, as: UTF8.self) }).count == 200)
+        #expect(Set(records.map(\.partition)).count > 1)
+        let first = try #require(records.first)
+        let index = try #require(Int(String(decoding: first.value, as: UTF8.self).dropFirst("value-".count)))
+        #expect(first.header("event-id") == "id-\(index)")
+        #expect(first.header("empty") == "")
+        #expect(String(decoding: first.key, as: UTF8.self) == "order-\(index % 7)")
+        for key in 0..<7 {
+            let values = records.filter { String(decoding: $0.key, as: UTF8.self) == "order-\(key)" }
+                .compactMap { Int(String(decoding: $0.value, as: UTF8.self).dropFirst("value-".count)) }
+            #expect(values == values.sorted(), "key order-\(key) arrived out of order")
+        }
+    }
+
+    @Test func aNewGroupMemberResumesAfterTheCommittedOffsets() async throws {
+        let topic = TestServers.uniqueName("kafka_commit")
+        let group = TestServers.uniqueName("group")
+        try await KafkaAdmin.ensureTopic(topic, partitions: 1, configuration: self.configuration)
+        let producer = try KafkaProducer(configuration: self.configuration)
+        try await producer.send(self.messages(30, topic: topic))
+
+        let first = try KafkaConsumer(configuration: self.configuration, groupID: group, topics: [topic])
+        let records = try await self.consume(first, count: 30)
+        #expect(records.count == 30)
+        try await first.commit(Array(records.prefix(20)))
+        await first.close()
+
+        let second = try KafkaConsumer(configuration: self.configuration, groupID: group, topics: [topic])
+        let rest = try await self.consume(second, count: 10)
+        await second.close()
+        #expect(rest.map { String(decoding: $0.value, as: UTF8.self) } == (20..<30).map { "value-\($0)" })
+        await producer.shutdown()
+    }
+
+    @Test func aBrokerThatDoesNotAnswerFailsThePing() async throws {
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: "127.0.0.1:1", properties: ["log_level": "0"]))
+        await #expect(throws: KafkaError.self) { try await producer.ping(timeout: .seconds(1)) }
+        await producer.shutdown()
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import OrderlyApp
+import OrderlyReadModels
+import Testing
+
+/// The libmongoc wrapper against the local MongoDB-compatible server.
+@Suite struct MongoTests {
+    func makeClient() throws -> MongoClient {
+        try MongoClient(uri: TestServers.settings.mongoURI, database: TestServers.uniqueName("mongo_test"))
+    }
+
+    @Test func upsertThenFindReturnsTheDocument() async throws {
+        let client = try self.makeClient()
+        try await client.ping()
+        let items = client.collection("items")
+        let outcome = try await items.upsert(
+            filter: ["_id": "a"], update: ["$set": ["name": "first", "count": 3, "tags": ["x", "y"], "price": 12.5]])
+        #expect(outcome == .applied)
+        let found = try #require(try await items.findOne(["_id": "a"]))
+        #expect(found["name"] == "first")
+        #expect(found["count"] == .int(3))
+        #expect(found["tags"] == ["x", "y"])
+        #expect(found["price"] == .double(12.5))
+        #expect(try await items.findOne(["_id": "missing"]) == nil)
+        try await client.dropDatabase()
+    }
+
+    @Test func aVersionGuardedUpsertAppliesOnceAndReportsRepeats() async throws {
+        let client = try self.makeClient()
+        let items = client.collection("guarded")
+        func apply(_ version: Int64) async throws -> UpsertOutcome {
+            try await items.upsert(
+                filter: ["_id": "o-1", "version": ["$lt": .int(version)]],
+                update: ["$set": ["version": .int(version)], "$inc": ["applied": 1]])
+        }
+        #expect(try await apply(1) == .applied)
+        #expect(try await apply(1) == .alreadyApplied)
+        #expect(try await apply(2) == .applied)
+        #expect(try await apply(1) == .alreadyApplied)
+        let document = try #require(try await items.findOne(["_id": "o-1"]))
+        #expect(document["applied"] == .int(2))
+        #expect(document["version"] == .int(2))
+        try await client.dropDatabase()
+    }
+
+    @Test func findFiltersSortsLimitsAndCounts() async throws {
+        let client = try self.makeClient()
+        let items = client.collection("many")
+        for index in 0..<50 {
+            _ = try await items.upsert(
+                filter: ["_id": .string("i-\(index)")], update: ["$set": ["n": .int(Int64(index)), "even": .bool(index % 2 == 0)]])
+        }
+        #expect(try await items.count() == 50)
+        #expect(try await items.count(["even": true]) == 25)
+        let top = try await items.find(["even": true], sort: ["n": -1], limit: 3)
+        #expect(top.map { $0["n"] } == [.int(48), .int(46), .int(44)])
+        try await client.dropDatabase()
+    }
+
+    @Test func aServerThatDoesNotAnswerIsAnError() async throws {
+        let client = try MongoClient(uri: "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500", database: "none")
+        await #expect(throws: MongoError.self) { try await client.ping() }
+    }
+}

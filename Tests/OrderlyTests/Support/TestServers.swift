@@ -1,0 +1,75 @@
+import Foundation
+import Logging
+import OrderlyApp
+import OrderlyEventStore
+import OrderlyMessaging
+import PostgresNIO
+import Testing
+
+/// Where the real local servers are (scripts/test starts them). A missing server fails the test
+/// loudly; nothing is skipped.
+enum TestServers {
+    static let settings = Settings.fromEnvironment()
+    static let logger: Logger = {
+        var logger = Logger(label: "orderly.tests")
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .error
+        return logger
+    }()
+
+    static var repositoryRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+    }
+
+    static func uniqueName(_ prefix: String) -> String {
+        "\(prefix)_\(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12))"
+    }
+
+    /// Settings pointing at a fresh, migrated PostgreSQL database, a fresh topic, consumer group and
+    /// MongoDB database: tests run in parallel without seeing each other's data.
+    static func isolatedSettings() async throws -> Settings {
+        var settings = self.settings
+        let database = uniqueName("orderly_test")
+        try await withPostgres(settings) { client in
+            try await client.query("CREATE DATABASE \(unescaped: database)", logger: logger)
+        }
+        guard var url = URLComponents(string: settings.databaseURL) else { throw SettingsError(description: "bad database URL") }
+        url.path = "/" + database
+        settings.databaseURL = url.string ?? settings.databaseURL
+        let migrations = try Migrator.load(from: repositoryRoot + "/migrations")
+        try await withPostgres(settings) { client in
+            try await Migrator(client: client, logger: logger).migrate(migrations)
+        }
+        settings.topic = uniqueName("events")
+        settings.projectorGroup = uniqueName("projector")
+        settings.mongoDatabase = uniqueName("orderly_test")
+        settings.httpHost = "127.0.0.1"
+        settings.httpPort = 0
+        return settings
+    }
+
+    /// Runs `body` with a running PostgresClient for `settings`.
+    @discardableResult
+    static func withPostgres<T: Sendable>(
+        _ settings: Settings, _ body: @Sendable (PostgresClient) async throws -> T
+    ) async throws -> T {
+        let client = try settings.makePostgresClient(logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+
+    /// Polls `probe` until it returns a value or `timeout` passes.
+    static func eventually<T>(
+        timeout: Duration = .seconds(30), interval: Duration = .milliseconds(100), _ probe: () async throws -> T?
+    ) async throws -> T? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let value = try await probe() { return value }
+            try await Task.sleep(for: interval)
+        }
+        return try await probe()
+    }
+}
