@@ -1,7 +1,9 @@
+import HTTPTypes
 import Hummingbird
 import OrderlyDomain
 import OrderlyReadModels
 import OrderlyServices
+import Synchronization
 
 /// `POST /orders` and `GET /orders/{id}`.
 struct OrderRoutes {
@@ -36,7 +38,8 @@ struct OrderRoutes {
             customerId: body.customerId, currency: body.currency,
             lines: body.lines.map { OrderLine(sku: $0.sku, quantity: $0.quantity, unitPrice: $0.unitPrice) },
             paymentToken: body.paymentToken)
-        let result = try await self.dependencies.commands.placeOrder(input, actor: body.customerId)
+        let key = try idempotencyKey(of: request)
+        let result = try await self.dependencies.commands.placeOrder(input, actor: body.customerId, idempotencyKey: key)
         return JSONBody(status: .accepted, value: PlaceOrderResponse(orderId: result.orderId, position: result.position))
     }
 
@@ -47,6 +50,18 @@ struct OrderRoutes {
         }
         return JSONBody(value: order)
     }
+}
+
+/// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+func idempotencyKey(of request: Request) throws -> String? {
+    guard let name = HTTPField.Name("Idempotency-Key"), let key = request.headers[name] else { return nil }
+    let isVisibleASCII = key.utf8.allSatisfy { $0 > 32 && $0 < 127 }
+    guard !key.isEmpty, key.utf8.count <= 255, isVisibleASCII else {
+        throw Problem(
+            status: .badRequest, type: "invalid-idempotency-key", title: "Invalid Idempotency-Key header",
+            detail: "the Idempotency-Key header must be 1 to 255 visible ASCII characters", field: "Idempotency-Key")
+    }
+    return key
 }
 
 /// `/health` (the process is up) and `/ready` (every part it depends on answers).
@@ -68,17 +83,36 @@ struct HealthRoutes {
         await withTaskGroup(of: (String, String).self) { group in
             for (name, check) in self.checks {
                 group.addTask {
-                    do {
-                        try await check()
-                        return (name, "ok")
-                    } catch {
-                        return (name, "unavailable")
-                    }
+                    let answered = await answers(within: .seconds(2), check)
+                    return (name, answered ? "ok" : "unavailable")
                 }
             }
             for await (name, result) in group { results[name] = result }
         }
         let isReady = results.values.allSatisfy { $0 == "ok" }
         return JSONBody(status: isReady ? .ok : .serviceUnavailable, value: Status(status: isReady ? "ready" : "not ready", checks: results))
+    }
+}
+
+/// Whether `check` succeeds within `limit`. A part that hangs is as unavailable as one that refuses,
+/// and a blocked C call cannot be cancelled, so the check runs unstructured and is not waited for.
+func answers(within limit: Duration, _ check: @escaping @Sendable () async throws -> Void) async -> Bool {
+    final class FirstAnswer: Sendable {
+        let waiting = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+    }
+    let first = FirstAnswer()
+    return await withCheckedContinuation { continuation in
+        first.waiting.withLock { $0 = continuation }
+        let finish: @Sendable (Bool) -> Void = { answer in
+            first.waiting.withLock { waiting in
+                waiting?.resume(returning: answer)
+                waiting = nil
+            }
+        }
+        Task { finish((try? await check()) != nil) }
+        Task {
+            try? await Task.sleep(for: limit)
+            finish(false)
+        }
     }
 }

@@ -76,6 +76,10 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return Problem(
                 status: .conflict, type: "concurrency-conflict", title: "Concurrent change",
                 detail: "stream \(stream) was expected at version \(expected) but is at \(actual)")
+        case EventStoreError.idempotencyKeyReused:
+            return Problem(
+                status: .unprocessableContent, type: "idempotency-key-reused", title: "Idempotency key reused",
+                detail: "this Idempotency-Key was already used with a different request body", field: "Idempotency-Key")
         case is NIOTooManyBytesError:
             return Problem(
                 status: .contentTooLarge, type: "body-too-large", title: "Request body too large",

@@ -14,7 +14,7 @@ struct Orderly: AsyncParsableCommand {
         commandName: "orderly",
         abstract: "An event-sourced order system: PostgreSQL event log, Kafka, MongoDB read models.",
         discussion: "Settings come from ORDERLY_* environment variables; see README.md.",
-        subcommands: [Migrate.self, API.self, Relay.self, Project.self, Dev.self]
+        subcommands: [Migrate.self, API.self, Relay.self, Project.self, Dev.self, Bench.self]
     )
 }
 
@@ -94,5 +94,50 @@ struct Dev: AsyncParsableCommand {
             logger.info("orderly dev serving", metadata: ["url": "http://127.0.0.1:\(port)"])
         }
         try await app.runService()
+    }
+}
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load generators; scripts/bench runs them beside raw baselines.", subcommands: [BenchStore.self])
+}
+
+struct BenchStore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store", abstract: "Append to the event store with concurrent writers; prints events/s and latency.")
+
+    @Option(help: "Concurrent writers.") var writers = 8
+    @Option(help: "Events per append (each append goes to a new stream).") var batch = 1
+    @Option(help: "Seconds to run.") var seconds = 10
+    @Option(help: "The JSON data of each event.") var payload = #"{"orderId":"o-1","customerId":"c-1","total":2598}"#
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        let logger = makeLogger("orderly.bench")
+        let client = try Settings.fromEnvironment().makePostgresClient(logger: logger)
+        let store = PostgresEventStore(client: client, logger: logger)
+        let result = try await withThrowingTaskGroup(of: StoreBenchmark.Result?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            group.addTask {
+                try await StoreBenchmark.run(
+                    store: store, writers: self.writers, batch: self.batch, duration: .seconds(self.seconds), payload: self.payload)
+            }
+            defer { group.cancelAll() }
+            while let next = try await group.next() {
+                if let result = next { return result }
+            }
+            throw CancellationError()
+        }
+        if self.json {
+            print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
+        } else {
+            print(
+                "\(result.events) events in \(result.appends) appends over \(String(format: "%.1f", result.seconds)) s: "
+                    + "\(Int(result.eventsPerSecond)) events/s, p50 \(String(format: "%.2f", result.p50Milliseconds)) ms, "
+                    + "p99 \(String(format: "%.2f", result.p99Milliseconds)) ms")
+        }
     }
 }

@@ -100,24 +100,52 @@ public enum ExpectedVersion: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// An idempotency key with the request it came with. `request` is a canonical form of the command
+/// (same command, same text); the store keeps only its hash.
+public struct IdempotencyKey: Sendable, Equatable {
+    public var key: String
+    public var request: String
+
+    public init(key: String, request: String) {
+        self.key = key
+        self.request = request
+    }
+}
+
 public struct AppendResult: Sendable, Equatable {
+    /// The stream appended to (for a replayed idempotency key: the stream of the first request).
+    public var streamID: String
     /// The stream's version after the append.
     public var streamVersion: Int64
     /// The global position of the last appended event.
     public var position: Int64
+    /// True when an idempotency key matched an earlier append: nothing was appended this time.
+    public var isReplay: Bool
+
+    public init(streamID: String, streamVersion: Int64, position: Int64, isReplay: Bool = false) {
+        self.streamID = streamID
+        self.streamVersion = streamVersion
+        self.position = position
+        self.isReplay = isReplay
+    }
 }
 
 public enum EventStoreError: Error, Sendable, Equatable {
     /// Optimistic concurrency: the stream was not at the expected version. `actual` is 0 when the
     /// stream does not exist.
     case wrongExpectedVersion(stream: String, expected: ExpectedVersion, actual: Int64)
+    /// The idempotency key was used before with a different request.
+    case idempotencyKeyReused(key: String)
     case emptyAppend
 }
 
 /// The event log. PostgreSQL in production, in memory for fast unit tests; both pass one contract suite.
 public protocol EventStore: Sendable {
-    /// Appends all events atomically, or none.
-    func append(_ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion) async throws -> AppendResult
+    /// Appends all events atomically, or none. With an idempotency key, a repeat of the same request
+    /// returns the first result and appends nothing; the key is stored in the same transaction.
+    func append(
+        _ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion, idempotency: IdempotencyKey?
+    ) async throws -> AppendResult
     /// Events of one stream, in version order, from `version` (inclusive).
     func readStream(_ stream: String, from version: Int64) async throws -> [RecordedEvent]
     /// Committed events after `cursor`, in log order, at most `limit`. Never skips an event that a
@@ -127,4 +155,10 @@ public protocol EventStore: Sendable {
     func saveCheckpoint(_ name: String, _ cursor: LogCursor) async throws
     /// Whether the store answers (for readiness).
     func ping() async throws
+}
+
+extension EventStore {
+    public func append(_ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion) async throws -> AppendResult {
+        try await self.append(events, to: stream, expecting: expected, idempotency: nil)
+    }
 }

@@ -7,15 +7,24 @@ public final class InMemoryEventStore: EventStore {
         var events: [RecordedEvent] = []
         var versions: [String: Int64] = [:]
         var checkpoints: [String: LogCursor] = [:]
+        var idempotencyKeys: [String: (request: String, result: AppendResult)] = [:]
     }
 
     private let state = Mutex(State())
 
     public init() {}
 
-    public func append(_ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion) async throws -> AppendResult {
+    public func append(
+        _ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion, idempotency: IdempotencyKey?
+    ) async throws -> AppendResult {
         guard !events.isEmpty else { throw EventStoreError.emptyAppend }
         return try self.state.withLock { state in
+            if let idempotency, let earlier = state.idempotencyKeys[idempotency.key] {
+                guard earlier.request == idempotency.request else { throw EventStoreError.idempotencyKeyReused(key: idempotency.key) }
+                var replay = earlier.result
+                replay.isReplay = true
+                return replay
+            }
             let current = state.versions[stream] ?? 0
             let matches =
                 switch expected {
@@ -40,7 +49,9 @@ public final class InMemoryEventStore: EventStore {
                 )
             }
             state.versions[stream] = version
-            return AppendResult(streamVersion: version, position: Int64(state.events.count))
+            let result = AppendResult(streamID: stream, streamVersion: version, position: Int64(state.events.count))
+            if let idempotency { state.idempotencyKeys[idempotency.key] = (idempotency.request, result) }
+            return result
         }
     }
 

@@ -4,12 +4,14 @@ import PostgresNIO
 
 /// The event log in PostgreSQL (schema in `migrations/`).
 ///
-/// Concurrency: each append first writes its stream's row in `streams` (insert for a new stream,
+/// Appending: one call of the `orderly_append` function (migrations/0002), a single round trip and a
+/// single transaction. It first writes its stream's row in `streams` (insert for a new stream,
 /// `UPDATE ... WHERE version = expected` for an exact version). That row lock serialises writers of one
 /// stream only, gives a clean conflict with the actual version, and, being the transaction's first
 /// write, also fixes its transaction id: the writer holding a stream's row always has a lower
 /// transaction id than one waiting for it, so (transaction id, position) order keeps every stream in
-/// version order. `UNIQUE (stream_id, stream_version)` is the backstop.
+/// version order. `UNIQUE (stream_id, stream_version)` is the backstop. An idempotency key is stored
+/// in the same transaction as the events.
 ///
 /// Tailing: `readAll` returns only rows whose writing transaction is below the oldest transaction
 /// still running (`pg_snapshot_xmin(pg_current_snapshot())`), ordered by (transaction id, position).
@@ -25,92 +27,87 @@ public struct PostgresEventStore: EventStore {
         self.logger = logger
     }
 
-    public func append(_ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion) async throws -> AppendResult {
+    public func append(
+        _ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion, idempotency: IdempotencyKey?
+    ) async throws -> AppendResult {
         guard !events.isEmpty else { throw EventStoreError.emptyAppend }
-        let count = Int64(events.count)
         let encoder = JSONEncoder()
         var metadata: [String] = []
         metadata.reserveCapacity(events.count)
         for event in events {
             metadata.append(String(decoding: try encoder.encode(event.metadata), as: UTF8.self))
         }
-        let ids = events.map(\.id)
-        let types = events.map(\.type)
-        let schemaVersions = events.map { Int32($0.schemaVersion) }
-        let data = events.map { String(decoding: $0.data, as: UTF8.self) }
+        let expectedVersion: Int64? =
+            switch expected {
+            case .any: nil
+            case .noStream: 0
+            case .exact(let version): version
+            }
+        let call = AppendCall(
+            stream: stream, expected: expectedVersion, ids: events.map(\.id), types: events.map(\.type),
+            schemaVersions: events.map { Int32($0.schemaVersion) }, data: events.map { String(decoding: $0.data, as: UTF8.self) },
+            metadata: metadata, idempotencyKey: idempotency?.key, request: idempotency?.request)
         do {
-            return try await self.client.withTransaction(logger: self.logger) { connection in
-                let newVersion = try await Self.claimStream(stream, expected: expected, count: count, on: connection, logger: self.logger)
-                let firstVersion = newVersion - count + 1
-                let versions = (0..<count).map { firstVersion + $0 }
-                let streams = [String](repeating: stream, count: events.count)
-                let rows = try await connection.query(
-                    """
-                    INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata)
-                    SELECT * FROM unnest(\(ids)::uuid[], \(streams)::text[], \(versions)::int8[], \(types)::text[],
-                                         \(schemaVersions)::int4[], \(data)::text[]::jsonb[], \(metadata)::text[]::jsonb[])
-                    RETURNING position
-                    """,
-                    logger: self.logger
-                )
-                var last: Int64 = 0
-                for try await position in rows.decode(Int64.self) { last = max(last, position) }
-                return AppendResult(streamVersion: newVersion, position: last)
+            return try await self.run(call)
+        } catch let error as PSQLError where idempotency != nil && Self.isLostRace(error) {
+            // Another request with the same key (or to the same stream) committed first. Asking again
+            // reads its idempotency row: the first result, or a mismatch, or a genuine conflict.
+            do {
+                return try await self.run(call)
+            } catch let error as PSQLError {
+                throw Self.translate(error, stream: stream, expected: expected, key: idempotency?.key)
             }
-        } catch let error as PostgresTransactionError {
-            if let closureError = error.closureError {
-                throw try await self.translate(closureError, stream: stream, expected: expected)
-            }
-            throw error
+        } catch let error as PSQLError {
+            throw Self.translate(error, stream: stream, expected: expected, key: idempotency?.key)
         }
     }
 
-    /// Moves the stream's version forward by `count`, or throws `wrongExpectedVersion`. Returns the new version.
-    private static func claimStream(
-        _ stream: String, expected: ExpectedVersion, count: Int64, on connection: PostgresConnection, logger: Logger
-    ) async throws -> Int64 {
-        let rows: PostgresRowSequence
-        switch expected {
-        case .any:
-            rows = try await connection.query(
-                """
-                INSERT INTO streams (stream_id, version) VALUES (\(stream), \(count))
-                ON CONFLICT (stream_id) DO UPDATE SET version = streams.version + EXCLUDED.version
-                RETURNING version
-                """, logger: logger)
-        case .noStream, .exact(0):
-            rows = try await connection.query(
-                """
-                INSERT INTO streams (stream_id, version) VALUES (\(stream), \(count))
-                ON CONFLICT (stream_id) DO NOTHING RETURNING version
-                """, logger: logger)
-        case .exact(let version):
-            rows = try await connection.query(
-                """
-                UPDATE streams SET version = version + \(count)
-                WHERE stream_id = \(stream) AND version = \(version) RETURNING version
-                """, logger: logger)
+    /// The arguments of `orderly_append` (migrations/0002), which appends in one round trip.
+    private struct AppendCall: Sendable {
+        var stream: String
+        var expected: Int64?
+        var ids: [UUID]
+        var types: [String]
+        var schemaVersions: [Int32]
+        var data: [String]
+        var metadata: [String]
+        var idempotencyKey: String?
+        var request: String?
+    }
+
+    private func run(_ call: AppendCall) async throws -> AppendResult {
+        let rows = try await self.client.query(
+            """
+            SELECT out_stream, out_version, out_position, out_replayed
+            FROM orderly_append(\(call.stream), \(call.expected), \(call.ids)::uuid[], \(call.types)::text[],
+                                \(call.schemaVersions)::int4[], \(call.data)::text[]::jsonb[], \(call.metadata)::text[]::jsonb[],
+                                \(call.idempotencyKey), \(call.request))
+            """, logger: self.logger)
+        for try await (stream, version, position, replayed) in rows.decode((String, Int64, Int64, Bool).self) {
+            return AppendResult(streamID: stream, streamVersion: version, position: position, isReplay: replayed)
         }
-        for try await version in rows.decode(Int64.self) { return version }
-        let actual = try await Self.currentVersion(stream, on: connection, logger: logger)
-        throw EventStoreError.wrongExpectedVersion(stream: stream, expected: expected, actual: actual)
+        throw EventStoreError.emptyAppend
     }
 
-    private static func currentVersion(_ stream: String, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
-        let rows = try await connection.query("SELECT version FROM streams WHERE stream_id = \(stream)", logger: logger)
-        for try await version in rows.decode(Int64.self) { return version }
-        return 0
+    private static func isLostRace(_ error: PSQLError) -> Bool {
+        let state = error.serverInfo?[.sqlState]
+        return state == "OR001" || state == "23505"
     }
 
-    /// A unique violation on (stream_id, stream_version) is a lost race: report it as the conflict it is.
-    private func translate(_ error: any Error, stream: String, expected: ExpectedVersion) async throws -> any Error {
-        if let error = error as? PSQLError, error.serverInfo?[.sqlState] == "23505" {
-            let actual = try await self.client.withConnection { connection in
-                try await Self.currentVersion(stream, on: connection, logger: self.logger)
-            }
+    /// Maps the function's own SQLSTATEs (and a lost unique-index race) to typed errors.
+    private static func translate(_ error: PSQLError, stream: String, expected: ExpectedVersion, key: String?) -> any Error {
+        switch error.serverInfo?[.sqlState] {
+        case "OR001":
+            let actual = error.serverInfo?[.detail].flatMap { Int64($0) } ?? 0
             return EventStoreError.wrongExpectedVersion(stream: stream, expected: expected, actual: actual)
+        case "OR002":
+            return EventStoreError.idempotencyKeyReused(key: key ?? "")
+        case "23505" where error.serverInfo?[.constraintName] == "events_stream_id_stream_version_key":
+            // Only reachable if the streams row and the events disagree; report what we know.
+            return EventStoreError.wrongExpectedVersion(stream: stream, expected: expected, actual: -1)
+        default:
+            return error
         }
-        return error
     }
 
     public func readStream(_ stream: String, from version: Int64) async throws -> [RecordedEvent] {
@@ -118,19 +115,29 @@ public struct PostgresEventStore: EventStore {
             """
             SELECT \(unescaped: Self.columns) FROM events
             WHERE stream_id = \(stream) AND stream_version >= \(version)
-            ORDER BY stream_version
+            ORDER BY events.stream_version
             """, logger: self.logger)
         return try await Self.decode(rows)
     }
 
     public func readAll(after cursor: LogCursor, limit: Int) async throws -> [RecordedEvent] {
+        // The horizon comes from its own, earlier statement: every transaction below it had finished
+        // before the read below takes its snapshot, so each committed row under it is visible to that
+        // read, whatever the server does inside one statement. One extra round trip per batch.
+        var horizon: String?
+        for try await value in try await self.client.query(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", logger: self.logger
+        ).decode(String.self) {
+            horizon = value
+        }
+        guard let horizon else { return [] }
         let transactionID = String(cursor.transactionID)
         let rows = try await self.client.query(
             """
             SELECT \(unescaped: Self.columns) FROM events
-            WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            WHERE transaction_id < \(horizon)::xid8
               AND (transaction_id, position) > (\(transactionID)::xid8, \(cursor.position))
-            ORDER BY transaction_id, position
+            ORDER BY events.transaction_id, events.position
             LIMIT \(limit)
             """, logger: self.logger)
         return try await Self.decode(rows)
@@ -160,7 +167,7 @@ public struct PostgresEventStore: EventStore {
     }
 
     private static let columns = """
-        position, transaction_id::text, event_id, stream_id, stream_version, event_type, schema_version,
+        position, transaction_id::text AS transaction_text, event_id, stream_id, stream_version, event_type, schema_version,
         data::text, metadata::text, recorded_at
         """
 

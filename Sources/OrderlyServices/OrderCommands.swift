@@ -7,6 +7,8 @@ import OrderlyEventStore
 public struct CommandResult: Sendable, Equatable {
     public var orderId: String
     public var position: Int64
+    /// True when an idempotency key matched an earlier command: this is its result, nothing new happened.
+    public var isReplay: Bool
 }
 
 /// Handles order commands: load the aggregate from its stream, let it decide, append its events with
@@ -27,7 +29,7 @@ public struct OrderCommands: Sendable {
 
     public static func streamID(forOrder orderID: String) -> String { "order-\(orderID)" }
 
-    public struct PlaceOrderInput: Sendable {
+    public struct PlaceOrderInput: Sendable, Codable {
         public var customerId: String
         public var currency: String
         public var lines: [OrderLine]
@@ -41,8 +43,9 @@ public struct OrderCommands: Sendable {
         }
     }
 
-    /// Places a new order. Throws `ValidationError` for a command the domain rejects.
-    public func placeOrder(_ input: PlaceOrderInput, actor: String?) async throws -> CommandResult {
+    /// Places a new order. Throws `ValidationError` for a command the domain rejects. With an
+    /// idempotency key, a repeat of the same input returns the first order and places nothing.
+    public func placeOrder(_ input: PlaceOrderInput, actor: String?, idempotencyKey: String? = nil) async throws -> CommandResult {
         let orderID = self.makeOrderID()
         let command = PlaceOrder(
             orderId: orderID, customerId: input.customerId, currency: input.currency, lines: input.lines,
@@ -55,7 +58,29 @@ public struct OrderCommands: Sendable {
             let encoded = try EventCodec.encode(event)
             return NewEvent(type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data, metadata: metadata)
         }
-        let result = try await self.store.append(newEvents, to: Self.streamID(forOrder: orderID), expecting: .noStream)
-        return CommandResult(orderId: orderID, position: result.position)
+        let idempotency = try idempotencyKey.map { key in
+            IdempotencyKey(key: "orders.place:\(actor ?? ""):\(key)", request: try Self.canonical(input))
+        }
+        let result = try await self.store.append(
+            newEvents, to: Self.streamID(forOrder: orderID), expecting: .noStream, idempotency: idempotency)
+        return CommandResult(orderId: Self.orderID(fromStream: result.streamID), position: result.position, isReplay: result.isReplay)
+    }
+
+    /// Loads an order by folding its stream; also returns the stream's version for an exact-version append.
+    public func loadOrder(_ orderID: String) async throws -> (order: Order, version: Int64) {
+        let recorded = try await self.store.readStream(Self.streamID(forOrder: orderID), from: 1)
+        let events = try recorded.map { try EventCodec.decode(EncodedEvent(type: $0.type, schemaVersion: $0.schemaVersion, data: $0.data)) }
+        return (Order.fold(events), recorded.last?.streamVersion ?? 0)
+    }
+
+    static func orderID(fromStream stream: String) -> String {
+        stream.hasPrefix("order-") ? String(stream.dropFirst("order-".count)) : stream
+    }
+
+    /// The same command always gives the same text (sorted keys), whatever the client's JSON layout.
+    static func canonical(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }

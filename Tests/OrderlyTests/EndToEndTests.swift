@@ -5,6 +5,7 @@ import NIOCore
 import OrderlyApp
 import OrderlyDomain
 import OrderlyReadModels
+import PostgresNIO
 import Testing
 
 /// Through every real part: HTTP → PostgreSQL event log → relay → Kafka → projector → MongoDB → HTTP.
@@ -74,5 +75,41 @@ import Testing
             let health = try await client.execute(uri: "/health", method: .get)
             #expect(health.status == .ok)
         }
+    }
+
+    @Test func anIdempotencyKeyMakesARetriedPostSafe() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let app = try await Processes.dev(settings, logger: TestServers.logger)
+        try await app.test(.live) { client in
+            let body = #"{"customerId":"c-9","currency":"EUR","lines":[{"sku":"SKU-1","quantity":1,"unitPrice":500}],"paymentToken":"tok_ok"}"#
+            let reordered = #"{"paymentToken":"tok_ok","lines":[{"unitPrice":500,"quantity":1,"sku":"SKU-1"}],"currency":"EUR","customerId":"c-9"}"#
+            let key = try #require(HTTPField.Name("Idempotency-Key"))
+            let first = try await client.execute(uri: "/orders", method: .post, headers: [key: "retry-1"], body: ByteBuffer(string: body))
+            let second = try await client.execute(uri: "/orders", method: .post, headers: [key: "retry-1"], body: ByteBuffer(string: reordered))
+            #expect(first.status == .accepted)
+            #expect(second.status == .accepted)
+            #expect(String(buffer: second.body) == String(buffer: first.body))
+
+            let changed = body.replacingOccurrences(of: #""quantity":1"#, with: #""quantity":2"#)
+            let mismatch = try await client.execute(uri: "/orders", method: .post, headers: [key: "retry-1"], body: ByteBuffer(string: changed))
+            #expect(mismatch.status == .unprocessableContent)
+            #expect(String(buffer: mismatch.body).contains("idempotency-key-reused"))
+
+            let badKey = try await client.execute(uri: "/orders", method: .post, headers: [key: "has space"], body: ByteBuffer(string: body))
+            #expect(badKey.status == .badRequest)
+            #expect(String(buffer: badKey.body).contains("invalid-idempotency-key"))
+
+            let other = try await client.execute(uri: "/orders", method: .post, headers: [key: "retry-2"], body: ByteBuffer(string: body))
+            #expect(other.status == .accepted)
+            #expect(String(buffer: other.body) != String(buffer: first.body))
+        }
+        let count = try await TestServers.withPostgres(settings) { client in
+            var total = 0
+            for try await count in try await client.query("SELECT count(*) FROM events", logger: TestServers.logger).decode(Int.self) {
+                total = count
+            }
+            return total
+        }
+        #expect(count == 2)
     }
 }

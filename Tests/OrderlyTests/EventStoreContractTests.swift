@@ -142,7 +142,108 @@ func readVisible(_ store: any EventStore, after cursor: LogCursor = .start, coun
     }
 }
 
+extension EventStoreContractTests {
+    @Test(arguments: StoreKind.allCases)
+    func anIdempotencyKeyAppendsOnceAndReplaysTheFirstResult(kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            let key = IdempotencyKey(key: "k-1", request: #"{"a":1}"#)
+            let first = try await store.append(makeEvents(2), to: "order-i1", expecting: .noStream, idempotency: key)
+            #expect(first.isReplay == false)
+            // A repeat, even aimed at another stream, returns the first result and appends nothing.
+            let again = try await store.append(makeEvents(2), to: "order-i2", expecting: .noStream, idempotency: key)
+            #expect(again == AppendResult(streamID: "order-i1", streamVersion: 2, position: first.position, isReplay: true))
+            #expect(try await store.readStream("order-i2", from: 1).isEmpty)
+            #expect(try await store.readStream("order-i1", from: 1).count == 2)
+            await #expect(throws: EventStoreError.idempotencyKeyReused(key: "k-1")) {
+                try await store.append(
+                    makeEvents(1), to: "order-i3", expecting: .noStream, idempotency: IdempotencyKey(key: "k-1", request: #"{"a":2}"#))
+            }
+            #expect(try await store.readStream("order-i3", from: 1).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aFailedAppendDoesNotConsumeItsIdempotencyKey(kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            _ = try await store.append(makeEvents(1), to: "order-j", expecting: .noStream)
+            let key = IdempotencyKey(key: "k-2", request: "r")
+            await #expect(throws: EventStoreError.self) {
+                try await store.append(makeEvents(1), to: "order-j", expecting: .noStream, idempotency: key)
+            }
+            let retried = try await store.append(makeEvents(1), to: "order-j", expecting: .exact(1), idempotency: key)
+            #expect(retried.isReplay == false)
+            #expect(retried.streamVersion == 2)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func concurrentRequestsWithOneKeyAppendOnce(kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            let key = IdempotencyKey(key: "k-race", request: "same")
+            let results = try await withThrowingTaskGroup(of: AppendResult.self) { group in
+                for index in 0..<8 {
+                    group.addTask { try await store.append(makeEvents(1), to: "order-r\(index)", expecting: .noStream, idempotency: key) }
+                }
+                return try await group.reduce(into: [AppendResult]()) { $0.append($1) }
+            }
+            #expect(results.filter { !$0.isReplay }.count == 1)
+            #expect(Set(results.map(\.streamID)).count == 1)
+            #expect(Set(results.map(\.position)).count == 1)
+            let all = try await readVisible(store, count: 1)
+            #expect(all.count == 1)
+        }
+    }
+}
+
 @Suite struct PostgresEventStoreTests {
+    /// 16 writers append thousands of events, some inside deliberately slow transactions, while a
+    /// reader tails the log: it must see every committed event exactly once, in order.
+    @Test func aTailingReaderSeesEveryEventOnceUnderConcurrentWriters() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        try await TestServers.withPostgres(settings) { client in
+            let store = PostgresEventStore(client: client, logger: TestServers.logger)
+            let writers = 16
+            let appendsPerWriter = 60
+            let eventsPerAppend = 3
+            let expected = writers * appendsPerWriter * eventsPerAppend
+            try await withThrowingTaskGroup(of: [RecordedEvent].self) { group in
+                group.addTask { try await readVisible(store, count: expected, limit: 97) }
+                for writer in 0..<writers {
+                    group.addTask {
+                        for append in 0..<appendsPerWriter {
+                            let stream = "order-w\(writer)-\(append % 5)"
+                            if writer % 4 == 0 && append % 10 == 0 {
+                                // A slow writer: its positions are taken now, its commit comes 150 ms later.
+                                try await client.withTransaction(logger: TestServers.logger) { connection in
+                                    try await connection.query(
+                                        """
+                                        SELECT orderly_append(\(stream), NULL, ARRAY[gen_random_uuid(), gen_random_uuid(), gen_random_uuid()],
+                                            ARRAY['Tested','Tested','Tested'], ARRAY[1,1,1], ARRAY['{}','{}','{}']::jsonb[],
+                                            ARRAY['{}','{}','{}']::jsonb[], NULL, NULL)
+                                        """, logger: TestServers.logger)
+                                    try await Task.sleep(for: .milliseconds(150))
+                                }
+                            } else {
+                                _ = try await store.append(makeEvents(eventsPerAppend), to: stream, expecting: .any)
+                            }
+                        }
+                        return []
+                    }
+                }
+                var seen: [RecordedEvent] = []
+                for try await events in group { seen += events }
+                #expect(seen.count == expected)
+                #expect(Set(seen.map(\.id)).count == expected)
+                #expect(zip(seen, seen.dropFirst()).allSatisfy { $0.cursor < $1.cursor })
+                for (stream, events) in Dictionary(grouping: seen, by: \.streamID) {
+                    #expect(events.map(\.streamVersion) == Array(1...Int64(events.count)), "stream \(stream) out of order or with gaps")
+                }
+            }
+            let stored = try await client.query("SELECT count(*) FROM events", logger: TestServers.logger)
+            for try await count in stored.decode(Int.self) { #expect(count == expected) }
+        }
+    }
+
     /// A writer that took a position but has not committed must hold readers back, not be skipped.
     @Test func aSlowTransactionIsWaitedForNotSkipped() async throws {
         let settings = try await TestServers.isolatedSettings()
