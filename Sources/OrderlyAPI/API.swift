@@ -11,11 +11,17 @@ public struct APIDependencies: Sendable {
     public var orders: any OrderReadModel
     /// Named checks for `/ready`; each throws when its part does not answer.
     public var readinessChecks: [(String, @Sendable () async throws -> Void)]
+    /// The process's metrics in the Prometheus text format, for `/metrics`.
+    public var metricsText: @Sendable () -> [UInt8]
 
-    public init(commands: OrderCommands, orders: any OrderReadModel, readinessChecks: [(String, @Sendable () async throws -> Void)]) {
+    public init(
+        commands: OrderCommands, orders: any OrderReadModel, readinessChecks: [(String, @Sendable () async throws -> Void)],
+        metricsText: @escaping @Sendable () -> [UInt8] = { [] }
+    ) {
         self.commands = commands
         self.orders = orders
         self.readinessChecks = readinessChecks
+        self.metricsText = metricsText
     }
 }
 
@@ -27,18 +33,16 @@ public enum API {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ProblemMiddleware())
         OrderRoutes(dependencies: dependencies).register(on: router)
-        HealthRoutes(checks: dependencies.readinessChecks).register(on: router)
+        HealthRoutes(checks: dependencies.readinessChecks, metricsText: dependencies.metricsText).register(on: router)
         return router
     }
 
-    public static func buildApplication(
-        _ dependencies: APIDependencies, host: String, port: Int, logger: Logger
-    ) -> some ApplicationProtocol {
-        Application(
-            router: buildRouter(dependencies),
-            configuration: .init(address: .hostname(host, port: port), serverName: "orderly"),
-            logger: logger
-        )
+    /// The router of the relay's and projector's small ops server: `/health` and `/metrics` only.
+    public static func buildOpsRouter(metricsText: @escaping @Sendable () -> [UInt8]) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ProblemMiddleware())
+        HealthRoutes(checks: [], metricsText: metricsText).register(on: router)
+        return router
     }
 }
 

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import OrderlyDomain
 import OrderlyReadModels
 import OrderlyServices
@@ -64,9 +65,10 @@ func idempotencyKey(of request: Request) throws -> String? {
     return key
 }
 
-/// `/health` (the process is up) and `/ready` (every part it depends on answers).
+/// `/health` (the process is up), `/ready` (every part it depends on answers) and `/metrics` (Prometheus).
 struct HealthRoutes {
     let checks: [(String, @Sendable () async throws -> Void)]
+    let metricsText: @Sendable () -> [UInt8]
 
     struct Status: Encodable, Sendable {
         var status: String
@@ -76,6 +78,11 @@ struct HealthRoutes {
     func register(on router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in JSONBody(value: Status(status: "ok")) }
         router.get("/ready") { _, _ in await self.ready() }
+        router.get("/metrics") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: self.metricsText())))
+        }
     }
 
     func ready() async -> JSONBody<Status> {

@@ -6,6 +6,7 @@ import OrderlyMessaging
 import OrderlyReadModels
 import OrderlyServices
 import PostgresNIO
+import Prometheus
 import ServiceLifecycle
 
 /// Builds each Orderly process from settings. `orderly api|relay|project|dev` and the end-to-end
@@ -27,7 +28,8 @@ public enum Processes {
                 ("postgres", { try await store.ping() }),
                 ("kafka", { try await probe.ping() }),
                 ("mongodb", { try await mongo.ping() }),
-            ]
+            ],
+            metricsText: { Observability.registry.emitToBuffer() }
         )
         return Application(
             router: API.buildRouter(dependencies),
@@ -38,26 +40,61 @@ public enum Processes {
         )
     }
 
-    /// The relay: tails the event log and publishes it to Kafka.
-    public static func relay(_ settings: Settings, logger: Logger) async throws -> [any Service] {
+    /// The relay: tails the event log and publishes it to Kafka. Serves /health and /metrics on `opsPort`.
+    public static func relay(_ settings: Settings, opsPort: Int, logger: Logger) async throws -> [any Service] {
         let postgres = try settings.makePostgresClient(logger: logger)
-        return [postgres, try await self.relayService(settings, postgres: postgres, logger: logger)]
+        return [
+            postgres, try await self.relayService(settings, postgres: postgres, logger: logger),
+            self.opsServer(settings, port: opsPort, logger: logger),
+        ]
+    }
+
+    /// The small /health and /metrics server of processes that have no api.
+    static func opsServer(_ settings: Settings, port: Int, logger: Logger) -> some Service {
+        Application(
+            router: API.buildOpsRouter { Observability.registry.emitToBuffer() },
+            configuration: .init(address: .hostname(settings.httpHost, port: port), serverName: "orderly-ops"),
+            logger: logger)
     }
 
     static func relayService(_ settings: Settings, postgres: PostgresClient, logger: Logger) async throws -> EventRelay {
-        try await self.ensureTopic(settings, logger: logger)
+        try await self.ensureTopic(settings.topic, settings, logger: logger)
         let producer = try KafkaProducer(configuration: settings.kafka)
         return EventRelay(
             store: PostgresEventStore(client: postgres, logger: logger), producer: producer,
-            settings: .init(topic: settings.topic), logger: logger)
+            leaderLock: PostgresLeaderLock(client: postgres, key: Self.relayLockKey(topic: settings.topic), logger: logger),
+            settings: .init(topic: settings.topic, checkpointName: "relay:\(settings.topic)", batchSize: settings.relayBatchSize),
+            logger: logger)
     }
 
-    /// The projector: consumes the topic and maintains the MongoDB read models.
-    public static func projector(_ settings: Settings, logger: Logger) async throws -> [any Service] {
-        try await self.ensureTopic(settings, logger: logger)
-        let consumer = try KafkaConsumer(configuration: settings.kafka, groupID: settings.projectorGroup, topics: [settings.topic])
+    /// One leader per topic: relays publishing to different topics do not exclude each other.
+    static func relayLockKey(topic: String) -> Int64 {
+        // FNV-1a: stable across processes and releases, unlike Hasher.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in "orderly-relay:\(topic)".utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return Int64(bitPattern: hash)
+    }
+
+    /// The projector: consumes the topic and maintains the MongoDB read models. Serves /health and
+    /// /metrics on `opsPort` when given one.
+    public static func projector(_ settings: Settings, opsPort: Int?, logger: Logger) async throws -> [any Service] {
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
-        return [Projector(consumer: consumer, client: mongo, logger: logger)]
+        let consumer = try await self.consumer(
+            settings, group: settings.projectorGroup, handler: Projector(client: mongo, logger: logger), logger: logger)
+        guard let opsPort else { return [consumer] }
+        return [consumer, self.opsServer(settings, port: opsPort, logger: logger)]
+    }
+
+    /// A consumer-group member running `handler` over the event topic, with its dead-letter topic.
+    public static func consumer(_ settings: Settings, group: String, handler: any EventHandler, logger: Logger) async throws -> EventConsumer {
+        try await self.ensureTopic(settings.topic, settings, logger: logger)
+        try await self.ensureTopic(settings.deadLetterTopic, settings, logger: logger)
+        let consumer = try KafkaConsumer(configuration: settings.kafka, groupID: group, topics: [settings.topic])
+        return EventConsumer(
+            consumer: consumer, deadLetters: try KafkaProducer(configuration: settings.kafka), handler: handler,
+            settings: .init(group: group, deadLetterTopic: settings.deadLetterTopic), logger: logger)
     }
 
     /// Everything in one process, for a laptop and for end-to-end tests.
@@ -66,21 +103,21 @@ public enum Processes {
     ) async throws -> some ApplicationProtocol {
         let relayPostgres = try settings.makePostgresClient(logger: logger)
         let relay = try await self.relayService(settings, postgres: relayPostgres, logger: logger)
-        let projector = try await self.projector(settings, logger: logger)
+        let projector = try await self.projector(settings, opsPort: nil, logger: logger)
         return try self.api(settings, logger: logger, extraServices: [relayPostgres, relay] + projector, onServerRunning: onServerRunning)
     }
 
     /// The topic must exist with its partition count before anyone produces: a broker that
     /// auto-creates it would pick its own count. Retries while the broker comes up.
-    static func ensureTopic(_ settings: Settings, logger: Logger) async throws {
+    static func ensureTopic(_ topic: String, _ settings: Settings, logger: Logger) async throws {
         var attempt = 0
         while true {
             do {
-                try await KafkaAdmin.ensureTopic(settings.topic, partitions: settings.topicPartitions, configuration: settings.kafka)
+                try await KafkaAdmin.ensureTopic(topic, partitions: settings.topicPartitions, configuration: settings.kafka)
                 return
-            } catch let error as KafkaError where error.isRetriable && attempt < 30 {
+            } catch let error as KafkaError where error.isRetriable && attempt < 120 {
                 attempt += 1
-                logger.warning("topic not ready; retrying", metadata: ["topic": "\(settings.topic)", "error": "\(error)"])
+                logger.warning("topic not ready; retrying", metadata: ["topic": "\(topic)", "error": "\(error)"])
                 try await Task.sleep(for: .seconds(1))
             }
         }

@@ -19,7 +19,13 @@ public struct Settings: Sendable {
     public var mongoDatabase: String
     public var topic: String
     public var topicPartitions: Int32
+    /// Where consumers put events they can never handle, with the reason.
+    public var deadLetterTopic: String
     public var projectorGroup: String
+    /// Events the relay reads and publishes per batch.
+    public var relayBatchSize: Int
+    /// Port of the small /health and /metrics server of the relay and projector processes (0: any free port).
+    public var opsPort: Int?
     public var httpHost: String
     public var httpPort: Int
 
@@ -31,7 +37,10 @@ public struct Settings: Sendable {
             mongoDatabase: environment["ORDERLY_MONGO_DATABASE"] ?? "orderly",
             topic: environment["ORDERLY_TOPIC"] ?? "order-events",
             topicPartitions: environment["ORDERLY_TOPIC_PARTITIONS"].flatMap { Int32($0) } ?? 10,
+            deadLetterTopic: environment["ORDERLY_DEAD_LETTER_TOPIC"] ?? "order-events-dlq",
             projectorGroup: environment["ORDERLY_PROJECTOR_GROUP"] ?? "orderly-projector",
+            relayBatchSize: environment["ORDERLY_RELAY_BATCH_SIZE"].flatMap { Int($0) } ?? 1000,
+            opsPort: environment["ORDERLY_OPS_PORT"].flatMap { Int($0) },
             httpHost: environment["ORDERLY_HTTP_HOST"] ?? "0.0.0.0",
             httpPort: environment["ORDERLY_HTTP_PORT"].flatMap { Int($0) } ?? 8080
         )

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import OrderlyApp
 import OrderlyEventStore
+import OrderlyMessaging
 import PostgresNIO
 import ServiceLifecycle
 import UnixSignals
@@ -20,6 +21,7 @@ struct Orderly: AsyncParsableCommand {
 
 /// Logging set up once per process; `LOG_LEVEL` overrides the level.
 func makeLogger(_ label: String) -> Logger {
+    Observability.bootstrapMetrics()
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
@@ -67,20 +69,24 @@ struct API: AsyncParsableCommand {
 }
 
 struct Relay: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Publish the event log to Kafka in order.")
+    static let configuration = CommandConfiguration(
+        abstract: "Publish the event log to Kafka in order (one leader at a time; /health and /metrics on ORDERLY_OPS_PORT, default 9101).")
 
     func run() async throws {
         let logger = makeLogger("orderly.relay")
-        try await runUntilSignalled(try await Processes.relay(Settings.fromEnvironment(), logger: logger), logger: logger)
+        let settings = Settings.fromEnvironment()
+        try await runUntilSignalled(try await Processes.relay(settings, opsPort: settings.opsPort ?? 9101, logger: logger), logger: logger)
     }
 }
 
 struct Project: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Consume events and maintain the MongoDB read models.")
+    static let configuration = CommandConfiguration(
+        abstract: "Consume events and maintain the MongoDB read models (/health and /metrics on ORDERLY_OPS_PORT, default 9102).")
 
     func run() async throws {
         let logger = makeLogger("orderly.projector")
-        try await runUntilSignalled(try await Processes.projector(Settings.fromEnvironment(), logger: logger), logger: logger)
+        let settings = Settings.fromEnvironment()
+        try await runUntilSignalled(try await Processes.projector(settings, opsPort: settings.opsPort ?? 9102, logger: logger), logger: logger)
     }
 }
 
@@ -99,7 +105,7 @@ struct Dev: AsyncParsableCommand {
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load generators; scripts/bench runs them beside raw baselines.", subcommands: [BenchStore.self])
+        abstract: "Load generators; scripts/bench runs them beside raw baselines.", subcommands: [BenchStore.self, BenchRelay.self])
 }
 
 struct BenchStore: AsyncParsableCommand {
@@ -138,6 +144,48 @@ struct BenchStore: AsyncParsableCommand {
                 "\(result.events) events in \(result.appends) appends over \(String(format: "%.1f", result.seconds)) s: "
                     + "\(Int(result.eventsPerSecond)) events/s, p50 \(String(format: "%.2f", result.p50Milliseconds)) ms, "
                     + "p99 \(String(format: "%.2f", result.p99Milliseconds)) ms")
+        }
+    }
+}
+
+struct BenchRelay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay", abstract: "Append a backlog, then time the relay publishing it to a new topic; prints events/s.")
+
+    @Option(help: "Events in the backlog.") var events = 100_000
+    @Option(help: "Events the relay reads and publishes per batch.") var batchSize = 1000
+    @Option(help: "The JSON data of each event.") var payload = #"{"orderId":"o-1","customerId":"c-1","total":2598}"#
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        let logger = makeLogger("orderly.bench")
+        let settings = Settings.fromEnvironment()
+        let client = try settings.makePostgresClient(logger: logger)
+        let store = PostgresEventStore(client: client, logger: logger)
+        let topic = "bench-relay-\(UUID().uuidString.prefix(8).lowercased())"
+        let result = try await withThrowingTaskGroup(of: RelayBenchmark.Result?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            group.addTask {
+                try await RelayBenchmark.seed(store: store, count: self.events, payload: self.payload)
+                try await KafkaAdmin.ensureTopic(topic, partitions: settings.topicPartitions, configuration: settings.kafka)
+                let relay = EventRelay(
+                    store: store, producer: try KafkaProducer(configuration: settings.kafka),
+                    settings: .init(topic: topic, checkpointName: topic, batchSize: self.batchSize), logger: logger)
+                return try await RelayBenchmark.drain(relay: relay, count: self.events)
+            }
+            defer { group.cancelAll() }
+            while let next = try await group.next() {
+                if let result = next { return result }
+            }
+            throw CancellationError()
+        }
+        if self.json {
+            print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
+        } else {
+            print("\(result.events) events relayed in \(String(format: "%.2f", result.seconds)) s: \(Int(result.eventsPerSecond)) events/s")
         }
     }
 }

@@ -151,6 +151,8 @@ public protocol EventStore: Sendable {
     /// Committed events after `cursor`, in log order, at most `limit`. Never skips an event that a
     /// slower transaction commits later.
     func readAll(after cursor: LogCursor, limit: Int) async throws -> [RecordedEvent]
+    /// The highest position appended so far (0 for an empty log), committed or not: for lag metrics.
+    func latestPosition() async throws -> Int64
     func loadCheckpoint(_ name: String) async throws -> LogCursor
     func saveCheckpoint(_ name: String, _ cursor: LogCursor) async throws
     /// Whether the store answers (for readiness).

@@ -69,6 +69,10 @@ public final class InMemoryEventStore: EventStore {
         }
     }
 
+    public func latestPosition() async throws -> Int64 {
+        self.state.withLock { Int64($0.events.count) }
+    }
+
     public func loadCheckpoint(_ name: String) async throws -> LogCursor {
         self.state.withLock { $0.checkpoints[name] ?? .start }
     }

@@ -143,6 +143,15 @@ public struct PostgresEventStore: EventStore {
         return try await Self.decode(rows)
     }
 
+    public func latestPosition() async throws -> Int64 {
+        for try await position in try await self.client.query("SELECT coalesce(max(position), 0) FROM events", logger: self.logger)
+            .decode(Int64.self)
+        {
+            return position
+        }
+        return 0
+    }
+
     public func loadCheckpoint(_ name: String) async throws -> LogCursor {
         let rows = try await self.client.query(
             "SELECT transaction_id::text, position FROM checkpoints WHERE name = \(name)", logger: self.logger)

@@ -41,6 +41,7 @@ enum TestServers {
             try await Migrator(client: client, logger: logger).migrate(migrations)
         }
         settings.topic = uniqueName("events")
+        settings.deadLetterTopic = settings.topic + "-dlq"
         settings.projectorGroup = uniqueName("projector")
         settings.mongoDatabase = uniqueName("orderly_test")
         settings.httpHost = "127.0.0.1"

@@ -1,0 +1,197 @@
+import Foundation
+import Logging
+import Metrics
+import OrderlyEventStore
+import ServiceLifecycle
+
+/// Thrown by a handler for an event that can never succeed (unreadable, against the rules): the
+/// consumer sends it to the dead-letter topic with `reason` and moves on. Any other error is taken as
+/// transient and retried.
+public struct PoisonEvent: Error, Sendable, CustomStringConvertible {
+    public var reason: String
+
+    public init(reason: String) {
+        self.reason = reason
+    }
+
+    public var description: String { self.reason }
+}
+
+/// Reacts to events. `handle` returns only once its effect is durable; it should itself be idempotent
+/// (a version-guarded write, an idempotency key), because after a crash an event can arrive again.
+public protocol EventHandler: Sendable {
+    func handle(_ event: RecordedEvent) async throws
+}
+
+/// The runtime every reacting process uses: a consumer-group member that, for each event,
+/// drops repeats (per stream: a version at or below the last one applied), retries transient failures
+/// with backoff without moving on (order per order id matters), dead-letters poison events with
+/// their reason without blocking the partition, and commits offsets only after the effects are
+/// durable.
+public struct EventConsumer: Service {
+    public struct Settings: Sendable {
+        public var group: String
+        public var deadLetterTopic: String
+        public var maxBatch: Int
+        public var firstRetryDelay: Duration
+        public var maxRetryDelay: Duration
+        /// How many streams' last versions are remembered for dropping repeats; past it the memory
+        /// starts over and the handler's own idempotency takes the repeats.
+        public var rememberedStreams: Int
+
+        public init(
+            group: String, deadLetterTopic: String, maxBatch: Int = 500, firstRetryDelay: Duration = .milliseconds(100),
+            maxRetryDelay: Duration = .seconds(5), rememberedStreams: Int = 100_000
+        ) {
+            self.group = group
+            self.deadLetterTopic = deadLetterTopic
+            self.maxBatch = maxBatch
+            self.firstRetryDelay = firstRetryDelay
+            self.maxRetryDelay = maxRetryDelay
+            self.rememberedStreams = rememberedStreams
+        }
+    }
+
+    let consumer: KafkaConsumer
+    let deadLetters: KafkaProducer
+    let handler: any EventHandler
+    let settings: Settings
+    let logger: Logger
+    let metrics: ConsumerMetrics
+
+    public init(
+        consumer: KafkaConsumer, deadLetters: KafkaProducer, handler: any EventHandler, settings: Settings, logger: Logger
+    ) {
+        self.consumer = consumer
+        self.deadLetters = deadLetters
+        self.handler = handler
+        self.settings = settings
+        self.logger = logger
+        self.metrics = ConsumerMetrics(group: settings.group)
+    }
+
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            // The last version applied per stream, to drop repeats; this loop is its only user.
+            var lastVersions: [String: Int64] = [:]
+            while !Task.isCancelled {
+                let records = try await self.pollBatch()
+                guard !records.isEmpty else { continue }
+                for record in records {
+                    try await self.process(record, lastVersions: &lastVersions)
+                }
+                try await self.consumer.commit(records)
+            }
+        }
+        await self.consumer.close()
+    }
+
+    private func pollBatch() async throws -> [KafkaRecord] {
+        var records: [KafkaRecord] = []
+        while records.count < self.settings.maxBatch,
+            let record = try await self.consumer.poll(timeout: .milliseconds(records.isEmpty ? 100 : 0))
+        {
+            records.append(record)
+        }
+        return records
+    }
+
+    func process(_ record: KafkaRecord, lastVersions: inout [String: Int64]) async throws {
+        let event: RecordedEvent
+        do {
+            event = try EventMessageCodec.event(from: record)
+        } catch {
+            try await self.deadLetter(record, reason: "unreadable message: \(error)")
+            return
+        }
+        var logger = self.logger
+        logger[metadataKey: "order.id"] = "\(event.metadata.correlationId ?? "")"
+        logger[metadataKey: "event.type"] = "\(event.type)"
+        logger[metadataKey: "event.position"] = "\(event.position)"
+        if let last = lastVersions[event.streamID] {
+            if event.streamVersion <= last {
+                self.metrics.duplicates.increment()
+                logger.debug("dropped a repeated event", metadata: ["stream.version": "\(event.streamVersion)"])
+                return
+            }
+            if event.streamVersion > last + 1 {
+                // The relay publishes every stream in order, so a jump means events went missing upstream.
+                logger.error("stream version jumped", metadata: ["from": "\(last)", "to": "\(event.streamVersion)"])
+            }
+        }
+        do {
+            try await self.handleWithRetry(event, logger: logger)
+            self.metrics.applied.increment()
+            self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(event.recordedAt)))
+        } catch let poison as PoisonEvent {
+            try await self.deadLetter(record, reason: poison.reason)
+        }
+        if lastVersions.count >= self.settings.rememberedStreams { lastVersions.removeAll(keepingCapacity: true) }
+        lastVersions[event.streamID] = event.streamVersion
+    }
+
+    private func handleWithRetry(_ event: RecordedEvent, logger: Logger) async throws {
+        var delay = self.settings.firstRetryDelay
+        while true {
+            do {
+                try await self.handler.handle(event)
+                return
+            } catch let poison as PoisonEvent {
+                throw poison
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                self.metrics.retries.increment()
+                logger.warning("handling failed; retrying", metadata: ["error": "\(error)", "retry.delay": "\(delay)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, self.settings.maxRetryDelay)
+            }
+        }
+    }
+
+    /// Publishes the message as it came, plus the reason and where it came from, and waits for the
+    /// broker to have it before the offset may be committed past it.
+    private func deadLetter(_ record: KafkaRecord, reason: String) async throws {
+        self.logger.error(
+            "dead-lettering an event",
+            metadata: ["reason": "\(reason)", "kafka.partition": "\(record.partition)", "kafka.offset": "\(record.offset)"])
+        let headers =
+            record.headers + [
+                ("dlq-reason", Array(reason.utf8)), ("dlq-group", Array(self.settings.group.utf8)),
+                ("dlq-source", Array("\(record.topic)/\(record.partition)/\(record.offset)".utf8)),
+            ]
+        var delay = self.settings.firstRetryDelay
+        while true {
+            do {
+                try await self.deadLetters.send([
+                    KafkaOutgoingMessage(topic: self.settings.deadLetterTopic, key: record.key, value: record.value, headers: headers)
+                ])
+                self.metrics.deadLettered.increment()
+                return
+            } catch let error as KafkaError {
+                self.logger.warning("dead-letter topic unavailable; retrying", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, self.settings.maxRetryDelay)
+            }
+        }
+    }
+}
+
+/// Per consumer group: events applied, repeats dropped, retries, dead letters, and how old the last
+/// applied event was (the lag in seconds behind the log).
+struct ConsumerMetrics: Sendable {
+    let applied: Counter
+    let duplicates: Counter
+    let retries: Counter
+    let deadLettered: Counter
+    let lagSeconds: Gauge
+
+    init(group: String) {
+        let dimensions = [("group", group)]
+        self.applied = Counter(label: "orderly_consumer_events_applied_total", dimensions: dimensions)
+        self.duplicates = Counter(label: "orderly_consumer_events_duplicate_total", dimensions: dimensions)
+        self.retries = Counter(label: "orderly_consumer_retries_total", dimensions: dimensions)
+        self.deadLettered = Counter(label: "orderly_consumer_dead_lettered_total", dimensions: dimensions)
+        self.lagSeconds = Gauge(label: "orderly_consumer_lag_seconds", dimensions: dimensions)
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Logging
+import OrderlyApp
+import OrderlyDomain
+import OrderlyEventStore
+import OrderlyMessaging
+import OrderlyReadModels
+import ServiceLifecycle
+import Testing
+
+/// Runs `service` until `body` returns, then shuts it down.
+func whileRunning<T: Sendable>(_ service: any Service, _ body: @Sendable () async throws -> T) async throws -> T {
+    let group = ServiceGroup(configuration: .init(services: [.init(service: service)], logger: TestServers.logger))
+    return try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        defer { tasks.cancelAll() }
+        let result = try await body()
+        await group.triggerGracefulShutdown()
+        return result
+    }
+}
+
+/// The consumer runtime and the projector against the local broker and document server.
+@Suite struct ConsumerTests {
+    func orderPlaced(_ orderID: String, version: Int64 = 1, position: Int64, data: Data? = nil) throws -> RecordedEvent {
+        let placed = OrderPlaced(
+            orderId: orderID, customerId: "c-1", currency: "EUR", lines: [OrderLine(sku: "SKU-1", quantity: 1, unitPrice: 700)], total: 700,
+            paymentToken: "tok_ok", placedAt: Date())
+        let encoded = try EventCodec.encode(.placed(placed))
+        return RecordedEvent(
+            id: UUID(), streamID: "order-\(orderID)", streamVersion: version, position: position, transactionID: UInt64(position),
+            type: encoded.type, schemaVersion: 1, data: data ?? encoded.data, metadata: EventMetadata(correlationId: orderID), recordedAt: Date())
+    }
+
+    func publish(_ messages: [KafkaOutgoingMessage], settings: Settings) async throws {
+        try await KafkaAdmin.ensureTopic(settings.topic, partitions: 10, configuration: settings.kafka)
+        let producer = try KafkaProducer(configuration: settings.kafka)
+        try await producer.send(messages)
+        await producer.shutdown()
+    }
+
+    func projector(_ settings: Settings, group: String) async throws -> EventConsumer {
+        let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+        return try await Processes.consumer(
+            settings, group: group, handler: Projector(client: mongo, logger: TestServers.logger), logger: TestServers.logger)
+    }
+
+    @Test func anEventDeliveredTwiceHasOneEffectEvenAcrossARestart() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let event = try self.orderPlaced("o-dup", position: 1)
+        let message = EventMessageCodec.message(for: event, topic: settings.topic)
+        try await self.publish([message, message], settings: settings)
+        let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+        let orders = MongoOrderReadModel(client: mongo)
+
+        for group in [settings.projectorGroup, TestServers.uniqueName("second")] {
+            // The second pass is a new process's memory over the same messages: only the version guard stops it.
+            let consumer = try await self.projector(settings, group: group)
+            let view = try await whileRunning(consumer) {
+                try await TestServers.eventually { try await orders.order(id: "o-dup") }
+            }
+            #expect(view?.timeline.count == 1)
+            #expect(view?.total == 700)
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await orders.order(id: "o-dup")?.timeline.count == 1)
+        try await mongo.dropDatabase()
+    }
+
+    @Test func poisonEventsAreDeadLetteredWithTheirReasonAndLaterEventsFlow() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let garbage = KafkaOutgoingMessage(topic: settings.topic, key: Array("o-p".utf8), value: Array("not an event".utf8))
+        let unreadable = EventMessageCodec.message(
+            for: try self.orderPlaced("o-p", position: 1, data: Data(#"{"orderId": 5}"#.utf8)), topic: settings.topic)
+        let good = EventMessageCodec.message(for: try self.orderPlaced("o-p", version: 2, position: 2), topic: settings.topic)
+        try await self.publish([garbage, unreadable, good], settings: settings)
+
+        let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+        let consumer = try await self.projector(settings, group: settings.projectorGroup)
+        let view = try await whileRunning(consumer) {
+            try await TestServers.eventually { try await MongoOrderReadModel(client: mongo).order(id: "o-p") }
+        }
+        #expect(view?.version == 2, "the event after the poison ones was not applied")
+
+        let deadLetters = try KafkaConsumer(configuration: settings.kafka, groupID: TestServers.uniqueName("dlq"), topics: [settings.deadLetterTopic])
+        var records: [KafkaRecord] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        while records.count < 2, ContinuousClock.now < deadline {
+            if let record = try await deadLetters.poll(timeout: .milliseconds(200)) { records.append(record) }
+        }
+        await deadLetters.close()
+        #expect(records.count == 2)
+        let reasons = records.compactMap { $0.header("dlq-reason") }
+        #expect(reasons.contains { $0.contains("unreadable message") })
+        #expect(reasons.contains { $0.contains("cannot read OrderPlaced") })
+        #expect(records.allSatisfy { $0.header("dlq-group") == settings.projectorGroup })
+        #expect(records.contains { String(decoding: $0.value, as: UTF8.self) == "not an event" })
+        try await mongo.dropDatabase()
+    }
+}

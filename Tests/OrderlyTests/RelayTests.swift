@@ -1,0 +1,130 @@
+import Foundation
+import Logging
+import OrderlyApp
+import OrderlyEventStore
+import OrderlyMessaging
+import PostgresNIO
+import ServiceLifecycle
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Appends `streams` × `eventsPerStream` events (in appends of 5) and returns them as stored.
+func seedEvents(_ settings: Settings, streams: Int, eventsPerStream: Int, prefix: String = "s") async throws -> [RecordedEvent] {
+    try await TestServers.withPostgres(settings) { client in
+        let store = PostgresEventStore(client: client, logger: TestServers.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for stream in 0..<streams {
+                group.addTask {
+                    for _ in 0..<(eventsPerStream / 5) {
+                        _ = try await store.append(makeEvents(5, correlation: "\(prefix)\(stream)"), to: "order-\(prefix)\(stream)", expecting: .any)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return try await readVisible(store, count: streams * eventsPerStream, limit: 1000)
+    }
+}
+
+/// Reads `topic` from the start in a new group until every id in `expected` arrived (or a minute passed).
+func consumeTopic(_ topic: String, configuration: KafkaConfiguration, until expected: Set<UUID>) async throws -> [RecordedEvent] {
+    let consumer = try KafkaConsumer(configuration: configuration, groupID: TestServers.uniqueName("check"), topics: [topic])
+    var received: [RecordedEvent] = []
+    var missing = expected
+    let deadline = ContinuousClock.now + .seconds(60)
+    while !missing.isEmpty, ContinuousClock.now < deadline {
+        if let record = try await consumer.poll(timeout: .milliseconds(200)) {
+            let event = try EventMessageCodec.event(from: record)
+            received.append(event)
+            missing.remove(event.id)
+        }
+    }
+    await consumer.close()
+    return received
+}
+
+/// Every expected event arrived, and each stream's first arrivals are its versions in order (repeats allowed).
+func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sourceLocation: SourceLocation = #_sourceLocation) {
+    let missing = Set(expected.map(\.id)).subtracting(received.map(\.id))
+    #expect(missing.isEmpty, "\(missing.count) events never arrived", sourceLocation: sourceLocation)
+    var firstArrivals: [String: [Int64]] = [:]
+    var seen = Set<UUID>()
+    for event in received where seen.insert(event.id).inserted {
+        firstArrivals[event.streamID, default: []].append(event.streamVersion)
+    }
+    for (stream, versions) in firstArrivals {
+        #expect(versions == Array(1...Int64(versions.count)), "stream \(stream) arrived out of order", sourceLocation: sourceLocation)
+    }
+}
+
+@Suite struct RelayTests {
+    @Test func aRelayKilledMidBatchAndRestartedLosesNothing() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let expected = try await seedEvents(settings, streams: 40, eventsPerStream: 50)
+        let checkpoint = "relay:\(settings.topic)"
+        let first = try ChildProcess.orderly(["relay"], settings: settings, extra: ["ORDERLY_RELAY_BATCH_SIZE": "20"])
+        // Kill it (SIGKILL: no cleanup) once it has published some but not all of the backlog.
+        let progress = try await TestServers.eventually(timeout: .seconds(60), interval: .milliseconds(5)) { () -> Int64? in
+            let position = try await TestServers.withPostgres(settings) { client in
+                try await PostgresEventStore(client: client, logger: TestServers.logger).loadCheckpoint(checkpoint).position
+            }
+            return position > 0 ? position : nil
+        }
+        first.kill()
+        first.process.waitUntilExit()
+        let last = try #require(expected.last).position
+        #expect(try #require(progress) < last, "the relay finished before it could be killed")
+
+        let second = try ChildProcess.orderly(["relay"], settings: settings)
+        let received = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(expected.map(\.id)))
+        second.stop()
+        expectComplete(received, expected: expected)
+    }
+
+    @Test func theRelayCatchesUpWhenTheBrokerComesBackAndAfterAFreeze() async throws {
+        var settings = try await TestServers.isolatedSettings()
+        let broker = PrivateBroker()
+        settings.kafka.brokers = broker.brokers
+        let before = try await seedEvents(settings, streams: 10, eventsPerStream: 20, prefix: "a")
+        // The broker is not there when the relay starts.
+        let relay = try ChildProcess.orderly(["relay"], settings: settings)
+        try await Task.sleep(for: .seconds(3))
+        #expect(relay.process.isRunning, "the relay gave up while the broker was down:\n\(relay.output)")
+        try broker.start()
+        let received = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(before.map(\.id)))
+        expectComplete(received, expected: before)
+
+        // Now the broker freezes with the relay running, events keep coming, and it thaws.
+        broker.freeze()
+        let during = try await seedEvents(settings, streams: 10, eventsPerStream: 10, prefix: "b")
+        try await Task.sleep(for: .seconds(3))
+        broker.thaw()
+        let afterFreeze = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(during.map(\.id)))
+        expectComplete(afterFreeze, expected: before + during)
+        relay.stop()
+    }
+
+    @Test func aStandbyRelayTakesOverWhenTheLeaderDies() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let leader = try ChildProcess.orderly(["relay"], settings: settings)
+        _ = try await TestServers.eventually { leader.output.contains("leading") ? true : nil }
+        let standby = try ChildProcess.orderly(["relay"], settings: settings)
+        let standingBy = try await TestServers.eventually { standby.output.contains("standing by") ? true : nil }
+        #expect(standingBy == true, "the second relay did not stand by:\n\(standby.output)")
+        let first = try await seedEvents(settings, streams: 5, eventsPerStream: 10, prefix: "x")
+        expectComplete(try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(first.map(\.id))), expected: first)
+        #expect(!standby.output.contains("relay starting"), "the standby relayed while the leader was alive")
+
+        leader.kill()
+        let started = ContinuousClock.now
+        let second = try await seedEvents(settings, streams: 5, eventsPerStream: 10, prefix: "y")
+        let received = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(second.map(\.id)))
+        expectComplete(received, expected: first + second)
+        #expect(ContinuousClock.now - started < .seconds(20), "takeover took too long")
+        #expect(standby.output.contains("relay starting"))
+        standby.stop()
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import OrderlyApp
+import OrderlyMessaging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A real `orderly` (or broker) process for crash and failover tests: started with settings in its
+/// environment, killed with SIGKILL like a crash, its stderr kept in a file to read.
+final class ChildProcess: @unchecked Sendable {
+    let process = Process()
+    let logFile: URL
+
+    init(executable: String, arguments: [String], environment: [String: String]) throws {
+        self.logFile = FileManager.default.temporaryDirectory.appendingPathComponent("orderly-test-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: self.logFile.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: self.logFile)
+        self.process.executableURL = URL(fileURLWithPath: executable)
+        self.process.arguments = arguments
+        self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        self.process.standardOutput = handle
+        self.process.standardError = handle
+        try self.process.run()
+    }
+
+    /// `orderly SUBCOMMAND` with the test's settings.
+    static func orderly(_ arguments: [String], settings: Settings, extra: [String: String] = [:]) throws -> ChildProcess {
+        var environment = [
+            "ORDERLY_DATABASE_URL": settings.databaseURL, "ORDERLY_KAFKA_BROKERS": settings.kafka.brokers,
+            "ORDERLY_MONGO_URI": settings.mongoURI, "ORDERLY_MONGO_DATABASE": settings.mongoDatabase, "ORDERLY_TOPIC": settings.topic,
+            "ORDERLY_DEAD_LETTER_TOPIC": settings.deadLetterTopic, "ORDERLY_PROJECTOR_GROUP": settings.projectorGroup,
+            "ORDERLY_OPS_PORT": "0", "LOG_LEVEL": "info",
+        ]
+        environment.merge(extra) { $1 }
+        return try ChildProcess(executable: TestServers.repositoryRoot + "/.build/debug/orderly", arguments: arguments, environment: environment)
+    }
+
+    var output: String { (try? String(contentsOf: self.logFile, encoding: .utf8)) ?? "" }
+
+    func kill(_ signal: Int32 = SIGKILL) {
+        Glibc.kill(self.process.processIdentifier, signal)
+    }
+
+    func stop() {
+        if self.process.isRunning {
+            self.kill(SIGKILL)
+            self.process.waitUntilExit()
+        }
+    }
+
+    deinit {
+        self.stop()
+        try? FileManager.default.removeItem(at: self.logFile)
+    }
+}
+
+/// A private Tansu broker on a port of its own, for tests that take the broker down.
+final class PrivateBroker: @unchecked Sendable {
+    let port: Int
+    private(set) var child: ChildProcess?
+
+    init() {
+        self.port = Int.random(in: 21_000..<29_000)
+    }
+
+    var brokers: String { "127.0.0.1:\(self.port)" }
+
+    func start() throws {
+        self.child = try ChildProcess(
+            executable: TestServers.repositoryRoot + "/.orderly/run/tansu",
+            arguments: [
+                "broker", "--listener-url", "tcp://127.0.0.1:\(self.port)", "--advertised-listener-url", "tcp://127.0.0.1:\(self.port)",
+                "--storage-engine", "memory://tansu/",
+            ], environment: [:])
+    }
+
+    /// Freezes the broker (it keeps its state but answers nothing) or thaws it.
+    func freeze() { self.child?.kill(SIGSTOP) }
+    func thaw() { self.child?.kill(SIGCONT) }
+
+    deinit {
+        self.child?.kill(SIGCONT)
+        self.child?.stop()
+    }
+}
