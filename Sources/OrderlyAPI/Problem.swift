@@ -65,34 +65,42 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     static func problem(for error: any Error, context: Context) -> Problem {
+        if let problem = Problem(describing: error) { return problem }
+        context.logger.error("request failed", metadata: ["error": "\(error)"])
+        return Problem(
+            status: .internalServerError, type: "internal", title: "Internal error",
+            detail: "the server could not complete the request; it has been logged")
+    }
+}
+
+extension Problem {
+    /// The problem an expected failure maps to; nil for anything unexpected (a 500).
+    public init?(describing error: any Error) {
         switch error {
         case let problem as Problem:
-            return problem
+            self = problem
         case let error as ValidationError:
-            return Problem(
+            self.init(
                 status: .unprocessableContent, type: "validation-failed", title: "The command breaks a rule",
                 detail: error.description, field: error.field)
         case EventStoreError.wrongExpectedVersion(let stream, let expected, let actual):
-            return Problem(
+            self.init(
                 status: .conflict, type: "concurrency-conflict", title: "Concurrent change",
-                detail: "stream \(stream) was expected at version \(expected) but is at \(actual)")
+                detail: "stream \(stream) was expected at version \(expected) but is at \(actual); reload and retry")
         case EventStoreError.idempotencyKeyReused:
-            return Problem(
+            self.init(
                 status: .unprocessableContent, type: "idempotency-key-reused", title: "Idempotency key reused",
                 detail: "this Idempotency-Key was already used with a different request body", field: "Idempotency-Key")
         case is NIOTooManyBytesError:
-            return Problem(
+            self.init(
                 status: .contentTooLarge, type: "body-too-large", title: "Request body too large",
                 detail: "the body exceeds \(API.maxBodyBytes) bytes")
         case let error as HTTPError:
-            return Problem(
+            self.init(
                 status: error.status, type: "http-\(error.status.code)", title: error.status.reasonPhrase,
                 detail: error.body ?? error.status.reasonPhrase)
         default:
-            context.logger.error("request failed", metadata: ["error": "\(error)"])
-            return Problem(
-                status: .internalServerError, type: "internal", title: "Internal error",
-                detail: "the server could not complete the request; it has been logged")
+            return nil
         }
     }
 }

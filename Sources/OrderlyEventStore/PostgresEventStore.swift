@@ -21,6 +21,7 @@ import PostgresNIO
 public struct PostgresEventStore: EventStore {
     public let client: PostgresClient
     let logger: Logger
+    private static let metadataEncoder = JSONEncoder()
 
     public init(client: PostgresClient, logger: Logger) {
         self.client = client
@@ -31,7 +32,7 @@ public struct PostgresEventStore: EventStore {
         _ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion, idempotency: IdempotencyKey?
     ) async throws -> AppendResult {
         guard !events.isEmpty else { throw EventStoreError.emptyAppend }
-        let encoder = JSONEncoder()
+        let encoder = Self.metadataEncoder
         var metadata: [String] = []
         metadata.reserveCapacity(events.count)
         for event in events {
@@ -62,8 +63,17 @@ public struct PostgresEventStore: EventStore {
         }
     }
 
-    /// The arguments of `orderly_append` (migrations/0002), which appends in one round trip.
-    private struct AppendCall: Sendable {
+    /// One call of `orderly_append` (migrations/0002), which appends in one round trip. Prepared once
+    /// per connection, so the server parses and plans it once.
+    private struct AppendCall: PostgresPreparedStatement {
+        typealias Row = (String, Int64, Int64, Bool)
+
+        static let sql = """
+            SELECT out_stream, out_version, out_position, out_replayed
+            FROM orderly_append($1, $2, $3, $4, $5, $6::text[]::jsonb[], $7::text[]::jsonb[], $8, $9)
+            """
+        static let bindingDataTypes: [PostgresDataType] = [.text, .int8, .uuidArray, .textArray, .int4Array, .textArray, .textArray, .text, .text]
+
         var stream: String
         var expected: Int64?
         var ids: [UUID]
@@ -73,17 +83,28 @@ public struct PostgresEventStore: EventStore {
         var metadata: [String]
         var idempotencyKey: String?
         var request: String?
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 9)
+            bindings.append(self.stream)
+            bindings.append(self.expected)
+            bindings.append(self.ids)
+            bindings.append(self.types)
+            bindings.append(self.schemaVersions)
+            bindings.append(self.data)
+            bindings.append(self.metadata)
+            bindings.append(self.idempotencyKey)
+            bindings.append(self.request)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            try row.decode(Row.self)
+        }
     }
 
     private func run(_ call: AppendCall) async throws -> AppendResult {
-        let rows = try await self.client.query(
-            """
-            SELECT out_stream, out_version, out_position, out_replayed
-            FROM orderly_append(\(call.stream), \(call.expected), \(call.ids)::uuid[], \(call.types)::text[],
-                                \(call.schemaVersions)::int4[], \(call.data)::text[]::jsonb[], \(call.metadata)::text[]::jsonb[],
-                                \(call.idempotencyKey), \(call.request))
-            """, logger: self.logger)
-        for try await (stream, version, position, replayed) in rows.decode((String, Int64, Int64, Bool).self) {
+        for try await (stream, version, position, replayed) in try await self.client.execute(call, logger: self.logger) {
             return AppendResult(streamID: stream, streamVersion: version, position: position, isReplay: replayed)
         }
         throw EventStoreError.emptyAppend

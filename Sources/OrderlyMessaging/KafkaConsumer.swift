@@ -109,3 +109,33 @@ public final class KafkaConsumer: Sendable {
         return KafkaRecord(topic: topic, partition: raw.partition, offset: raw.offset, key: key, value: value, headers: headers)
     }
 }
+
+extension KafkaConsumer {
+    /// The group's messages as an async sequence. Nothing is committed for the caller: commit with
+    /// `commit(_:)` once each record's effect is durable. Ends when the task is cancelled.
+    public func records(pollTimeout: Duration = .milliseconds(100)) -> Records {
+        Records(consumer: self, pollTimeout: pollTimeout)
+    }
+
+    public struct Records: AsyncSequence, Sendable {
+        public typealias Element = KafkaRecord
+        let consumer: KafkaConsumer
+        let pollTimeout: Duration
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let consumer: KafkaConsumer
+            let pollTimeout: Duration
+
+            public mutating func next() async throws -> KafkaRecord? {
+                while !Task.isCancelled {
+                    if let record = try await self.consumer.poll(timeout: self.pollTimeout) { return record }
+                }
+                return nil
+            }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator {
+            AsyncIterator(consumer: self.consumer, pollTimeout: self.pollTimeout)
+        }
+    }
+}

@@ -7,6 +7,10 @@ import PostgresNIO
 import ServiceLifecycle
 import Testing
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -127,4 +131,27 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         #expect(standby.output.contains("relay starting"))
         standby.stop()
     }
+
+    @Test func theRelayServesHealthAndItsMetrics() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let port = Int.random(in: 30_000..<40_000)
+        let relay = try ChildProcess.orderly(["relay"], settings: settings, extra: ["ORDERLY_OPS_PORT": "\(port)"])
+        let events = try await seedEvents(settings, streams: 4, eventsPerStream: 10)
+        _ = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(events.map(\.id)))
+        let metrics = try await TestServers.eventually { () -> String? in
+            guard let text = try? await httpGet("http://127.0.0.1:\(port)/metrics") else { return nil }
+            return text.contains("orderly_relay_events_published_total 40") ? text : nil
+        }
+        let latest = (try? await httpGet("http://127.0.0.1:\(port)/metrics")) ?? "no answer"
+        #expect(metrics != nil, "published counter missing or wrong:\n\(latest)")
+        #expect(metrics?.contains("orderly_relay_lag_positions") == true)
+        #expect(try await httpGet("http://127.0.0.1:\(port)/health").contains("ok"))
+        relay.stop()
+    }
+}
+
+/// A plain HTTP GET over a real socket.
+func httpGet(_ url: String) async throws -> String {
+    let (data, _) = try await URLSession.shared.data(from: try #require(URL(string: url)))
+    return String(decoding: data, as: UTF8.self)
 }
