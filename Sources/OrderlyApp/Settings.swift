@@ -39,7 +39,7 @@ public struct Settings: Sendable {
             topicPartitions: environment["ORDERLY_TOPIC_PARTITIONS"].flatMap { Int32($0) } ?? 10,
             deadLetterTopic: environment["ORDERLY_DEAD_LETTER_TOPIC"] ?? "order-events-dlq",
             projectorGroup: environment["ORDERLY_PROJECTOR_GROUP"] ?? "orderly-projector",
-            relayBatchSize: environment["ORDERLY_RELAY_BATCH_SIZE"].flatMap { Int($0) } ?? 1000,
+            relayBatchSize: environment["ORDERLY_RELAY_BATCH_SIZE"].flatMap { Int($0) } ?? 5000,
             opsPort: environment["ORDERLY_OPS_PORT"].flatMap { Int($0) },
             httpHost: environment["ORDERLY_HTTP_HOST"] ?? "0.0.0.0",
             httpPort: environment["ORDERLY_HTTP_PORT"].flatMap { Int($0) } ?? 8080

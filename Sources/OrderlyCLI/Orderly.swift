@@ -153,7 +153,7 @@ struct BenchRelay: AsyncParsableCommand {
         commandName: "relay", abstract: "Append a backlog, then time the relay publishing it to a new topic; prints events/s.")
 
     @Option(help: "Events in the backlog.") var events = 100_000
-    @Option(help: "Events the relay reads and publishes per batch.") var batchSize = 1000
+    @Option(help: "Events the relay reads and publishes per batch.") var batchSize = 5000
     @Option(help: "The JSON data of each event.") var payload = #"{"orderId":"o-1","customerId":"c-1","total":2598}"#
     @Flag(help: "Print the result as JSON.") var json = false
 

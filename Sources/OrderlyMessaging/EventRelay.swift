@@ -17,7 +17,7 @@ public struct EventRelay: Service {
         public var retryDelay: Duration
 
         public init(
-            topic: String = "order-events", checkpointName: String = "relay", batchSize: Int = 1000,
+            topic: String = "order-events", checkpointName: String = "relay", batchSize: Int = 5000,
             idleDelay: Duration = .milliseconds(20), retryDelay: Duration = .seconds(1)
         ) {
             self.topic = topic
