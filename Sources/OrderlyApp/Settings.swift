@@ -64,4 +64,16 @@ public struct Settings: Sendable {
     public func makePostgresClient(logger: Logger) throws -> PostgresClient {
         PostgresClient(configuration: try self.postgresConfiguration(), backgroundLogger: logger)
     }
+
+    /// Runs `body` with a running PostgresClient, then stops it: for one-shot commands (migrate,
+    /// bench) and tests. Long-running processes put the client in their ServiceGroup instead.
+    @discardableResult
+    public func withPostgres<T: Sendable>(logger: Logger, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
+        let client = try self.makePostgresClient(logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
 }

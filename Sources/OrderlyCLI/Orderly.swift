@@ -46,15 +46,11 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger("orderly.migrate")
-        let settings = Settings.fromEnvironment()
-        let client = try settings.makePostgresClient(logger: logger)
         let migrations = try Migrator.load(from: self.directory ?? Migrator.defaultDirectory())
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await client.run() }
-            let applied = try await Migrator(client: client, logger: logger).migrate(migrations)
-            print(applied.isEmpty ? "migrations: up to date" : "migrations: applied \(applied.joined(separator: ", "))")
-            group.cancelAll()
+        let applied = try await Settings.fromEnvironment().withPostgres(logger: logger) { client in
+            try await Migrator(client: client, logger: logger).migrate(migrations)
         }
+        print(applied.isEmpty ? "migrations: up to date" : "migrations: applied \(applied.joined(separator: ", "))")
     }
 }
 
@@ -120,22 +116,10 @@ struct BenchStore: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger("orderly.bench")
-        let client = try Settings.fromEnvironment().makePostgresClient(logger: logger)
-        let store = PostgresEventStore(client: client, logger: logger)
-        let result = try await withThrowingTaskGroup(of: StoreBenchmark.Result?.self) { group in
-            group.addTask {
-                await client.run()
-                return nil
-            }
-            group.addTask {
-                try await StoreBenchmark.run(
-                    store: store, writers: self.writers, batch: self.batch, duration: .seconds(self.seconds), payload: self.payload)
-            }
-            defer { group.cancelAll() }
-            while let next = try await group.next() {
-                if let result = next { return result }
-            }
-            throw CancellationError()
+        let result = try await Settings.fromEnvironment().withPostgres(logger: logger) { client in
+            try await StoreBenchmark.run(
+                store: PostgresEventStore(client: client, logger: logger), writers: self.writers, batch: self.batch,
+                duration: .seconds(self.seconds), payload: self.payload)
         }
         if self.json {
             print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
@@ -160,27 +144,15 @@ struct BenchRelay: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("orderly.bench")
         let settings = Settings.fromEnvironment()
-        let client = try settings.makePostgresClient(logger: logger)
-        let store = PostgresEventStore(client: client, logger: logger)
         let topic = "bench-relay-\(UUID().uuidString.prefix(8).lowercased())"
-        let result = try await withThrowingTaskGroup(of: RelayBenchmark.Result?.self) { group in
-            group.addTask {
-                await client.run()
-                return nil
-            }
-            group.addTask {
-                try await RelayBenchmark.seed(store: store, count: self.events, payload: self.payload)
-                try await KafkaAdmin.ensureTopic(topic, partitions: settings.topicPartitions, configuration: settings.kafka)
-                let relay = EventRelay(
-                    store: store, producer: try KafkaProducer(configuration: settings.kafka),
-                    settings: .init(topic: topic, checkpointName: topic, batchSize: self.batchSize), logger: logger)
-                return try await RelayBenchmark.drain(relay: relay, count: self.events)
-            }
-            defer { group.cancelAll() }
-            while let next = try await group.next() {
-                if let result = next { return result }
-            }
-            throw CancellationError()
+        let result = try await settings.withPostgres(logger: logger) { client in
+            let store = PostgresEventStore(client: client, logger: logger)
+            try await RelayBenchmark.seed(store: store, count: self.events, payload: self.payload)
+            try await KafkaAdmin.ensureTopic(topic, partitions: settings.topicPartitions, configuration: settings.kafka)
+            let relay = EventRelay(
+                store: store, producer: try KafkaProducer(configuration: settings.kafka),
+                settings: .init(topic: topic, checkpointName: topic, batchSize: self.batchSize), logger: logger)
+            return try await RelayBenchmark.drain(relay: relay, count: self.events)
         }
         if self.json {
             print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))

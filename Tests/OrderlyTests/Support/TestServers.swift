@@ -54,12 +54,7 @@ enum TestServers {
     static func withPostgres<T: Sendable>(
         _ settings: Settings, _ body: @Sendable (PostgresClient) async throws -> T
     ) async throws -> T {
-        let client = try settings.makePostgresClient(logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
-        }
+        try await settings.withPostgres(logger: logger, body)
     }
 
     /// Polls `probe` until it returns a value or `timeout` passes.
