@@ -81,14 +81,10 @@ public enum RelayBenchmark {
         }
     }
 
-    /// Runs the relay's own publishing loop from its checkpoint until it has published `count` events.
+    /// Runs the relay's own publishing loop from the start of the log until it has published `count` events.
     public static func drain(relay: EventRelay, count: Int) async throws -> Result {
-        var cursor = LogCursor.start
-        var published = 0
         let started = ContinuousClock.now
-        while published < count {
-            published += try await relay.publishBatch(after: &cursor)
-        }
+        let published = try await relay.publish(from: .start, stoppingAfter: count)
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return Result(events: published, seconds: seconds, eventsPerSecond: Double(published) / seconds)

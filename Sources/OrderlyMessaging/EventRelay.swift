@@ -63,34 +63,60 @@ public struct EventRelay: Service {
     }
 
     private func relayUntilFailure() async throws {
-        var cursor = try await self.store.loadCheckpoint(self.settings.checkpointName)
+        let cursor = try await self.store.loadCheckpoint(self.settings.checkpointName)
         self.logger.info("relay starting", metadata: ["checkpoint": "\(cursor)", "topic": "\(self.settings.topic)"])
-        var lastLagCheck = ContinuousClock.now - .seconds(10)
-        while !Task.isCancelled {
-            let moved = try await self.publishBatch(after: &cursor) > 0
-            if ContinuousClock.now - lastLagCheck >= .seconds(1) {
-                lastLagCheck = ContinuousClock.now
-                let head = try await self.store.latestPosition()
-                self.metrics.lagPositions.record(max(0, head - cursor.position))
-                if !moved { self.metrics.lagSeconds.record(0) }
-            }
-            if !moved { try await Task.sleep(for: self.settings.idleDelay) }
-        }
+        try await self.publish(from: cursor, stoppingAfter: nil)
     }
 
-    /// Publishes one batch after `cursor` and stores the new checkpoint; returns how many events it published.
+    /// Publishes the log from `cursor` on, batch after batch, until cancelled (or, given a count, once
+    /// at least that many events went out); returns how many it published. The next batch is read
+    /// while the current one waits for its delivery reports; the checkpoint still moves only after them.
     @discardableResult
-    public func publishBatch(after cursor: inout LogCursor) async throws -> Int {
-        let events = try await self.store.readAll(after: cursor, limit: self.settings.batchSize)
-        guard let last = events.last else { return 0 }
+    public func publish(from start: LogCursor, stoppingAfter count: Int?) async throws -> Int {
+        let store = self.store
+        let limit = self.settings.batchSize
+        var cursor = start
+        var published = 0
+        var prefetch: Task<[RecordedEvent], any Error>?
+        defer { prefetch?.cancel() }
+        var lastLagCheck = ContinuousClock.now - .seconds(10)
+        while !Task.isCancelled {
+            if let count, published >= count { break }
+            let events: [RecordedEvent]
+            if let prefetched = prefetch {
+                events = try await prefetched.value
+            } else {
+                events = try await store.readAll(after: cursor, limit: limit)
+            }
+            prefetch = nil
+            if let last = events.last {
+                let next = last.cursor
+                prefetch = Task { try await store.readAll(after: next, limit: limit) }
+                try await self.send(events)
+                cursor = next
+                published += events.count
+            }
+            if ContinuousClock.now - lastLagCheck >= .seconds(1) {
+                lastLagCheck = ContinuousClock.now
+                let head = try await store.latestPosition()
+                self.metrics.lagPositions.record(max(0, head - cursor.position))
+                if events.isEmpty { self.metrics.lagSeconds.record(0) }
+            }
+            if events.isEmpty { try await Task.sleep(for: self.settings.idleDelay) }
+        }
+        return published
+    }
+
+    /// Publishes `events`, waits for every delivery report, then stores the checkpoint after the last.
+    private func send(_ events: [RecordedEvent]) async throws {
+        guard let last = events.last else { return }
         try await self.producer.send(events.map { EventMessageCodec.message(for: $0, topic: self.settings.topic) })
         try await self.store.saveCheckpoint(self.settings.checkpointName, last.cursor)
-        cursor = last.cursor
         self.metrics.published.increment(by: events.count)
         self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(last.recordedAt)))
         self.logger.debug("relayed events", metadata: ["count": "\(events.count)", "event.position": "\(last.position)"])
-        return events.count
     }
+
 }
 
 /// Events published, and how far the relay trails the log (in positions and in seconds).
