@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
@@ -60,10 +61,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Command handlers (and, later, the saga services) on top of the event store.
+        // Command handlers and the saga services (order, inventory, payment, notification) on the event store.
         .target(
             name: "OrderlyServices",
-            dependencies: ["OrderlyDomain", "OrderlyEventStore"],
+            dependencies: [
+                "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The REST api.
@@ -96,6 +102,7 @@ let package = Package(
                 "OrderlyApp", "OrderlyEventStore", "OrderlyMessaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

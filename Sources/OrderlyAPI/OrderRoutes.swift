@@ -2,11 +2,12 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import OrderlyDomain
+import OrderlyEventStore
 import OrderlyReadModels
 import OrderlyServices
 import Synchronization
 
-/// `POST /orders` and `GET /orders/{id}`.
+/// `POST /orders`, `GET /orders/{id}`, `POST /orders/{id}/cancel` and `POST /inventory/{sku}/restock`.
 struct OrderRoutes {
     let dependencies: APIDependencies
 
@@ -28,9 +29,35 @@ struct OrderRoutes {
         var position: Int64
     }
 
+    struct RestockBody: Decodable {
+        var quantity: Int
+        var unitPrice: Int64
+    }
+
+    struct RestockResponse: Encodable, Sendable {
+        var sku: String
+        var position: Int64
+    }
+
     func register(on router: Router<BasicRequestContext>) {
         router.post("/orders") { request, _ in try await self.placeOrder(request) }
         router.get("/orders/{id}") { _, context in try await self.getOrder(context) }
+        router.post("/orders/{id}/cancel") { _, context in try await self.cancelOrder(context) }
+        router.post("/inventory/{sku}/restock") { request, context in try await self.restock(request, context) }
+    }
+
+    func cancelOrder(_ context: BasicRequestContext) async throws -> JSONBody<PlaceOrderResponse> {
+        let id = try context.parameters.require("id")
+        guard id.count <= 64 else { throw Problem.notFound("no order \(id)") }
+        let result = try await self.dependencies.commands.cancelOrder(id, actor: nil)
+        return JSONBody(status: .accepted, value: PlaceOrderResponse(orderId: result.orderId, position: result.position))
+    }
+
+    func restock(_ request: Request, _ context: BasicRequestContext) async throws -> JSONBody<RestockResponse> {
+        let sku = try context.parameters.require("sku")
+        let body = try await decodeBody(RestockBody.self, from: request)
+        let result = try await self.dependencies.commands.restock(sku: sku, quantity: body.quantity, unitPrice: body.unitPrice, actor: "staff")
+        return JSONBody(status: .accepted, value: RestockResponse(sku: sku, position: result.position))
     }
 
     func placeOrder(_ request: Request) async throws -> JSONBody<PlaceOrderResponse> {

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import OrderlyDomain
 import OrderlyEventStore
+import OrderlyServices
 
 /// An RFC 9457 problem+json error. `type` is stable: clients branch on it, never on `detail`.
 public struct Problem: HTTPResponseError, Encodable {
@@ -91,6 +92,12 @@ extension Problem {
             self.init(
                 status: .unprocessableContent, type: "idempotency-key-reused", title: "Idempotency key reused",
                 detail: "this Idempotency-Key was already used with a different request body", field: "Idempotency-Key")
+        case OrderCommandError.orderNotFound(let id):
+            self.init(status: .notFound, type: "not-found", title: "Not found", detail: "no order \(id)")
+        case OrderCommandError.orderEnded(let id, let status):
+            self.init(
+                status: .conflict, type: "order-ended", title: "The order has ended",
+                detail: "order \(id) is \(status.isEmpty ? "already ended" : status) and can no longer be cancelled")
         case is NIOTooManyBytesError:
             self.init(
                 status: .contentTooLarge, type: "body-too-large", title: "Request body too large",

@@ -97,14 +97,17 @@ public enum Processes {
             settings: .init(group: group, deadLetterTopic: settings.deadLetterTopic), logger: logger)
     }
 
-    /// Everything in one process, for a laptop and for end-to-end tests.
+    /// Everything in one process (api, relay, projector, the four saga services), for a laptop and for
+    /// end-to-end tests.
     public static func dev(
         _ settings: Settings, logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> some ApplicationProtocol {
         let relayPostgres = try settings.makePostgresClient(logger: logger)
         let relay = try await self.relayService(settings, postgres: relayPostgres, logger: logger)
         let projector = try await self.projector(settings, opsPort: nil, logger: logger)
-        return try self.api(settings, logger: logger, extraServices: [relayPostgres, relay] + projector, onServerRunning: onServerRunning)
+        let saga = try await self.allSagaServices(settings, postgres: relayPostgres, logger: logger)
+        return try self.api(
+            settings, logger: logger, extraServices: [relayPostgres, relay] + projector + saga, onServerRunning: onServerRunning)
     }
 
     /// The topic must exist with its partition count before anyone produces: a broker that

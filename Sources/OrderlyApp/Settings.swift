@@ -22,6 +22,12 @@ public struct Settings: Sendable {
     /// Where consumers put events they can never handle, with the reason.
     public var deadLetterTopic: String
     public var projectorGroup: String
+    /// The saga services' consumer groups are `<prefix>-order`, `<prefix>-inventory`, ...
+    public var serviceGroupPrefix: String
+    /// An order with no terminal state this long after placement is cancelled and compensated.
+    public var sagaDeadline: Duration
+    /// How often the order service looks for sagas past their deadline.
+    public var sagaSweepInterval: Duration
     /// Events the relay reads and publishes per batch.
     public var relayBatchSize: Int
     /// Port of the small /health and /metrics server of the relay and projector processes (0: any free port).
@@ -39,6 +45,9 @@ public struct Settings: Sendable {
             topicPartitions: environment["ORDERLY_TOPIC_PARTITIONS"].flatMap { Int32($0) } ?? 10,
             deadLetterTopic: environment["ORDERLY_DEAD_LETTER_TOPIC"] ?? "order-events-dlq",
             projectorGroup: environment["ORDERLY_PROJECTOR_GROUP"] ?? "orderly-projector",
+            serviceGroupPrefix: environment["ORDERLY_SERVICE_GROUP_PREFIX"] ?? "orderly",
+            sagaDeadline: .milliseconds(environment["ORDERLY_SAGA_DEADLINE_SECONDS"].flatMap { Double($0) }.map { Int64($0 * 1000) } ?? 60_000),
+            sagaSweepInterval: .milliseconds(environment["ORDERLY_SAGA_SWEEP_MS"].flatMap { Int64($0) } ?? 1000),
             relayBatchSize: environment["ORDERLY_RELAY_BATCH_SIZE"].flatMap { Int($0) } ?? 5000,
             opsPort: environment["ORDERLY_OPS_PORT"].flatMap { Int($0) },
             httpHost: environment["ORDERLY_HTTP_HOST"] ?? "0.0.0.0",

@@ -22,22 +22,28 @@ public enum EventDecodingError: Error, Sendable, Equatable {
 /// Turns domain events into stored events and back. Dates are ISO 8601 with fractional seconds, so
 /// the stored JSON reads well in SQL and in exports.
 public enum EventCodec {
-    public static func encode(_ event: OrderEvent) throws -> EncodedEvent {
-        switch event {
-        case .placed(let placed):
-            EncodedEvent(type: event.typeName, schemaVersion: 1, data: try makeEncoder().encode(placed))
-        }
+    public static func encode(_ event: DomainEvent) throws -> EncodedEvent {
+        let payload = event.payload
+        return EncodedEvent(type: type(of: payload).typeName, schemaVersion: type(of: payload).schemaVersion, data: try makeEncoder().encode(payload))
     }
 
-    public static func decode(_ encoded: EncodedEvent) throws(EventDecodingError) -> OrderEvent {
-        switch encoded.type {
-        case "OrderPlaced":
-            guard encoded.schemaVersion == 1 else {
-                throw .unsupportedSchemaVersion(type: encoded.type, version: encoded.schemaVersion)
-            }
-            return .placed(try decodePayload(OrderPlaced.self, encoded))
-        default:
-            throw .unknownType(encoded.type)
+    private static let payloadTypesByName: [String: any EventPayload.Type] = Dictionary(
+        uniqueKeysWithValues: DomainEvent.payloadTypes.map { ($0.typeName, $0) })
+
+    public static func decode(_ encoded: EncodedEvent) throws(EventDecodingError) -> DomainEvent {
+        guard let payloadType = payloadTypesByName[encoded.type] else { throw .unknownType(encoded.type) }
+        guard encoded.schemaVersion == payloadType.schemaVersion else {
+            throw .unsupportedSchemaVersion(type: encoded.type, version: encoded.schemaVersion)
+        }
+        return try decodePayload(payloadType, encoded).asEvent
+    }
+
+    /// Decodes a stored event, or returns nil for a type this version of Orderly does not know.
+    public static func decodeIfKnown(type: String, schemaVersion: Int, data: Data) throws(EventDecodingError) -> DomainEvent? {
+        do {
+            return try decode(EncodedEvent(type: type, schemaVersion: schemaVersion, data: data))
+        } catch .unknownType {
+            return nil
         }
     }
 

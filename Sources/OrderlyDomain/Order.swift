@@ -26,47 +26,73 @@ public enum OrderStatus: String, Codable, Sendable {
 }
 
 /// The Order aggregate: its state is a fold of its own events, and its decisions read only that state.
+/// Its own status is PLACED, COMPLETED or CANCELLED; the read model adds the saga's steps in between.
 public struct Order: Sendable, Equatable {
     public private(set) var orderId: String?
     public private(set) var customerId: String?
     public private(set) var status: OrderStatus?
     public private(set) var lines: [OrderLine] = []
     public private(set) var total: MinorUnits = 0
+    public private(set) var placedAt: Date?
+    public private(set) var cancellationReason: CancellationReason?
 
     public init() {}
 
-    public static func fold(_ events: [OrderEvent]) -> Order {
+    public static func fold(_ events: [DomainEvent]) -> Order {
         var order = Order()
         for event in events { order.apply(event) }
         return order
     }
 
-    public mutating func apply(_ event: OrderEvent) {
+    public var isTerminal: Bool { self.status == .completed || self.status == .cancelled }
+
+    public mutating func apply(_ event: DomainEvent) {
         switch event {
-        case .placed(let placed):
+        case .orderPlaced(let placed):
             self.orderId = placed.orderId
             self.customerId = placed.customerId
             self.status = .placed
             self.lines = placed.lines
             self.total = placed.total
+            self.placedAt = placed.placedAt
+        case .orderCompleted:
+            self.status = .completed
+        case .orderCancelled(let cancelled):
+            self.status = .cancelled
+            self.cancellationReason = cancelled.reason
+        default:
+            break
         }
     }
 
     /// Decides whether an order can be placed; returns the events to append.
-    public func place(_ command: PlaceOrder, at now: Date) throws(ValidationError) -> [OrderEvent] {
+    public func place(_ command: PlaceOrder, at now: Date) throws(ValidationError) -> [DomainEvent] {
         if self.status != nil {
             throw ValidationError(field: "orderId", reason: "an order with this id already exists")
         }
         try Self.validate(command)
         let total = command.lines.reduce(MinorUnits(0)) { $0 + $1.subtotal }
         return [
-            .placed(
+            .orderPlaced(
                 OrderPlaced(
                     orderId: command.orderId, customerId: command.customerId, currency: command.currency,
                     lines: command.lines, total: total, paymentToken: command.paymentToken, placedAt: now
                 )
             )
         ]
+    }
+
+    /// Payment went through: complete, unless the order already ended (a cancel won the race; the
+    /// payment service refunds on that cancel).
+    public func complete(charged amount: MinorUnits, at now: Date) -> [DomainEvent] {
+        guard let orderId, let customerId, self.status == .placed else { return [] }
+        return [.orderCompleted(OrderCompleted(orderId: orderId, customerId: customerId, total: amount, completedAt: now))]
+    }
+
+    /// Cancels an order that has not ended yet; an ended one stays as it is (nothing to append).
+    public func cancel(because reason: CancellationReason, at now: Date) -> [DomainEvent] {
+        guard let orderId, let customerId, self.status == .placed else { return [] }
+        return [.orderCancelled(OrderCancelled(orderId: orderId, customerId: customerId, reason: reason, cancelledAt: now))]
     }
 
     static func validate(_ command: PlaceOrder) throws(ValidationError) {

@@ -157,6 +157,21 @@ public protocol EventStore: Sendable {
     func saveCheckpoint(_ name: String, _ cursor: LogCursor) async throws
     /// Whether the store answers (for readiness).
     func ping() async throws
+    /// Streams whose `startType` event was recorded in `window` and that have no event of `endTypes`
+    /// yet, oldest first: workflows still open (the order service's saga deadlines).
+    func openStreams(startedBy startType: String, in window: Range<Date>, lacking endTypes: [String], limit: Int) async throws
+        -> [OpenStream]
+}
+
+/// A stream that started a workflow and has not finished it.
+public struct OpenStream: Sendable, Equatable {
+    public var streamID: String
+    public var startedAt: Date
+
+    public init(streamID: String, startedAt: Date) {
+        self.streamID = streamID
+        self.startedAt = startedAt
+    }
 }
 
 extension EventStore {

@@ -82,4 +82,14 @@ public final class InMemoryEventStore: EventStore {
     }
 
     public func ping() async throws {}
+
+    public func openStreams(startedBy startType: String, in window: Range<Date>, lacking endTypes: [String], limit: Int) async throws
+        -> [OpenStream]
+    {
+        self.state.withLock { state in
+            let ended = Set(state.events.filter { endTypes.contains($0.type) }.map(\.streamID))
+            let open = state.events.filter { $0.type == startType && window.contains($0.recordedAt) && !ended.contains($0.streamID) }
+            return open.sorted { $0.recordedAt < $1.recordedAt }.prefix(limit).map { OpenStream(streamID: $0.streamID, startedAt: $0.recordedAt) }
+        }
+    }
 }

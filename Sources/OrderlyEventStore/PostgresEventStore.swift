@@ -164,6 +164,25 @@ public struct PostgresEventStore: EventStore {
         return try await Self.decode(rows)
     }
 
+    public func openStreams(startedBy startType: String, in window: Range<Date>, lacking endTypes: [String], limit: Int) async throws
+        -> [OpenStream]
+    {
+        let rows = try await self.client.query(
+            """
+            SELECT started.stream_id, started.recorded_at FROM events AS started
+            WHERE started.event_type = \(startType) AND started.recorded_at >= \(window.lowerBound)
+              AND started.recorded_at < \(window.upperBound)
+              AND NOT EXISTS (
+                SELECT 1 FROM events AS ended WHERE ended.stream_id = started.stream_id AND ended.event_type = ANY(\(endTypes)))
+            ORDER BY started.recorded_at LIMIT \(limit)
+            """, logger: self.logger)
+        var open: [OpenStream] = []
+        for try await (stream, startedAt) in rows.decode((String, Date).self) {
+            open.append(OpenStream(streamID: stream, startedAt: startedAt))
+        }
+        return open
+    }
+
     public func latestPosition() async throws -> Int64 {
         for try await position in try await self.client.query("SELECT coalesce(max(position), 0) FROM events", logger: self.logger)
             .decode(Int64.self)

@@ -11,6 +11,13 @@ public struct CommandResult: Sendable, Equatable {
     public var isReplay: Bool
 }
 
+/// A command the order's state does not allow.
+public enum OrderCommandError: Error, Sendable, Equatable {
+    case orderNotFound(String)
+    /// The order already completed or was cancelled.
+    case orderEnded(String, status: String)
+}
+
 /// Handles order commands: load the aggregate from its stream, let it decide, append its events with
 /// optimistic concurrency. Commands never read the read models.
 public struct OrderCommands: Sendable {
@@ -27,7 +34,7 @@ public struct OrderCommands: Sendable {
         self.makeOrderID = makeOrderID
     }
 
-    public static func streamID(forOrder orderID: String) -> String { "order-\(orderID)" }
+    public static func streamID(forOrder orderID: String) -> String { StreamNames.order(orderID) }
 
     public struct PlaceOrderInput: Sendable, Codable {
         public var customerId: String
@@ -68,9 +75,32 @@ public struct OrderCommands: Sendable {
 
     /// Loads an order by folding its stream; also returns the stream's version for an exact-version append.
     public func loadOrder(_ orderID: String) async throws -> (order: Order, version: Int64) {
-        let recorded = try await self.store.readStream(Self.streamID(forOrder: orderID), from: 1)
-        let events = try recorded.map { try EventCodec.decode(EncodedEvent(type: $0.type, schemaVersion: $0.schemaVersion, data: $0.data)) }
-        return (Order.fold(events), recorded.last?.streamVersion ?? 0)
+        let (events, version) = try await AggregateStore(store: self.store).load(Self.streamID(forOrder: orderID))
+        return (Order.fold(events), version)
+    }
+
+    /// A customer cancels an order that has not ended; the inventory and payment services then
+    /// release its stock and refund or void its payment.
+    public func cancelOrder(_ orderID: String, actor: String?) async throws -> CommandResult {
+        let metadata = EventMetadata(correlationId: orderID, causationId: UUID().uuidString.lowercased(), actor: actor)
+        let now = self.now()
+        let result = try await AggregateStore(store: self.store).update(Self.streamID(forOrder: orderID), fold: Order.fold, metadata: metadata) {
+            order throws(OrderCommandError) in
+            guard order.status != nil else { throw .orderNotFound(orderID) }
+            guard !order.isTerminal else { throw .orderEnded(orderID, status: order.status?.rawValue ?? "") }
+            return order.cancel(because: .customerRequest, at: now)
+        }
+        guard let result else { throw OrderCommandError.orderEnded(orderID, status: "") }
+        return CommandResult(orderId: orderID, position: result.position, isReplay: false)
+    }
+
+    /// Staff add units of a SKU and set its catalog price.
+    public func restock(sku: String, quantity: Int, unitPrice: MinorUnits, actor: String?) async throws -> AppendResult {
+        let events = try Stock.restock(sku: sku, quantity: quantity, unitPrice: unitPrice)
+        let metadata = EventMetadata(correlationId: "stock-\(sku)", causationId: UUID().uuidString.lowercased(), actor: actor)
+        let result = try await AggregateStore(store: self.store).update(StreamNames.stock(sku), fold: Stock.fold, metadata: metadata) { _ in events }
+        guard let result else { throw OrderCommandError.orderEnded(sku, status: "") }
+        return result
     }
 
     static func orderID(fromStream stream: String) -> String {

@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+import OrderlyDomain
+import OrderlyEventStore
+import OrderlyMessaging
+import OrderlyReadModels
+import OrderlyServices
+import PostgresNIO
+import ServiceLifecycle
+
+/// The four saga services, each a consumer group of its own.
+public enum SagaServiceKind: String, CaseIterable, Sendable {
+    case order, inventory, payment, notification
+}
+
+/// The default notification sender: records each message in the `notifications` collection, keyed by
+/// order and outcome, so a repeat after a crash is the same single message. Tests and staff read it.
+public struct RecordingNotificationSender: NotificationSender {
+    public static let collection = "notifications"
+    let notifications: MongoCollection
+
+    public init(client: MongoClient) {
+        self.notifications = client.collection(Self.collection)
+    }
+
+    public func send(_ notification: NotificationSent) async throws {
+        let document = try Document.from(notification)
+        _ = try await self.notifications.upsert(
+            filter: ["_id": .string("\(notification.orderId):\(notification.outcome.rawValue)")],
+            update: ["$setOnInsert": document, "$inc": ["deliveries": 1]])
+    }
+}
+
+extension Processes {
+    /// One saga service: its consumer (group `<prefix>-<kind>`) and, for the order service, the
+    /// deadline watcher. Serves /health and /metrics on `opsPort` when given one.
+    public static func sagaService(
+        _ kind: SagaServiceKind, _ settings: Settings, postgres: PostgresClient, opsPort: Int?, logger: Logger
+    ) async throws -> [any Service] {
+        var logger = logger
+        logger[metadataKey: "service"] = "\(kind.rawValue)"
+        let store = PostgresEventStore(client: postgres, logger: logger)
+        let handler: any EventHandler
+        var extra: [any Service] = []
+        switch kind {
+        case .order:
+            handler = OrderService(store: store)
+            extra.append(
+                SagaDeadlineWatcher(
+                    store: store, settings: .init(deadline: settings.sagaDeadline, interval: settings.sagaSweepInterval), logger: logger))
+        case .inventory:
+            handler = InventoryService(store: store)
+        case .payment:
+            handler = PaymentService(store: store)
+        case .notification:
+            let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+            handler = NotificationService(store: store, sender: RecordingNotificationSender(client: mongo))
+        }
+        let consumer = try await self.consumer(settings, group: "\(settings.serviceGroupPrefix)-\(kind.rawValue)", handler: handler, logger: logger)
+        var services: [any Service] = [consumer] + extra
+        if let opsPort { services.append(self.opsServer(settings, port: opsPort, logger: logger)) }
+        return services
+    }
+
+    /// All four saga services sharing one PostgreSQL client (`orderly dev`, tests).
+    public static func allSagaServices(_ settings: Settings, postgres: PostgresClient, logger: Logger) async throws -> [any Service] {
+        var services: [any Service] = []
+        for kind in SagaServiceKind.allCases {
+            services += try await self.sagaService(kind, settings, postgres: postgres, opsPort: nil, logger: logger)
+        }
+        return services
+    }
+}

@@ -1,0 +1,234 @@
+import Foundation
+import Logging
+import Metrics
+import OrderlyDomain
+import OrderlyEventStore
+import OrderlyMessaging
+
+// The order saga is choreographed: each service reacts to facts on the event topic and decides with
+// its own aggregate only (Order, Stock per SKU and the per-order Reservation, Payment, Notifications),
+// appending its own events through the event store, never to Kafka. Only the order service writes the
+// order's terminal events, so "exactly one terminal state" is one aggregate's invariant, guarded by
+// optimistic concurrency. Choreography over an orchestrator because every step already has one
+// natural owner and a single orchestrator would be one more stateful process to crash mid-saga; the
+// price is that the flow is spread out, so it is written down here:
+//
+//   OrderPlaced ─► inventory: StockItemReserved per SKU, then StockReserved | StockReservationFailed
+//               ─► payment: PaymentRequested (keeps the token)
+//   StockReserved ─► payment: PaymentProcessed | PaymentFailed (simulated gateway, PaymentGateway)
+//   PaymentProcessed ─► order: OrderCompleted ─► inventory: StockItemCommitted; notification
+//   StockReservationFailed ─► order: OrderCancelled(OUT_OF_STOCK | PRICE_CHANGED)
+//   PaymentFailed ─► inventory: StockReleased; order: OrderCancelled(PAYMENT_DECLINED)
+//   OrderCancelled (customer, deadline, any reason) ─► inventory: StockReleased if reserved;
+//                  payment: PaymentRefunded if charged, else PaymentVoided; notification
+//
+// Events of one order share a Kafka key (the order id), so each service sees them in log order.
+// Every reaction is idempotent: the aggregate remembers what it decided, and a repeat decides nothing.
+
+/// Decodes the event a handler reacts to; an event of a known type that does not decode is poison.
+func reactionEvent(_ event: RecordedEvent) throws -> DomainEvent? {
+    do {
+        return try event.domainEvent()
+    } catch {
+        throw PoisonEvent(reason: "cannot read \(event.type) v\(event.schemaVersion): \(error)")
+    }
+}
+
+/// Reserves, releases and commits stock for orders.
+public struct InventoryService: EventHandler {
+    static let actor = "inventory-service"
+    let aggregates: AggregateStore
+
+    public init(store: any EventStore) {
+        self.aggregates = AggregateStore(store: store)
+    }
+
+    public func handle(_ event: RecordedEvent) async throws {
+        let metadata = event.causing(actor: Self.actor)
+        switch try reactionEvent(event) {
+        case .orderPlaced(let placed): try await self.reserve(placed, metadata: metadata)
+        case .orderCancelled(let cancelled): try await self.release(orderId: cancelled.orderId, metadata: metadata)
+        case .paymentFailed(let failed): try await self.release(orderId: failed.orderId, metadata: metadata)
+        case .orderCompleted(let completed): try await self.commit(orderId: completed.orderId, metadata: metadata)
+        default: return
+        }
+    }
+
+    func reserve(_ placed: OrderPlaced, metadata: EventMetadata) async throws {
+        let reservation = StreamNames.reservation(placed.orderId)
+        guard Reservation.fold(try await self.aggregates.load(reservation).events).state == .undecided else { return }
+        var refusal: (reason: CancellationReason, sku: String)?
+        for line in placed.lines {
+            var decision = Stock.ReservationDecision.alreadyReserved
+            try await self.aggregates.update(StreamNames.stock(line.sku), fold: Stock.fold, metadata: metadata) { stock in
+                decision = stock.reserve(line, for: placed.orderId)
+                guard case .reserve(let events) = decision else { return [] }
+                return events
+            }
+            if case .refuse(let reason) = decision {
+                refusal = (reason, line.sku)
+                break
+            }
+        }
+        if let refusal {
+            // All or nothing: give back what this order got before the refusal.
+            for line in placed.lines {
+                try await self.aggregates.update(StreamNames.stock(line.sku), fold: Stock.fold, metadata: metadata) {
+                    $0.release(for: placed.orderId)
+                }
+            }
+            try await self.aggregates.update(reservation, fold: Reservation.fold, metadata: metadata) { state in
+                guard state.state == .undecided else { return [] }
+                return [.stockReservationFailed(StockReservationFailed(orderId: placed.orderId, reason: refusal.reason, sku: refusal.sku))]
+            }
+        } else {
+            let total = placed.lines.reduce(MinorUnits(0)) { $0 + $1.subtotal }
+            try await self.aggregates.update(reservation, fold: Reservation.fold, metadata: metadata) { state in
+                guard state.state == .undecided else { return [] }
+                return [.stockReserved(StockReserved(orderId: placed.orderId, lines: placed.lines, total: total))]
+            }
+        }
+    }
+
+    func release(orderId: String, metadata: EventMetadata) async throws {
+        let reservation = StreamNames.reservation(orderId)
+        switch Reservation.fold(try await self.aggregates.load(reservation).events).state {
+        case .failed, .released:
+            return
+        case .undecided:
+            // Closed before it was decided: a late reservation attempt will find it decided.
+            try await self.aggregates.update(reservation, fold: Reservation.fold, metadata: metadata) { state in
+                state.state == .undecided ? [.stockReleased(StockReleased(orderId: orderId, lines: []))] : []
+            }
+        case .reserved(let lines):
+            for line in lines {
+                try await self.aggregates.update(StreamNames.stock(line.sku), fold: Stock.fold, metadata: metadata) {
+                    $0.release(for: orderId)
+                }
+            }
+            try await self.aggregates.update(reservation, fold: Reservation.fold, metadata: metadata) { state in
+                guard case .reserved = state.state else { return [] }
+                return [.stockReleased(StockReleased(orderId: orderId, lines: lines))]
+            }
+        }
+    }
+
+    func commit(orderId: String, metadata: EventMetadata) async throws {
+        guard case .reserved(let lines) = Reservation.fold(try await self.aggregates.load(StreamNames.reservation(orderId)).events).state
+        else { return }
+        for line in lines {
+            try await self.aggregates.update(StreamNames.stock(line.sku), fold: Stock.fold, metadata: metadata) {
+                $0.commit(for: orderId)
+            }
+        }
+    }
+}
+
+/// Charges, refunds and voids payments through the simulated gateway.
+public struct PaymentService: EventHandler {
+    static let actor = "payment-service"
+    let aggregates: AggregateStore
+
+    public init(store: any EventStore) {
+        self.aggregates = AggregateStore(store: store)
+    }
+
+    public func handle(_ event: RecordedEvent) async throws {
+        let metadata = event.causing(actor: Self.actor)
+        let decide: (Payment) -> [DomainEvent]
+        let orderId: String
+        switch try reactionEvent(event) {
+        case .orderPlaced(let placed): (orderId, decide) = (placed.orderId, { $0.request(placed) })
+        case .stockReserved(let reserved): (orderId, decide) = (reserved.orderId, { $0.charge(reserved) })
+        case .orderCancelled(let cancelled): (orderId, decide) = (cancelled.orderId, { $0.compensate(orderId: cancelled.orderId) })
+        default: return
+        }
+        try await self.aggregates.update(StreamNames.payment(orderId), fold: Payment.fold, metadata: metadata, decide: decide)
+    }
+}
+
+/// Owns the order's outcome: completes it when paid, cancels it when stock or payment fails, and
+/// measures every saga from placement to its terminal event.
+public struct OrderService: EventHandler {
+    static let actor = "order-service"
+    let aggregates: AggregateStore
+    let now: @Sendable () -> Date
+
+    public init(store: any EventStore, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.aggregates = AggregateStore(store: store)
+        self.now = now
+    }
+
+    public func handle(_ event: RecordedEvent) async throws {
+        let metadata = event.causing(actor: Self.actor)
+        let now = self.now()
+        switch try reactionEvent(event) {
+        case .paymentProcessed(let paid):
+            try await self.aggregates.update(StreamNames.order(paid.orderId), fold: Order.fold, metadata: metadata) {
+                $0.complete(charged: paid.amount, at: now)
+            }
+        case .stockReservationFailed(let failed):
+            try await self.aggregates.update(StreamNames.order(failed.orderId), fold: Order.fold, metadata: metadata) {
+                $0.cancel(because: failed.reason, at: now)
+            }
+        case .paymentFailed(let failed):
+            try await self.aggregates.update(StreamNames.order(failed.orderId), fold: Order.fold, metadata: metadata) {
+                $0.cancel(because: .paymentDeclined, at: now)
+            }
+        case .orderCompleted(let completed):
+            try await self.recordDuration(orderId: completed.orderId, outcome: "completed", reason: "", endedAt: event.recordedAt)
+        case .orderCancelled(let cancelled):
+            try await self.recordDuration(
+                orderId: cancelled.orderId, outcome: "cancelled", reason: cancelled.reason.rawValue, endedAt: event.recordedAt)
+        default:
+            return
+        }
+    }
+
+    func recordDuration(orderId: String, outcome: String, reason: String, endedAt: Date) async throws {
+        guard let placedAt = Order.fold(try await self.aggregates.load(StreamNames.order(orderId)).events).placedAt else { return }
+        Metrics.Timer(label: "orderly_saga_duration_seconds", dimensions: [("outcome", outcome), ("reason", reason)])
+            .recordSeconds(max(0, endedAt.timeIntervalSince(placedAt)))
+    }
+}
+
+/// Where customer notifications go. `send` must be idempotent per order and outcome: after a crash
+/// the same notification can be sent again, and must reach the customer once.
+public protocol NotificationSender: Sendable {
+    func send(_ notification: NotificationSent) async throws
+}
+
+/// Tells customers how their order ended, once per order and outcome.
+public struct NotificationService: EventHandler {
+    static let actor = "notification-service"
+    let aggregates: AggregateStore
+    let sender: any NotificationSender
+
+    public init(store: any EventStore, sender: any NotificationSender) {
+        self.aggregates = AggregateStore(store: store)
+        self.sender = sender
+    }
+
+    public func handle(_ event: RecordedEvent) async throws {
+        let notification: NotificationSent
+        switch try reactionEvent(event) {
+        case .orderCompleted(let completed):
+            notification = NotificationSent(
+                orderId: completed.orderId, customerId: completed.customerId, outcome: .completed,
+                message: Notifications.message(for: .completed, orderId: completed.orderId, reason: nil))
+        case .orderCancelled(let cancelled):
+            notification = NotificationSent(
+                orderId: cancelled.orderId, customerId: cancelled.customerId, outcome: .cancelled,
+                message: Notifications.message(for: .cancelled, orderId: cancelled.orderId, reason: cancelled.reason))
+        default:
+            return
+        }
+        let stream = StreamNames.notification(notification.orderId)
+        guard !Notifications.fold(try await self.aggregates.load(stream).events).hasSent(notification.outcome) else { return }
+        // Sent before it is recorded: a crash in between sends again, and the sender's key makes that one message.
+        try await self.sender.send(notification)
+        try await self.aggregates.update(stream, fold: Notifications.fold, metadata: event.causing(actor: Self.actor)) {
+            $0.hasSent(notification.outcome) ? [] : [.notificationSent(notification)]
+        }
+    }
+}
