@@ -99,13 +99,19 @@ public enum Processes {
 
     /// Everything in one process (api, relay, projector, the four saga services), for a laptop and for
     /// end-to-end tests.
+    /// `sagaServices` picks which saga services run inside (tests leave one out to run it as its own
+    /// process, or to hold a saga at a step).
     public static func dev(
-        _ settings: Settings, logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        _ settings: Settings, logger: Logger, sagaServices: [SagaServiceKind] = SagaServiceKind.allCases,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> some ApplicationProtocol {
         let relayPostgres = try settings.makePostgresClient(logger: logger)
         let relay = try await self.relayService(settings, postgres: relayPostgres, logger: logger)
         let projector = try await self.projector(settings, opsPort: nil, logger: logger)
-        let saga = try await self.allSagaServices(settings, postgres: relayPostgres, logger: logger)
+        var saga: [any Service] = []
+        for kind in sagaServices {
+            saga += try await self.sagaService(kind, settings, postgres: relayPostgres, opsPort: nil, logger: logger)
+        }
         return try self.api(
             settings, logger: logger, extraServices: [relayPostgres, relay] + projector + saga, onServerRunning: onServerRunning)
     }

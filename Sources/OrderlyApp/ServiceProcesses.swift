@@ -61,13 +61,4 @@ extension Processes {
         if let opsPort { services.append(self.opsServer(settings, port: opsPort, logger: logger)) }
         return services
     }
-
-    /// All four saga services sharing one PostgreSQL client (`orderly dev`, tests).
-    public static func allSagaServices(_ settings: Settings, postgres: PostgresClient, logger: Logger) async throws -> [any Service] {
-        var services: [any Service] = []
-        for kind in SagaServiceKind.allCases {
-            services += try await self.sagaService(kind, settings, postgres: postgres, opsPort: nil, logger: logger)
-        }
-        return services
-    }
 }

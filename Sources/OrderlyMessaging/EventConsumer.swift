@@ -24,7 +24,7 @@ public protocol EventHandler: Sendable {
 }
 
 /// The runtime every reacting process uses: a consumer-group member that, for each event,
-/// drops repeats (per stream: a version at or below the last one applied), retries transient failures
+/// drops repeats (per partition and stream: a version at or below the last one applied), retries transient failures
 /// with backoff without moving on (order per order id matters), dead-letters poison events with
 /// their reason without blocking the partition, and commits offsets only after the effects are
 /// durable.
@@ -108,16 +108,14 @@ public struct EventConsumer: Service {
         logger[metadataKey: "order.id"] = "\(event.metadata.correlationId ?? "")"
         logger[metadataKey: "event.type"] = "\(event.type)"
         logger[metadataKey: "event.position"] = "\(event.position)"
-        if let last = lastVersions[event.streamID] {
-            if event.streamVersion <= last {
-                self.metrics.duplicates.increment()
-                logger.debug("dropped a repeated event", metadata: ["stream.version": "\(event.streamVersion)"])
-                return
-            }
-            if event.streamVersion > last + 1 {
-                // The relay publishes every stream in order, so a jump means events went missing upstream.
-                logger.error("stream version jumped", metadata: ["from": "\(last)", "to": "\(event.streamVersion)"])
-            }
+        // Per partition and stream: the relay publishes in log order, so within one partition a stream's
+        // versions only grow and a repeat is a redelivery. A stream shared by many orders (a SKU's stock)
+        // spreads over partitions, where its versions interleave; that is not a repeat.
+        let dedupeKey = "\(record.partition)/\(event.streamID)"
+        if let last = lastVersions[dedupeKey], event.streamVersion <= last {
+            self.metrics.duplicates.increment()
+            logger.debug("dropped a repeated event", metadata: ["stream.version": "\(event.streamVersion)"])
+            return
         }
         do {
             try await self.handleWithRetry(event, logger: logger)
@@ -127,7 +125,7 @@ public struct EventConsumer: Service {
             try await self.deadLetter(record, reason: poison.reason)
         }
         if lastVersions.count >= self.settings.rememberedStreams { lastVersions.removeAll(keepingCapacity: true) }
-        lastVersions[event.streamID] = event.streamVersion
+        lastVersions[dedupeKey] = event.streamVersion
     }
 
     private func handleWithRetry(_ event: RecordedEvent, logger: Logger) async throws {

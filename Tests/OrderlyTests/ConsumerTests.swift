@@ -26,7 +26,7 @@ func whileRunning<T: Sendable>(_ service: any Service, _ body: @Sendable () asyn
         let placed = OrderPlaced(
             orderId: orderID, customerId: "c-1", currency: "EUR", lines: [OrderLine(sku: "SKU-1", quantity: 1, unitPrice: 700)], total: 700,
             paymentToken: "tok_ok", placedAt: Date())
-        let encoded = try EventCodec.encode(.placed(placed))
+        let encoded = try EventCodec.encode(.orderPlaced(placed))
         return RecordedEvent(
             id: UUID(), streamID: "order-\(orderID)", streamVersion: version, position: position, transactionID: UInt64(position),
             type: encoded.type, schemaVersion: 1, data: data ?? encoded.data, metadata: EventMetadata(correlationId: orderID), recordedAt: Date())

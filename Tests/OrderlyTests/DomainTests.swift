@@ -11,7 +11,7 @@ import Testing
 
     @Test func placingComputesTheTotalInMinorUnits() throws {
         let events = try Order().place(Self.command, at: Self.now)
-        guard case .placed(let placed) = events.first else {
+        guard case .orderPlaced(let placed) = events.first else {
             Issue.record("expected OrderPlaced, got \(events)")
             return
         }
@@ -64,6 +64,74 @@ import Testing
         }
         #expect(throws: EventDecodingError.unsupportedSchemaVersion(type: "OrderPlaced", version: 9)) {
             try EventCodec.decode(EncodedEvent(type: "OrderPlaced", schemaVersion: 9, data: Data("{}".utf8)))
+        }
+    }
+}
+
+@Suite struct SagaDomainTests {
+    @Test func stockReservesAtTheCatalogPriceAndNeverBelowZero() throws {
+        var stock = Stock.fold(try Stock.restock(sku: "S", quantity: 3, unitPrice: 500))
+        guard case .reserve(let events) = stock.reserve(OrderLine(sku: "S", quantity: 2, unitPrice: 500), for: "o1") else {
+            Issue.record("two of three units should reserve")
+            return
+        }
+        events.forEach { stock.apply($0) }
+        #expect(stock.available == 1)
+        #expect(stock.reserve(OrderLine(sku: "S", quantity: 2, unitPrice: 500), for: "o1") == .alreadyReserved)
+        #expect(stock.reserve(OrderLine(sku: "S", quantity: 2, unitPrice: 500), for: "o2") == .refuse(.outOfStock))
+        #expect(stock.reserve(OrderLine(sku: "S", quantity: 1, unitPrice: 499), for: "o3") == .refuse(.priceChanged))
+        #expect(Stock().reserve(OrderLine(sku: "X", quantity: 1, unitPrice: 1), for: "o4") == .refuse(.outOfStock))
+        stock.release(for: "o1").forEach { stock.apply($0) }
+        #expect(stock.available == 3)
+        #expect(stock.release(for: "o1").isEmpty)
+        #expect(throws: ValidationError.self) { try Stock.restock(sku: "S", quantity: 0, unitPrice: 1) }
+    }
+
+    @Test func theSimulatedGatewayFollowsItsRules() {
+        #expect(PaymentGateway.decide(token: "tok_ok", amount: 1_000_000) == .approved)
+        #expect(PaymentGateway.decide(token: "tok_ok", amount: 1_000_001) == .declined(reason: "AMOUNT_LIMIT_EXCEEDED"))
+        #expect(PaymentGateway.decide(token: "tok_declined", amount: 10) == .declined(reason: "CARD_DECLINED"))
+    }
+
+    @Test func aPaymentIsChargedOnceAndRefundedOnlyAfterACharge() {
+        let placed = OrderPlaced(
+            orderId: "o", customerId: "c", currency: "EUR", lines: [], total: 100, paymentToken: "tok_ok", placedAt: Date())
+        let reserved = StockReserved(orderId: "o", lines: [], total: 100)
+        var payment = Payment.fold(Payment().request(placed))
+        #expect(Payment().compensate(orderId: "o") == [.paymentVoided(PaymentVoided(orderId: "o"))])
+        payment.charge(reserved).forEach { payment.apply($0) }
+        #expect(payment.state == .charged(amount: 100, chargeId: "ch_o"))
+        #expect(payment.charge(reserved).isEmpty)
+        #expect(payment.request(placed).isEmpty)
+        payment.compensate(orderId: "o").forEach { payment.apply($0) }
+        #expect(payment.state == .refunded)
+        #expect(payment.compensate(orderId: "o").isEmpty)
+        var voided = Payment.fold(Payment().request(placed))
+        voided.compensate(orderId: "o").forEach { voided.apply($0) }
+        #expect(voided.charge(reserved).isEmpty)
+    }
+
+    @Test func anOrderEndsOnce() throws {
+        let order = Order.fold(
+            try Order().place(
+                PlaceOrder(orderId: "o", customerId: "c", currency: "EUR", lines: [OrderLine(sku: "S", quantity: 1, unitPrice: 5)], paymentToken: "t"),
+                at: Date()))
+        #expect(Order().complete(charged: 5, at: Date()).isEmpty)
+        var ended = order
+        order.complete(charged: 5, at: Date()).forEach { ended.apply($0) }
+        #expect(ended.status == .completed)
+        #expect(ended.cancel(because: .customerRequest, at: Date()).isEmpty)
+        #expect(ended.complete(charged: 5, at: Date()).isEmpty)
+        #expect(EventCodec.decodeIfKnownTypeRoundTrips(order.cancel(because: .outOfStock, at: Date(timeIntervalSince1970: 1_800_000_000.5))))
+    }
+}
+
+extension EventCodec {
+    /// Every event survives encode then decode unchanged.
+    static func decodeIfKnownTypeRoundTrips(_ events: [DomainEvent]) -> Bool {
+        events.allSatisfy { event in
+            guard let encoded = try? encode(event) else { return false }
+            return (try? decode(encoded)) == event
         }
     }
 }

@@ -12,7 +12,7 @@ import Testing
 @Suite struct EndToEndTests {
     @Test func anOrderPlacedOverHTTPIsReadBackOverHTTP() async throws {
         let settings = try await TestServers.isolatedSettings()
-        let app = try await Processes.dev(settings, logger: TestServers.logger)
+        let app = try await Processes.dev(settings, logger: TestServers.logger, sagaServices: [])
         try await app.test(.live) { client in
             let ready = try await client.execute(uri: "/ready", method: .get)
             #expect(ready.status == .ok, "\(String(buffer: ready.body))")
@@ -47,7 +47,7 @@ import Testing
 
     @Test func clientMistakesGetProblemJSONNeverA500() async throws {
         let settings = try await TestServers.isolatedSettings()
-        let app = try await Processes.dev(settings, logger: TestServers.logger)
+        let app = try await Processes.dev(settings, logger: TestServers.logger, sagaServices: [])
         try await app.test(.live) { client in
             let cases: [(String, Int, String)] = [
                 ("{not json", 400, "invalid-body"),
@@ -79,7 +79,7 @@ import Testing
 
     @Test func anIdempotencyKeyMakesARetriedPostSafe() async throws {
         let settings = try await TestServers.isolatedSettings()
-        let app = try await Processes.dev(settings, logger: TestServers.logger)
+        let app = try await Processes.dev(settings, logger: TestServers.logger, sagaServices: [])
         try await app.test(.live) { client in
             let body = #"{"customerId":"c-9","currency":"EUR","lines":[{"sku":"SKU-1","quantity":1,"unitPrice":500}],"paymentToken":"tok_ok"}"#
             let reordered = #"{"paymentToken":"tok_ok","lines":[{"unitPrice":500,"quantity":1,"sku":"SKU-1"}],"currency":"EUR","customerId":"c-9"}"#

@@ -49,6 +49,25 @@ func readVisible(_ store: any EventStore, after cursor: LogCursor = .start, coun
 
 @Suite struct EventStoreContractTests {
     @Test(arguments: StoreKind.allCases)
+    func openStreamsAreThoseStartedInTheWindowWithoutAnEndEvent(kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            func event(_ type: String) -> NewEvent { NewEvent(type: type, data: Data("{}".utf8), metadata: EventMetadata()) }
+            _ = try await store.append([event("Started")], to: "flow-open", expecting: .noStream)
+            _ = try await store.append([event("Started"), event("Other")], to: "flow-open-2", expecting: .noStream)
+            _ = try await store.append([event("Started"), event("Ended")], to: "flow-ended", expecting: .noStream)
+            _ = try await store.append([event("Started")], to: "flow-cancelled", expecting: .noStream)
+            _ = try await store.append([event("Cancelled")], to: "flow-cancelled", expecting: .exact(1))
+            let now = Date()
+            let window = now.addingTimeInterval(-60)..<now.addingTimeInterval(60)
+            let open = try await store.openStreams(startedBy: "Started", in: window, lacking: ["Ended", "Cancelled"], limit: 10)
+            #expect(open.map(\.streamID) == ["flow-open", "flow-open-2"])
+            #expect(try await store.openStreams(startedBy: "Started", in: window, lacking: ["Ended", "Cancelled"], limit: 1).count == 1)
+            let past = now.addingTimeInterval(-120)..<now.addingTimeInterval(-60)
+            #expect(try await store.openStreams(startedBy: "Started", in: past, lacking: ["Ended"], limit: 10).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func appendThenReadTheStreamBack(kind: StoreKind) async throws {
         try await kind.withStore { store in
             let events = makeEvents(3)

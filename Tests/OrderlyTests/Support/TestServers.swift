@@ -43,6 +43,7 @@ enum TestServers {
         settings.topic = uniqueName("events")
         settings.deadLetterTopic = settings.topic + "-dlq"
         settings.projectorGroup = uniqueName("projector")
+        settings.serviceGroupPrefix = uniqueName("saga")
         settings.mongoDatabase = uniqueName("orderly_test")
         settings.httpHost = "127.0.0.1"
         settings.httpPort = 0

@@ -1,0 +1,282 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import OrderlyApp
+import OrderlyDomain
+import OrderlyEventStore
+import OrderlyReadModels
+import OrderlyServices
+import PostgresNIO
+import Testing
+
+/// The saga through every real part: HTTP, PostgreSQL, the relay, the broker, the four services, the
+/// projector and MongoDB. Each test checks the invariants over the whole event log at the end.
+@Suite struct SagaTests {
+    @Test func everyPathEndsInItsOwnTerminalState() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let app = try await Processes.dev(settings, logger: TestServers.logger)
+        try await app.test(.live) { client in
+            try await client.restock("SKU-A", quantity: 2000, unitPrice: 1000)
+            try await client.restock("SKU-P", quantity: 5, unitPrice: 500)
+            let happy = try await client.place([("SKU-A", 2, 1000)], token: "tok_ok")
+            let declined = try await client.place([("SKU-A", 1, 1000)], token: "tok_declined")
+            let overLimit = try await client.place([("SKU-A", 1001, 1000)], token: "tok_ok")
+            let unknownSKU = try await client.place([("SKU-NONE", 1, 1000)], token: "tok_ok")
+            let tooMany = try await client.place([("SKU-A", 1, 1000), ("SKU-P", 6, 500)], token: "tok_ok")
+            let wrongPrice = try await client.place([("SKU-A", 1, 999)], token: "tok_ok")
+
+            let views = try await client.waitForOutcomes([happy, declined, overLimit, unknownSKU, tooMany, wrongPrice])
+            #expect(views[happy]?.status == "COMPLETED")
+            #expect(views[happy]?.payment?.status == "CHARGED")
+            #expect(views[happy]?.payment?.amount == 2000)
+            #expect(views[happy]?.timeline.map(\.type).contains("StockReserved") == true)
+            for (order, reason) in [
+                (declined, "PAYMENT_DECLINED"), (overLimit, "PAYMENT_DECLINED"), (unknownSKU, "OUT_OF_STOCK"), (tooMany, "OUT_OF_STOCK"),
+                (wrongPrice, "PRICE_CHANGED"),
+            ] {
+                #expect(views[order]?.status == "CANCELLED", "\(reason)")
+                #expect(views[order]?.cancellationReason == reason)
+            }
+            #expect(views[declined]?.payment?.status == "DECLINED")
+            #expect(views[overLimit]?.payment?.reason == "AMOUNT_LIMIT_EXCEEDED")
+
+            // A finished order cannot be cancelled; an unknown one is not found.
+            let late = try await client.execute(uri: "/orders/\(happy)/cancel", method: .post)
+            #expect(late.status == .conflict)
+            #expect(String(buffer: late.body).contains("order-ended"))
+            let unknown = try await client.execute(uri: "/orders/no-such-order/cancel", method: .post)
+            #expect(unknown.status == .notFound)
+            let badRestock = try await client.execute(
+                uri: "/inventory/SKU-A/restock", method: .post, body: ByteBuffer(string: #"{"quantity":-1,"unitPrice":10}"#))
+            #expect(badRestock.status == .unprocessableContent)
+        }
+        let log = try await SagaLog.load(settings)
+        #expect(log.violations() == [])
+        // Only the completed order's units left the shelf; everything else was released.
+        let stock = log.stock("SKU-A")
+        #expect(stock.onHand == 1998)
+        #expect(stock.reserved == 0)
+        #expect(log.stock("SKU-P").available == 5)
+        #expect(try await SagaLog.notifications(settings) == 6)
+    }
+
+    @Test func aCustomerCancelAfterTheChargeIsRefundedAndReleased() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        // No order service: the saga stops at PAID, so the cancel certainly comes after the charge.
+        let app = try await Processes.dev(settings, logger: TestServers.logger, sagaServices: [.inventory, .payment, .notification])
+        try await app.test(.live) { client in
+            try await client.restock("SKU-C", quantity: 3, unitPrice: 700)
+            let order = try await client.place([("SKU-C", 2, 700)], token: "tok_ok")
+            let paid = try await TestServers.eventually { try await client.order(order).flatMap { $0.status == "PAID" ? $0 : nil } }
+            #expect(paid?.payment?.status == "CHARGED")
+            let cancel = try await client.execute(uri: "/orders/\(order)/cancel", method: .post)
+            #expect(cancel.status == .accepted)
+            let views = try await client.waitForOutcomes([order]) { $0.payment?.status == "REFUNDED" }
+            #expect(views[order]?.status == "CANCELLED")
+            #expect(views[order]?.cancellationReason == "CUSTOMER_REQUEST")
+            #expect(views[order]?.payment?.amount == 1400)
+        }
+        let log = try await SagaLog.load(settings)
+        #expect(log.violations() == [])
+        #expect(log.stock("SKU-C").available == 3)
+    }
+
+    @Test func aSagaPastItsDeadlineIsCancelledAndCompensated() async throws {
+        var settings = try await TestServers.isolatedSettings()
+        settings.sagaDeadline = .seconds(2)
+        settings.sagaSweepInterval = .milliseconds(200)
+        // No payment service: the saga stalls after the stock is reserved.
+        let app = try await Processes.dev(settings, logger: TestServers.logger, sagaServices: [.order, .inventory, .notification])
+        try await app.test(.live) { client in
+            try await client.restock("SKU-D", quantity: 4, unitPrice: 300)
+            let order = try await client.place([("SKU-D", 4, 300)], token: "tok_ok")
+            let views = try await client.waitForOutcomes([order])
+            #expect(views[order]?.timeline.map(\.type).contains("StockReserved") == true)
+            #expect(views[order]?.status == "CANCELLED")
+            #expect(views[order]?.cancellationReason == "DEADLINE_EXCEEDED")
+        }
+        let log = try await SagaLog.load(settings)
+        #expect(log.violations() == [])
+        let released = try await TestServers.eventually { () -> Bool? in
+            try await SagaLog.load(settings).stock("SKU-D").available == 4 ? true : nil
+        }
+        #expect(released == true, "the stock of the expired order was not released")
+    }
+
+    @Test func fiftyOrdersRaceForTheLastTenUnitsAndExactlyTenComplete() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let app = try await Processes.dev(settings, logger: TestServers.logger)
+        try await app.test(.live) { client in
+            try await client.restock("SKU-LAST", quantity: 10, unitPrice: 2500)
+            let orders = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<50 {
+                    group.addTask { try await client.place([("SKU-LAST", 1, 2500)], token: "tok_ok") }
+                }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            let views = try await client.waitForOutcomes(orders, timeout: .seconds(120))
+            let completed = views.values.filter { $0.status == "COMPLETED" }
+            let cancelled = views.values.filter { $0.status == "CANCELLED" && $0.cancellationReason == "OUT_OF_STOCK" }
+            #expect(completed.count == 10)
+            #expect(cancelled.count == 40)
+        }
+        let log = try await SagaLog.load(settings)
+        #expect(log.violations() == [])
+        #expect(log.stock("SKU-LAST").onHand == 0)
+        #expect(log.stock("SKU-LAST").reserved == 0)
+    }
+
+    @Test func aPaymentServiceKilledMidSagaFinishesTheSagasOnRestart() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let app = try await Processes.dev(settings, logger: TestServers.logger, sagaServices: [.order, .inventory, .notification])
+        try await app.test(.live) { client in
+            try await client.restock("SKU-K", quantity: 1000, unitPrice: 100)
+            let payment = try ChildProcess.orderly(["service", "payment"], settings: settings)
+            var orders: [String] = []
+            for _ in 0..<20 { orders.append(try await client.place([("SKU-K", 1, 100)], token: "tok_ok")) }
+            // Kill it (SIGKILL, no cleanup) once it has charged some orders.
+            let charged = try await TestServers.eventually(interval: .milliseconds(20)) { () -> Bool? in
+                try await SagaLog.count(settings, type: "PaymentProcessed") > 0 ? true : nil
+            }
+            #expect(charged == true, "the payment service never charged:\n\(payment.output)")
+            payment.kill()
+            payment.process.waitUntilExit()
+            for _ in 0..<10 { orders.append(try await client.place([("SKU-K", 1, 100)], token: "tok_ok")) }
+            let restarted = try ChildProcess.orderly(["service", "payment"], settings: settings)
+            let views = try await client.waitForOutcomes(orders, timeout: .seconds(120))
+            #expect(views.values.filter { $0.status == "COMPLETED" }.count == 30, "\(restarted.output.suffix(2000))")
+            restarted.stop()
+        }
+        let log = try await SagaLog.load(settings)
+        #expect(log.violations() == [])
+        #expect(try await SagaLog.count(settings, type: "PaymentProcessed") == 30)
+        #expect(log.stock("SKU-K").onHand == 970)
+    }
+}
+
+struct PlacedOrder: Decodable {
+    var orderId: String
+    var position: Int64
+}
+
+extension TestClientProtocol {
+    func restock(_ sku: String, quantity: Int, unitPrice: Int) async throws {
+        let response = try await self.execute(
+            uri: "/inventory/\(sku)/restock", method: .post, body: ByteBuffer(string: #"{"quantity":\#(quantity),"unitPrice":\#(unitPrice)}"#))
+        #expect(response.status == .accepted, "\(String(buffer: response.body))")
+    }
+
+    /// Places an order; returns its id.
+    func place(_ lines: [(String, Int, Int)], token: String, customer: String = "c-saga") async throws -> String {
+        let lineText = lines.map { #"{"sku":"\#($0.0)","quantity":\#($0.1),"unitPrice":\#($0.2)}"# }.joined(separator: ",")
+        let body = #"{"customerId":"\#(customer)","currency":"EUR","lines":[\#(lineText)],"paymentToken":"\#(token)"}"#
+        let response = try await self.execute(uri: "/orders", method: .post, body: ByteBuffer(string: body))
+        #expect(response.status == .accepted, "\(String(buffer: response.body))")
+        return try JSONDecoder().decode(PlacedOrder.self, from: Data(response.body.readableBytesView)).orderId
+    }
+
+    func order(_ id: String) async throws -> OrderView? {
+        let response = try await self.execute(uri: "/orders/\(id)", method: .get)
+        guard response.status == .ok else { return nil }
+        return try JSONDecoder().decode(OrderView.self, from: Data(response.body.readableBytesView))
+    }
+
+    /// Waits until every order has ended, its customer has been notified, and `also` holds.
+    func waitForOutcomes(
+        _ ids: [String], timeout: Duration = .seconds(60), also: @Sendable (OrderView) -> Bool = { _ in true }
+    ) async throws -> [String: OrderView] {
+        var views: [String: OrderView] = [:]
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for id in ids where views[id] == nil {
+                if let view = try await self.order(id), ["COMPLETED", "CANCELLED"].contains(view.status),
+                    view.notified?.isEmpty == false, also(view)
+                {
+                    views[id] = view
+                }
+            }
+            if views.count == ids.count { return views }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        Issue.record("\(ids.count - views.count) of \(ids.count) orders did not reach their outcome in time")
+        return views
+    }
+}
+
+/// The whole event log of a test, and the saga's invariants checked over it.
+struct SagaLog {
+    var streams: [String: [DomainEvent]]
+
+    static func load(_ settings: Settings) async throws -> SagaLog {
+        try await TestServers.withPostgres(settings) { client in
+            let store = PostgresEventStore(client: client, logger: TestServers.logger)
+            var streams: [String: [DomainEvent]] = [:]
+            var cursor = LogCursor.start
+            while true {
+                let batch = try await store.readAll(after: cursor, limit: 1000)
+                guard let last = batch.last else { break }
+                for event in batch {
+                    let decoded = try EventCodec.decode(EncodedEvent(type: event.type, schemaVersion: event.schemaVersion, data: event.data))
+                    streams[event.streamID, default: []].append(decoded)
+                }
+                cursor = last.cursor
+            }
+            return SagaLog(streams: streams)
+        }
+    }
+
+    static func count(_ settings: Settings, type: String) async throws -> Int {
+        try await TestServers.withPostgres(settings) { client in
+            var total = 0
+            for try await count in try await client.query("SELECT count(*) FROM events WHERE event_type = \(type)", logger: TestServers.logger)
+                .decode(Int.self)
+            {
+                total = count
+            }
+            return total
+        }
+    }
+
+    /// Messages the recording sender holds: one per order and outcome, however often it was asked.
+    static func notifications(_ settings: Settings) async throws -> Int64 {
+        let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+        return try await mongo.collection(RecordingNotificationSender.collection).count()
+    }
+
+    func stock(_ sku: String) -> Stock { Stock.fold(self.streams[StreamNames.stock(sku)] ?? []) }
+
+    /// Every broken rule, in words: each order ends exactly once; a completed order was charged once
+    /// and not refunded; nothing is refunded without a charge; stock never goes below zero; at most one
+    /// notification per order and outcome.
+    func violations() -> [String] {
+        var found: [String] = []
+        for (stream, events) in self.streams {
+            let types = events.map(\.typeName)
+            func count(_ type: String) -> Int { types.filter { $0 == type }.count }
+            if stream.hasPrefix("order-") {
+                let terminal = count(OrderCompleted.typeName) + count(OrderCancelled.typeName)
+                if terminal != 1 { found.append("\(stream) has \(terminal) terminal events") }
+                let orderID = String(stream.dropFirst("order-".count))
+                let payments = (self.streams[StreamNames.payment(orderID)] ?? []).map(\.typeName)
+                if count(OrderCompleted.typeName) == 1
+                    && (payments.filter { $0 == PaymentProcessed.typeName }.count != 1 || payments.contains(PaymentRefunded.typeName))
+                {
+                    found.append("\(stream) completed without exactly one kept charge: \(payments)")
+                }
+            } else if stream.hasPrefix("payment-") {
+                if count(PaymentProcessed.typeName) > 1 { found.append("\(stream) charged \(count(PaymentProcessed.typeName)) times") }
+                if count(PaymentRefunded.typeName) > count(PaymentProcessed.typeName) { found.append("\(stream) refunded without a charge") }
+            } else if stream.hasPrefix("stock-") {
+                var stock = Stock()
+                for event in events {
+                    stock.apply(event)
+                    if stock.available < 0 || stock.onHand < 0 { found.append("\(stream) went below zero: \(stock)") }
+                }
+            } else if stream.hasPrefix("notification-") {
+                if Set(types).count != types.count { found.append("\(stream) notified twice") }
+            }
+        }
+        return found
+    }
+}
