@@ -6,6 +6,7 @@ import NIOPosix
 import OrderlyApp
 import OrderlyEventStore
 import OrderlyMessaging
+import OrderlyReadModels
 import PostgresNIO
 import ServiceLifecycle
 import UnixSignals
@@ -131,7 +132,7 @@ struct Dev: AsyncParsableCommand {
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load generators; scripts/bench runs them beside raw baselines.", subcommands: [BenchStore.self, BenchRelay.self])
+        abstract: "Load generators; scripts/bench runs them beside raw baselines.", subcommands: [BenchStore.self, BenchRelay.self, BenchSaga.self])
 }
 
 struct BenchStore: AsyncParsableCommand {
@@ -188,6 +189,35 @@ struct BenchRelay: AsyncParsableCommand {
             print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
         } else {
             print("\(result.events) events relayed in \(String(format: "%.2f", result.seconds)) s: \(Int(result.eventsPerSecond)) events/s")
+        }
+    }
+}
+
+struct BenchSaga: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "saga",
+        abstract: "Place orders over HTTP at a steady rate; report the time from POST /orders to COMPLETED in the read model.")
+
+    @Option(help: "Base URL of a running api.") var url = "http://127.0.0.1:8080"
+    @Option(help: "Orders per second.") var rate = 100.0
+    @Option(help: "How long to place orders, in seconds.") var seconds = 60.0
+    @Option(help: "How long to wait afterwards for the last sagas to end, in seconds.") var settle = 60.0
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        _ = makeLogger("orderly.bench")
+        let settings = Settings.fromEnvironment()
+        let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+        let result = try await SagaBenchmark.run(
+            baseURL: self.url, mongo: mongo, rate: self.rate, duration: .milliseconds(Int64(self.seconds * 1000)),
+            settleTimeout: .milliseconds(Int64(self.settle * 1000)))
+        if self.json {
+            print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
+        } else {
+            print(
+                "\(result.orders) orders at \(result.rate)/s: \(result.completed) completed, \(result.cancelled) cancelled, "
+                    + "\(result.unfinished) unfinished, errors \(result.errors); POST→COMPLETED p50 \(Int(result.p50Milliseconds)) ms, "
+                    + "p99 \(Int(result.p99Milliseconds)) ms, max \(Int(result.maxMilliseconds)) ms")
         }
     }
 }

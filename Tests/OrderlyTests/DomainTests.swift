@@ -114,7 +114,8 @@ import Testing
     @Test func anOrderEndsOnce() throws {
         let order = Order.fold(
             try Order().place(
-                PlaceOrder(orderId: "o", customerId: "c", currency: "EUR", lines: [OrderLine(sku: "S", quantity: 1, unitPrice: 5)], paymentToken: "t"),
+                PlaceOrder(
+                    orderId: "o", customerId: "c", currency: "EUR", lines: [OrderLine(sku: "S", quantity: 1, unitPrice: 5)], paymentToken: "t"),
                 at: Date()))
         #expect(Order().complete(charged: 5, at: Date()).isEmpty)
         var ended = order

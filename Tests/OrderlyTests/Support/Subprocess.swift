@@ -30,7 +30,8 @@ final class ChildProcess: @unchecked Sendable {
             "ORDERLY_DATABASE_URL": settings.databaseURL, "ORDERLY_KAFKA_BROKERS": settings.kafka.brokers,
             "ORDERLY_MONGO_URI": settings.mongoURI, "ORDERLY_MONGO_DATABASE": settings.mongoDatabase, "ORDERLY_TOPIC": settings.topic,
             "ORDERLY_DEAD_LETTER_TOPIC": settings.deadLetterTopic, "ORDERLY_PROJECTOR_GROUP": settings.projectorGroup,
-            "ORDERLY_SERVICE_GROUP_PREFIX": settings.serviceGroupPrefix, "ORDERLY_SAGA_DEADLINE_SECONDS": "\(settings.sagaDeadline.components.seconds)",
+            "ORDERLY_SERVICE_GROUP_PREFIX": settings.serviceGroupPrefix,
+            "ORDERLY_SAGA_DEADLINE_SECONDS": "\(settings.sagaDeadline.components.seconds)",
             "ORDERLY_OPS_PORT": "0", "LOG_LEVEL": "info",
         ]
         environment.merge(extra) { $1 }
