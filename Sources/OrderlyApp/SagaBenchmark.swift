@@ -60,7 +60,9 @@ public enum SagaBenchmark {
         var cancelled = 0
         for (id, sentAt, _) in accepted {
             guard let view = views[id] else { continue }
-            if view.status == "COMPLETED", let changed = view.statusChangedAt.flatMap({ try? Date($0, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) }) {
+            if view.status == "COMPLETED",
+                let changed = view.statusChangedAt.flatMap({ try? Date($0, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) })
+            {
                 completed += 1
                 latencies.append(max(0, changed.timeIntervalSince(sentAt)) * 1000)
             } else if view.status == "CANCELLED" {
@@ -85,7 +87,8 @@ public enum SagaBenchmark {
     }
 
     static func place(_ client: HTTPClient, baseURL: String, index: Int) async -> Placement {
-        let body = #"{"customerId":"bench-\#(index % 1000)","currency":"EUR","lines":[{"sku":"\#(self.sku)","quantity":1,"unitPrice":\#(self.unitPrice)}],"paymentToken":"tok_ok"}"#
+        let body =
+            #"{"customerId":"bench-\#(index % 1000)","currency":"EUR","lines":[{"sku":"\#(self.sku)","quantity":1,"unitPrice":\#(self.unitPrice)}],"paymentToken":"tok_ok"}"#
         let sentAt = Date()
         let before = ContinuousClock.now
         do {
@@ -124,7 +127,7 @@ public enum SagaBenchmark {
                     if view.status == "COMPLETED" || view.status == "CANCELLED" { done[view.orderId] = view }
                 }
             }
-            if done.count < ids.count { try await Task.sleep(for: .milliseconds(250)) }
+            if done.count < ids.count { try await Task.sleep(for: .seconds(1)) }
         }
         return done
     }

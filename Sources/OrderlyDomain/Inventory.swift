@@ -3,7 +3,7 @@ import Foundation
 /// The Stock aggregate of one SKU (`stock-<sku>`): units on hand, the catalog price, and what each
 /// order has reserved. Available = on hand - reserved, and it never goes below zero: a reservation
 /// that does not fit is refused.
-public struct Stock: Sendable, Equatable {
+public struct Stock: Aggregate, Equatable {
     public private(set) var sku: String?
     public private(set) var onHand: Int = 0
     public private(set) var unitPrice: MinorUnits?
@@ -11,12 +11,6 @@ public struct Stock: Sendable, Equatable {
     public private(set) var reservations: [String: Int] = [:]
 
     public init() {}
-
-    public static func fold(_ events: [DomainEvent]) -> Stock {
-        var stock = Stock()
-        for event in events { stock.apply(event) }
-        return stock
-    }
 
     public var reserved: Int { self.reservations.values.reduce(0, +) }
     public var available: Int { self.onHand - self.reserved }
@@ -85,7 +79,7 @@ public struct Stock: Sendable, Equatable {
 
 /// The inventory service's decision for one order (`reservation-<orderId>`): reserved, refused, or
 /// released again. One decision per order, guarded by the stream's expected version.
-public struct Reservation: Sendable, Equatable {
+public struct Reservation: Aggregate, Equatable {
     public enum State: Sendable, Equatable {
         case undecided
         case reserved([OrderLine])
@@ -96,12 +90,6 @@ public struct Reservation: Sendable, Equatable {
     public private(set) var state: State = .undecided
 
     public init() {}
-
-    public static func fold(_ events: [DomainEvent]) -> Reservation {
-        var reservation = Reservation()
-        for event in events { reservation.apply(event) }
-        return reservation
-    }
 
     public mutating func apply(_ event: DomainEvent) {
         switch event {

@@ -27,7 +27,7 @@ public enum OrderStatus: String, Codable, Sendable {
 
 /// The Order aggregate: its state is a fold of its own events, and its decisions read only that state.
 /// Its own status is PLACED, COMPLETED or CANCELLED; the read model adds the saga's steps in between.
-public struct Order: Sendable, Equatable {
+public struct Order: Aggregate, Equatable {
     public private(set) var orderId: String?
     public private(set) var customerId: String?
     public private(set) var status: OrderStatus?
@@ -37,12 +37,6 @@ public struct Order: Sendable, Equatable {
     public private(set) var cancellationReason: CancellationReason?
 
     public init() {}
-
-    public static func fold(_ events: [DomainEvent]) -> Order {
-        var order = Order()
-        for event in events { order.apply(event) }
-        return order
-    }
 
     public var isTerminal: Bool { self.status == .completed || self.status == .cancelled }
 

@@ -371,3 +371,17 @@ public enum DomainEvent: Sendable, Equatable {
 
     public var typeName: String { type(of: self.payload).typeName }
 }
+
+/// An aggregate: state folded from its own stream, one event at a time.
+public protocol Aggregate: Sendable {
+    init()
+    mutating func apply(_ event: DomainEvent)
+}
+
+extension Aggregate {
+    public static func fold(_ events: [DomainEvent]) -> Self {
+        var state = Self()
+        for event in events { state.apply(event) }
+        return state
+    }
+}

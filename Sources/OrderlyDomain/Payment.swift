@@ -24,7 +24,7 @@ public enum PaymentGateway {
 
 /// The Payment aggregate of one order (`payment-<orderId>`). Charged at most once; refunded only
 /// after a charge; after a void nothing is charged.
-public struct Payment: Sendable, Equatable {
+public struct Payment: Aggregate, Equatable {
     public enum State: Sendable, Equatable {
         case none
         case requested(currency: String, token: String)
@@ -37,12 +37,6 @@ public struct Payment: Sendable, Equatable {
     public private(set) var state: State = .none
 
     public init() {}
-
-    public static func fold(_ events: [DomainEvent]) -> Payment {
-        var payment = Payment()
-        for event in events { payment.apply(event) }
-        return payment
-    }
 
     public mutating func apply(_ event: DomainEvent) {
         switch event {
@@ -88,15 +82,13 @@ public struct Payment: Sendable, Equatable {
 }
 
 /// The notifications already sent for one order (`notification-<orderId>`).
-public struct Notifications: Sendable, Equatable {
+public struct Notifications: Aggregate, Equatable {
     public private(set) var sent: Set<String> = []
 
     public init() {}
 
-    public static func fold(_ events: [DomainEvent]) -> Notifications {
-        var notifications = Notifications()
-        for case .notificationSent(let sent) in events { notifications.sent.insert(sent.outcome.rawValue) }
-        return notifications
+    public mutating func apply(_ event: DomainEvent) {
+        if case .notificationSent(let sent) = event { self.sent.insert(sent.outcome.rawValue) }
     }
 
     public func hasSent(_ outcome: NotificationOutcome) -> Bool { self.sent.contains(outcome.rawValue) }

@@ -1,6 +1,7 @@
 import Foundation
 import OrderlyDomain
 import OrderlyEventStore
+import Synchronization
 
 /// Where each aggregate's events live. One stream per aggregate instance.
 public enum StreamNames {
@@ -21,48 +22,94 @@ public struct UnreadableEvent: Error, Sendable, CustomStringConvertible {
 /// Loads aggregates by folding their streams and appends their decisions with optimistic
 /// concurrency: the append expects the version the decision was made on, and a conflict reloads and
 /// decides again. Every service and command handler goes through it.
+///
+/// Folded states are cached in memory with their version, and a load reads only the events after
+/// it: a busy aggregate (one SKU's stock, thousands of reservations long) costs one short read per
+/// decision instead of its whole history. The cache is only a shortcut: streams are append-only with
+/// dense versions, so "cached state + the events after its version" is exactly the fold of all.
 public struct AggregateStore: Sendable {
     public let store: any EventStore
     let maxAttempts: Int
+    let cache: StateCache
 
-    public init(store: any EventStore, maxAttempts: Int = 20) {
+    public init(store: any EventStore, maxAttempts: Int = 20, cachedStreams: Int = 10_000) {
         self.store = store
         self.maxAttempts = maxAttempts
+        self.cache = StateCache(capacity: cachedStreams)
     }
 
-    public func load(_ stream: String) async throws -> (events: [DomainEvent], version: Int64) {
-        let recorded = try await self.store.readStream(stream, from: 1)
-        let events = try recorded.map { event in
+    /// The aggregate's current state and the stream version it reflects (0: no stream).
+    public func load<State: Aggregate>(_ stream: String, as type: State.Type = State.self) async throws -> (state: State, version: Int64) {
+        var (state, version) = self.cache.get(stream, as: State.self) ?? (State(), 0)
+        let recorded = try await self.store.readStream(stream, from: version + 1)
+        for event in recorded {
             do {
-                return try EventCodec.decode(EncodedEvent(type: event.type, schemaVersion: event.schemaVersion, data: event.data))
+                state.apply(try EventCodec.decode(EncodedEvent(type: event.type, schemaVersion: event.schemaVersion, data: event.data)))
             } catch {
                 throw UnreadableEvent(stream: stream, reason: "\(error)")
             }
+            version = event.streamVersion
         }
-        return (events, recorded.last?.streamVersion ?? 0)
+        if !recorded.isEmpty { self.cache.put(stream, state: state, version: version) }
+        return (state, version)
     }
 
-    /// Folds `stream` into a `State`, asks `decide` for new events and appends them expecting the
-    /// version it decided on. Returns nil when the decision was to append nothing.
+    /// Loads `stream`, asks `decide` for new events and appends them expecting the version it decided
+    /// on. Returns nil when the decision was to append nothing.
     @discardableResult
-    public func update<State>(
-        _ stream: String, fold: ([DomainEvent]) -> State, metadata: EventMetadata, decide: (State) throws -> [DomainEvent]
+    public func update<State: Aggregate>(
+        _ stream: String, as type: State.Type = State.self, metadata: EventMetadata, decide: (State) throws -> [DomainEvent]
     ) async throws -> AppendResult? {
         var attempt = 1
         while true {
-            let (events, version) = try await self.load(stream)
-            let decided = try decide(fold(events))
+            var (state, version) = try await self.load(stream, as: State.self)
+            let decided = try decide(state)
             guard !decided.isEmpty else { return nil }
             let newEvents = try decided.map { event in
                 let encoded = try EventCodec.encode(event)
                 return NewEvent(type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data, metadata: metadata)
             }
             do {
-                return try await self.store.append(newEvents, to: stream, expecting: version == 0 ? .noStream : .exact(version))
+                let result = try await self.store.append(newEvents, to: stream, expecting: version == 0 ? .noStream : .exact(version))
+                for event in decided { state.apply(event) }
+                self.cache.put(stream, state: state, version: result.streamVersion)
+                return result
             } catch EventStoreError.wrongExpectedVersion where attempt < self.maxAttempts {
                 // Someone else appended to this aggregate meanwhile: decide again on the new history.
                 attempt += 1
             }
+        }
+    }
+}
+
+/// Folded aggregate states by stream, with the version each reflects. Bounded: when full it starts
+/// over (states are rebuilt from the log on demand).
+final class StateCache: Sendable {
+    private struct Entry: @unchecked Sendable {
+        // Only ever holds values of `Aggregate` types, which are Sendable.
+        var state: Any
+        var version: Int64
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func get<State: Aggregate>(_ stream: String, as type: State.Type) -> (State, Int64)? {
+        self.entries.withLock { entries in
+            guard let entry = entries[stream], let state = entry.state as? State else { return nil }
+            return (state, entry.version)
+        }
+    }
+
+    func put<State: Aggregate>(_ stream: String, state: State, version: Int64) {
+        self.entries.withLock { entries in
+            if let existing = entries[stream], existing.version >= version { return }
+            if entries.count >= self.capacity, entries[stream] == nil { entries.removeAll(keepingCapacity: true) }
+            entries[stream] = Entry(state: state, version: version)
         }
     }
 }

@@ -22,6 +22,7 @@ public enum OrderCommandError: Error, Sendable, Equatable {
 /// optimistic concurrency. Commands never read the read models.
 public struct OrderCommands: Sendable {
     let store: any EventStore
+    let aggregates: AggregateStore
     let now: @Sendable () -> Date
     let makeOrderID: @Sendable () -> String
 
@@ -30,6 +31,7 @@ public struct OrderCommands: Sendable {
         makeOrderID: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() }
     ) {
         self.store = store
+        self.aggregates = AggregateStore(store: store)
         self.now = now
         self.makeOrderID = makeOrderID
     }
@@ -75,8 +77,8 @@ public struct OrderCommands: Sendable {
 
     /// Loads an order by folding its stream; also returns the stream's version for an exact-version append.
     public func loadOrder(_ orderID: String) async throws -> (order: Order, version: Int64) {
-        let (events, version) = try await AggregateStore(store: self.store).load(Self.streamID(forOrder: orderID))
-        return (Order.fold(events), version)
+        let (order, version) = try await self.aggregates.load(Self.streamID(forOrder: orderID), as: Order.self)
+        return (order, version)
     }
 
     /// A customer cancels an order that has not ended; the inventory and payment services then
@@ -84,7 +86,7 @@ public struct OrderCommands: Sendable {
     public func cancelOrder(_ orderID: String, actor: String?) async throws -> CommandResult {
         let metadata = EventMetadata(correlationId: orderID, causationId: UUID().uuidString.lowercased(), actor: actor)
         let now = self.now()
-        let result = try await AggregateStore(store: self.store).update(Self.streamID(forOrder: orderID), fold: Order.fold, metadata: metadata) {
+        let result = try await self.aggregates.update(Self.streamID(forOrder: orderID), as: Order.self, metadata: metadata) {
             order throws(OrderCommandError) in
             guard order.status != nil else { throw .orderNotFound(orderID) }
             guard !order.isTerminal else { throw .orderEnded(orderID, status: order.status?.rawValue ?? "") }
@@ -98,7 +100,7 @@ public struct OrderCommands: Sendable {
     public func restock(sku: String, quantity: Int, unitPrice: MinorUnits, actor: String?) async throws -> AppendResult {
         let events = try Stock.restock(sku: sku, quantity: quantity, unitPrice: unitPrice)
         let metadata = EventMetadata(correlationId: "stock-\(sku)", causationId: UUID().uuidString.lowercased(), actor: actor)
-        let result = try await AggregateStore(store: self.store).update(StreamNames.stock(sku), fold: Stock.fold, metadata: metadata) { _ in events }
+        let result = try await self.aggregates.update(StreamNames.stock(sku), as: Stock.self, metadata: metadata) { _ in events }
         guard let result else { throw OrderCommandError.orderEnded(sku, status: "") }
         return result
     }

@@ -4,12 +4,16 @@ import Metrics
 import OrderlyDomain
 import OrderlyEventStore
 import ServiceLifecycle
+import Synchronization
 
 /// Part of the order service: cancels (and so compensates) every order that has not reached a
-/// terminal state within `deadline` of being placed. It looks at orders placed within `lookback`
-/// before the deadline, so an order service that was down for less than `lookback` still finds all of
-/// them. Also reports how many sagas are in flight and how many are past their deadline.
-public struct SagaDeadlineWatcher: Service {
+/// terminal state within `deadline` of being placed. The first sweep looks back `lookback` before the
+/// deadline (an order service that was down for less than that still finds every late order); later
+/// sweeps look only at orders that crossed their deadline since the previous sweep (with an overlap
+/// for transactions that committed late), so a sweep stays cheap however long the history is. Also
+/// reports how many sagas are in flight and how many are past their deadline. Several order service
+/// replicas may sweep at once: the cancel is an expected-version append, so one of them wins.
+public final class SagaDeadlineWatcher: Service, Sendable {
     public struct Settings: Sendable {
         public var deadline: Duration
         public var interval: Duration
@@ -29,6 +33,9 @@ public struct SagaDeadlineWatcher: Service {
     let logger: Logger
     let inFlight = Gauge(label: "orderly_sagas_in_flight")
     let pastDeadline = Gauge(label: "orderly_sagas_past_deadline")
+    let expired = Counter(label: "orderly_sagas_deadline_cancelled_total")
+    /// Orders placed before this were already swept; only the sweeping loop touches it.
+    let sweptUntil = Mutex<Date?>(nil)
 
     public init(store: any EventStore, settings: Settings, logger: Logger) {
         self.store = store
@@ -56,27 +63,36 @@ public struct SagaDeadlineWatcher: Service {
     @discardableResult
     public func sweep(now: Date) async throws -> Int {
         let deadline = now.addingTimeInterval(-Self.seconds(self.settings.deadline))
-        let earliest = deadline.addingTimeInterval(-Self.seconds(self.settings.lookback))
-        let open = try await self.store.openStreams(
-            startedBy: OrderPlaced.typeName, in: earliest..<now, lacking: Self.terminalTypes, limit: 100_000)
-        let overdue = open.filter { $0.startedAt < deadline }
-        self.inFlight.record(open.count)
+        let earliest =
+            self.sweptUntil.withLock { $0 }.map { $0.addingTimeInterval(-Self.overlap) }
+            ?? deadline.addingTimeInterval(-Self.seconds(self.settings.lookback))
+        let inFlight = try await self.store.openStreams(
+            startedBy: OrderPlaced.typeName, in: deadline..<now, lacking: Self.terminalTypes, limit: 100_000)
+        let overdue = try await self.store.openStreams(
+            startedBy: OrderPlaced.typeName, in: min(earliest, deadline)..<deadline, lacking: Self.terminalTypes, limit: 100_000)
+        self.inFlight.record(inFlight.count)
         self.pastDeadline.record(overdue.count)
         var cancelled = 0
         for stream in overdue {
             let metadata = EventMetadata(
                 correlationId: stream.streamID.replacingOccurrences(of: "order-", with: ""), causationId: "saga-deadline",
                 actor: "order-service")
-            let result = try await self.aggregates.update(stream.streamID, fold: Order.fold, metadata: metadata) {
+            let result = try await self.aggregates.update(stream.streamID, as: Order.self, metadata: metadata) {
                 $0.cancel(because: .deadlineExceeded, at: now)
             }
             if result != nil {
                 cancelled += 1
+                self.expired.increment()
                 self.logger.notice("cancelled an order past its saga deadline", metadata: ["order.stream": "\(stream.streamID)"])
             }
         }
+        self.sweptUntil.withLock { $0 = deadline }
         return cancelled
     }
+
+    /// How far back each sweep looks again: an OrderPlaced is stamped when its transaction starts and
+    /// may become visible a little later.
+    static let overlap: TimeInterval = 30
 
     static func seconds(_ duration: Duration) -> TimeInterval {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18

@@ -56,11 +56,11 @@ public struct InventoryService: EventHandler {
 
     func reserve(_ placed: OrderPlaced, metadata: EventMetadata) async throws {
         let reservation = StreamNames.reservation(placed.orderId)
-        guard Reservation.fold(try await self.aggregates.load(reservation).events).state == .undecided else { return }
+        guard try await self.aggregates.load(reservation, as: Reservation.self).state.state == .undecided else { return }
         var refusal: (reason: CancellationReason, sku: String)?
         for line in placed.lines {
             var decision = Stock.ReservationDecision.alreadyReserved
-            try await self.aggregates.update(StreamNames.stock(line.sku), fold: Stock.fold, metadata: metadata) { stock in
+            try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata) { stock in
                 decision = stock.reserve(line, for: placed.orderId)
                 guard case .reserve(let events) = decision else { return [] }
                 return events
@@ -73,17 +73,17 @@ public struct InventoryService: EventHandler {
         if let refusal {
             // All or nothing: give back what this order got before the refusal.
             for line in placed.lines {
-                try await self.aggregates.update(StreamNames.stock(line.sku), fold: Stock.fold, metadata: metadata) {
+                try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata) {
                     $0.release(for: placed.orderId)
                 }
             }
-            try await self.aggregates.update(reservation, fold: Reservation.fold, metadata: metadata) { state in
+            try await self.aggregates.update(reservation, as: Reservation.self, metadata: metadata) { state in
                 guard state.state == .undecided else { return [] }
                 return [.stockReservationFailed(StockReservationFailed(orderId: placed.orderId, reason: refusal.reason, sku: refusal.sku))]
             }
         } else {
             let total = placed.lines.reduce(MinorUnits(0)) { $0 + $1.subtotal }
-            try await self.aggregates.update(reservation, fold: Reservation.fold, metadata: metadata) { state in
+            try await self.aggregates.update(reservation, as: Reservation.self, metadata: metadata) { state in
                 guard state.state == .undecided else { return [] }
                 return [.stockReserved(StockReserved(orderId: placed.orderId, lines: placed.lines, total: total))]
             }
@@ -92,21 +92,21 @@ public struct InventoryService: EventHandler {
 
     func release(orderId: String, metadata: EventMetadata) async throws {
         let reservation = StreamNames.reservation(orderId)
-        switch Reservation.fold(try await self.aggregates.load(reservation).events).state {
+        switch try await self.aggregates.load(reservation, as: Reservation.self).state.state {
         case .failed, .released:
             return
         case .undecided:
             // Closed before it was decided: a late reservation attempt will find it decided.
-            try await self.aggregates.update(reservation, fold: Reservation.fold, metadata: metadata) { state in
+            try await self.aggregates.update(reservation, as: Reservation.self, metadata: metadata) { state in
                 state.state == .undecided ? [.stockReleased(StockReleased(orderId: orderId, lines: []))] : []
             }
         case .reserved(let lines):
             for line in lines {
-                try await self.aggregates.update(StreamNames.stock(line.sku), fold: Stock.fold, metadata: metadata) {
+                try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata) {
                     $0.release(for: orderId)
                 }
             }
-            try await self.aggregates.update(reservation, fold: Reservation.fold, metadata: metadata) { state in
+            try await self.aggregates.update(reservation, as: Reservation.self, metadata: metadata) { state in
                 guard case .reserved = state.state else { return [] }
                 return [.stockReleased(StockReleased(orderId: orderId, lines: lines))]
             }
@@ -114,10 +114,10 @@ public struct InventoryService: EventHandler {
     }
 
     func commit(orderId: String, metadata: EventMetadata) async throws {
-        guard case .reserved(let lines) = Reservation.fold(try await self.aggregates.load(StreamNames.reservation(orderId)).events).state
+        guard case .reserved(let lines) = try await self.aggregates.load(StreamNames.reservation(orderId), as: Reservation.self).state.state
         else { return }
         for line in lines {
-            try await self.aggregates.update(StreamNames.stock(line.sku), fold: Stock.fold, metadata: metadata) {
+            try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata) {
                 $0.commit(for: orderId)
             }
         }
@@ -143,7 +143,7 @@ public struct PaymentService: EventHandler {
         case .orderCancelled(let cancelled): (orderId, decide) = (cancelled.orderId, { $0.compensate(orderId: cancelled.orderId) })
         default: return
         }
-        try await self.aggregates.update(StreamNames.payment(orderId), fold: Payment.fold, metadata: metadata, decide: decide)
+        try await self.aggregates.update(StreamNames.payment(orderId), as: Payment.self, metadata: metadata, decide: decide)
     }
 }
 
@@ -164,15 +164,15 @@ public struct OrderService: EventHandler {
         let now = self.now()
         switch try reactionEvent(event) {
         case .paymentProcessed(let paid):
-            try await self.aggregates.update(StreamNames.order(paid.orderId), fold: Order.fold, metadata: metadata) {
+            try await self.aggregates.update(StreamNames.order(paid.orderId), as: Order.self, metadata: metadata) {
                 $0.complete(charged: paid.amount, at: now)
             }
         case .stockReservationFailed(let failed):
-            try await self.aggregates.update(StreamNames.order(failed.orderId), fold: Order.fold, metadata: metadata) {
+            try await self.aggregates.update(StreamNames.order(failed.orderId), as: Order.self, metadata: metadata) {
                 $0.cancel(because: failed.reason, at: now)
             }
         case .paymentFailed(let failed):
-            try await self.aggregates.update(StreamNames.order(failed.orderId), fold: Order.fold, metadata: metadata) {
+            try await self.aggregates.update(StreamNames.order(failed.orderId), as: Order.self, metadata: metadata) {
                 $0.cancel(because: .paymentDeclined, at: now)
             }
         case .orderCompleted(let completed):
@@ -186,7 +186,7 @@ public struct OrderService: EventHandler {
     }
 
     func recordDuration(orderId: String, outcome: String, reason: String, endedAt: Date) async throws {
-        guard let placedAt = Order.fold(try await self.aggregates.load(StreamNames.order(orderId)).events).placedAt else { return }
+        guard let placedAt = try await self.aggregates.load(StreamNames.order(orderId), as: Order.self).state.placedAt else { return }
         Metrics.Timer(label: "orderly_saga_duration_seconds", dimensions: [("outcome", outcome), ("reason", reason)])
             .recordSeconds(max(0, endedAt.timeIntervalSince(placedAt)))
     }
@@ -224,10 +224,11 @@ public struct NotificationService: EventHandler {
             return
         }
         let stream = StreamNames.notification(notification.orderId)
-        guard !Notifications.fold(try await self.aggregates.load(stream).events).hasSent(notification.outcome) else { return }
+        let sent = try await self.aggregates.load(stream, as: Notifications.self).state
+        guard !sent.hasSent(notification.outcome) else { return }
         // Sent before it is recorded: a crash in between sends again, and the sender's key makes that one message.
         try await self.sender.send(notification)
-        try await self.aggregates.update(stream, fold: Notifications.fold, metadata: event.causing(actor: Self.actor)) {
+        try await self.aggregates.update(stream, as: Notifications.self, metadata: event.causing(actor: Self.actor)) {
             $0.hasSent(notification.outcome) ? [] : [.notificationSent(notification)]
         }
     }
