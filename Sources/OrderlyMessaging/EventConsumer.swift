@@ -21,6 +21,16 @@ public struct PoisonEvent: Error, Sendable, CustomStringConvertible {
 /// (a version-guarded write, an idempotency key), because after a crash an event can arrive again.
 public protocol EventHandler: Sendable {
     func handle(_ event: RecordedEvent) async throws
+    /// Handles several events (in log order) as one unit, for handlers that can write them together.
+    /// A `PoisonEvent` from here makes the consumer fall back to one event at a time, to find the
+    /// culprit. By default: one at a time.
+    func handle(batch events: [RecordedEvent]) async throws
+}
+
+extension EventHandler {
+    public func handle(batch events: [RecordedEvent]) async throws {
+        for event in events { try await self.handle(event) }
+    }
 }
 
 /// The runtime every reacting process uses: a consumer-group member that, for each event,
@@ -77,9 +87,11 @@ public struct EventConsumer: Service {
             while !Task.isCancelled {
                 let records = try await self.pollBatch()
                 guard !records.isEmpty else { continue }
+                var admitted: [(record: KafkaRecord, event: RecordedEvent)] = []
                 for record in records {
-                    try await self.process(record, lastVersions: &lastVersions)
+                    if let event = try await self.admit(record, lastVersions: &lastVersions) { admitted.append((record, event)) }
                 }
+                try await self.handle(admitted)
                 try await self.consumer.commit(records)
             }
         }
@@ -96,43 +108,67 @@ public struct EventConsumer: Service {
         return records
     }
 
-    func process(_ record: KafkaRecord, lastVersions: inout [String: Int64]) async throws {
+    /// Decodes a record and drops it if it is a repeat; an unreadable one goes to the dead-letter topic.
+    func admit(_ record: KafkaRecord, lastVersions: inout [String: Int64]) async throws -> RecordedEvent? {
         let event: RecordedEvent
         do {
             event = try EventMessageCodec.event(from: record)
         } catch {
             try await self.deadLetter(record, reason: "unreadable message: \(error)")
-            return
+            return nil
         }
-        var logger = self.logger
-        logger[metadataKey: "order.id"] = "\(event.metadata.correlationId ?? "")"
-        logger[metadataKey: "event.type"] = "\(event.type)"
-        logger[metadataKey: "event.position"] = "\(event.position)"
         // Per partition and stream: the relay publishes in log order, so within one partition a stream's
         // versions only grow and a repeat is a redelivery. A stream shared by many orders (a SKU's stock)
         // spreads over partitions, where its versions interleave; that is not a repeat.
         let dedupeKey = "\(record.partition)/\(event.streamID)"
         if let last = lastVersions[dedupeKey], event.streamVersion <= last {
             self.metrics.duplicates.increment()
-            logger.debug("dropped a repeated event", metadata: ["stream.version": "\(event.streamVersion)"])
-            return
-        }
-        do {
-            try await self.handleWithRetry(event, logger: logger)
-            self.metrics.applied.increment()
-            self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(event.recordedAt)))
-        } catch let poison as PoisonEvent {
-            try await self.deadLetter(record, reason: poison.reason)
+            self.logger.debug(
+                "dropped a repeated event",
+                metadata: ["event.type": "\(event.type)", "stream.id": "\(event.streamID)", "stream.version": "\(event.streamVersion)"])
+            return nil
         }
         if lastVersions.count >= self.settings.rememberedStreams { lastVersions.removeAll(keepingCapacity: true) }
         lastVersions[dedupeKey] = event.streamVersion
+        return event
     }
 
-    private func handleWithRetry(_ event: RecordedEvent, logger: Logger) async throws {
+    /// Hands the events to the handler as one batch; if it finds a poison event among them, goes
+    /// through them one at a time so that only the poison one is dead-lettered.
+    func handle(_ admitted: [(record: KafkaRecord, event: RecordedEvent)]) async throws {
+        guard !admitted.isEmpty else { return }
+        do {
+            try await self.retrying(logger: self.logger) { try await self.handler.handle(batch: admitted.map(\.event)) }
+            self.applied(admitted.map(\.event))
+            return
+        } catch is PoisonEvent {
+            self.logger.notice("a batch holds a poison event; handling its events one at a time")
+        }
+        for (record, event) in admitted {
+            var logger = self.logger
+            logger[metadataKey: "order.id"] = "\(event.metadata.correlationId ?? "")"
+            logger[metadataKey: "event.type"] = "\(event.type)"
+            logger[metadataKey: "event.position"] = "\(event.position)"
+            do {
+                try await self.retrying(logger: logger) { try await self.handler.handle(event) }
+                self.applied([event])
+            } catch let poison as PoisonEvent {
+                try await self.deadLetter(record, reason: poison.reason)
+            }
+        }
+    }
+
+    private func applied(_ events: [RecordedEvent]) {
+        self.metrics.applied.increment(by: Int64(events.count))
+        if let last = events.last { self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(last.recordedAt))) }
+    }
+
+    /// Runs `work` until it succeeds, backing off between attempts; a poison event or cancellation ends it.
+    private func retrying(logger: Logger, _ work: () async throws -> Void) async throws {
         var delay = self.settings.firstRetryDelay
         while true {
             do {
-                try await self.handler.handle(event)
+                try await work()
                 return
             } catch let poison as PoisonEvent {
                 throw poison

@@ -144,6 +144,48 @@ public struct MongoCollection: Sendable {
         }
     }
 
+    /// Many `update_one` upserts in one unordered bulk write (one round trip). Returns the indexes of
+    /// the writes whose guard rejected them (duplicate key: applied before, or moved on by another
+    /// writer); any other failure throws.
+    public func bulkUpsert(_ writes: [(filter: Document, update: Document)]) async throws -> Set<Int> {
+        guard !writes.isEmpty else { return [] }
+        return try await self.client.withCollection(self.name) { collection in
+            try BSON.withDocument(["ordered": false]) { bulkOptions in
+                guard let bulk = mongoc_collection_create_bulk_operation_with_opts(collection, bulkOptions) else {
+                    throw MongoError(message: "could not create a bulk operation")
+                }
+                defer { mongoc_bulk_operation_destroy(bulk) }
+                try BSON.withDocument(["upsert": true]) { upsert in
+                    for write in writes {
+                        try BSON.withDocument(write.filter) { filter in
+                            try BSON.withDocument(write.update) { update in
+                                var error = bson_error_t()
+                                if !mongoc_bulk_operation_update_one_with_opts(bulk, filter, update, upsert, &error) { throw MongoError(error) }
+                            }
+                        }
+                    }
+                }
+                return try BSON.withReply { reply in
+                    var error = bson_error_t()
+                    let succeeded = mongoc_bulk_operation_execute(bulk, reply, &error) != 0
+                    if succeeded { return [] }
+                    // Failed writes are listed in the reply; only duplicate keys are expected.
+                    guard case .array(let writeErrors)? = try BSON.document(from: reply)["writeErrors"], !writeErrors.isEmpty else {
+                        throw MongoError(error)
+                    }
+                    var rejected = Set<Int>()
+                    for writeError in writeErrors {
+                        guard case .int(let code)? = writeError["code"], code == 11000, case .int(let index)? = writeError["index"] else {
+                            throw MongoError(error)
+                        }
+                        rejected.insert(Int(index))
+                    }
+                    return rejected
+                }
+            }
+        }
+    }
+
     public func find(_ filter: Document, sort: Document? = nil, limit: Int64? = nil) async throws -> [Document] {
         var options: [(String, Document)] = []
         if let sort { options.append(("sort", sort)) }

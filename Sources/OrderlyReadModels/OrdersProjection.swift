@@ -127,13 +127,11 @@ public enum OrdersProjection {
         return view
     }
 
-    /// Writes `view` if the stored document is still at the revision it was computed from.
-    public static func write(_ view: OrderView) throws -> ProjectionWrite {
+    /// Writes `view` if the stored document is still at `revision` (0: there is none yet).
+    public static func write(_ view: OrderView, expecting revision: Int64) throws -> ProjectionWrite {
         guard case .object(var fields) = try Document.from(view) else { throw MongoError(message: "order view is not an object") }
         fields.removeAll { $0.0 == "_id" }
-        return ProjectionWrite(
-            filter: ["_id": .string(view.orderId), "revision": .int(view.revision - 1)],
-            update: ["$set": .object(fields)])
+        return ProjectionWrite(filter: ["_id": .string(view.orderId), "revision": .int(revision)], update: ["$set": .object(fields)])
     }
 
     static func format(_ date: Date) -> String {

@@ -43,6 +43,24 @@ import Testing
         try await client.dropDatabase()
     }
 
+    @Test func aBulkOfGuardedUpsertsAppliesWhatItCanAndNamesTheRest() async throws {
+        let client = try self.makeClient()
+        let items = client.collection("bulk")
+        func write(_ id: String, revision: Int64) -> (filter: Document, update: Document) {
+            (["_id": .string(id), "revision": .int(revision)], ["$set": ["revision": .int(revision + 1)]])
+        }
+        #expect(try await items.bulkUpsert((0..<50).map { write("d\($0)", revision: 0) }) == [])
+        // Index 1 and 3 expect a revision the documents no longer have; the others apply.
+        let rejected = try await items.bulkUpsert([
+            write("d0", revision: 1), write("d1", revision: 0), write("d2", revision: 1), write("d3", revision: 5), write("new", revision: 0),
+        ])
+        #expect(rejected == [1, 3])
+        #expect(try await items.count() == 51)
+        #expect(try await items.findOne(["_id": "d0"])?["revision"] == .int(2))
+        #expect(try await items.findOne(["_id": "d1"])?["revision"] == .int(1))
+        try await client.dropDatabase()
+    }
+
     @Test func findFiltersSortsLimitsAndCounts() async throws {
         let client = try self.makeClient()
         let items = client.collection("many")
