@@ -28,8 +28,30 @@ public protocol EventHandler: Sendable {
 }
 
 extension EventHandler {
+    /// By default, events of different orders (correlation ids: the Kafka key) are handled
+    /// concurrently, up to `EventConsumer.concurrentOrders` at a time, and each order's events one
+    /// after another, in log order: order within an order is what the saga relies on, and the
+    /// handlers' optimistic concurrency takes care of aggregates that orders share (a SKU's stock).
     public func handle(batch events: [RecordedEvent]) async throws {
-        for event in events { try await self.handle(event) }
+        var byOrder: [String: [RecordedEvent]] = [:]
+        var orders: [String] = []
+        for event in events {
+            let key = event.metadata.correlationId ?? event.streamID
+            if byOrder[key] == nil { orders.append(key) }
+            byOrder[key, default: []].append(event)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func startNext() {
+                guard next < orders.count, let sequence = byOrder[orders[next]] else { return }
+                next += 1
+                group.addTask {
+                    for event in sequence { try await self.handle(event) }
+                }
+            }
+            for _ in 0..<EventConsumer.concurrentOrders { startNext() }
+            while try await group.next() != nil { startNext() }
+        }
     }
 }
 
@@ -39,6 +61,9 @@ extension EventHandler {
 /// their reason without blocking the partition, and commits offsets only after the effects are
 /// durable.
 public struct EventConsumer: Service {
+    /// How many orders' events a handler works on at once by default (see `EventHandler.handle(batch:)`).
+    public static let concurrentOrders = 16
+
     public struct Settings: Sendable {
         public var group: String
         public var deadLetterTopic: String
@@ -99,13 +124,7 @@ public struct EventConsumer: Service {
     }
 
     private func pollBatch() async throws -> [KafkaRecord] {
-        var records: [KafkaRecord] = []
-        while records.count < self.settings.maxBatch,
-            let record = try await self.consumer.poll(timeout: .milliseconds(records.isEmpty ? 100 : 0))
-        {
-            records.append(record)
-        }
-        return records
+        try await self.consumer.poll(max: self.settings.maxBatch, timeout: .milliseconds(100))
     }
 
     /// Decodes a record and drops it if it is a repeat; an unreadable one goes to the dead-letter topic.

@@ -54,6 +54,23 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// Up to `max` messages in one trip to the consumer's queue: waits up to `timeout` for the first,
+    /// then takes only what has already arrived.
+    public func poll(max: Int, timeout: Duration = .milliseconds(100)) async throws -> [KafkaRecord] {
+        let handle = self.handle
+        let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        return try await runBlocking(on: self.queue) {
+            var records: [KafkaRecord] = []
+            while records.count < max, let message = rd_kafka_consumer_poll(handle.pointer, records.isEmpty ? milliseconds : 0) {
+                defer { rd_kafka_message_destroy(message) }
+                let code = message.pointee.err
+                if code == RD_KAFKA_RESP_ERR__FATAL { throw KafkaError(code: code.rawValue, message: KafkaHandle.describe(code)) }
+                if code == RD_KAFKA_RESP_ERR_NO_ERROR { records.append(Self.copy(message)) }
+            }
+            return records
+        }
+    }
+
     /// Commits, synchronously, the position after each record (per partition, the highest wins).
     public func commit(_ records: [KafkaRecord]) async throws {
         var next: [String: [Int32: Int64]] = [:]

@@ -32,7 +32,7 @@ public struct AggregateStore: Sendable {
     let maxAttempts: Int
     let cache: StateCache
 
-    public init(store: any EventStore, maxAttempts: Int = 20, cachedStreams: Int = 10_000) {
+    public init(store: any EventStore, maxAttempts: Int = 50, cachedStreams: Int = 10_000) {
         self.store = store
         self.maxAttempts = maxAttempts
         self.cache = StateCache(capacity: cachedStreams)
