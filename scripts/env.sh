@@ -15,6 +15,9 @@ export ORDERLY_MONGO_URI=${ORDERLY_MONGO_URI:-mongodb://127.0.0.1:$ORDERLY_MONGO
 # Short group timings: Tansu otherwise waits out a long join before a new group's first message.
 export ORDERLY_KAFKA_SESSION_TIMEOUT_MS=${ORDERLY_KAFKA_SESSION_TIMEOUT_MS:-6000}
 export ORDERLY_KAFKA_HEARTBEAT_INTERVAL_MS=${ORDERLY_KAFKA_HEARTBEAT_INTERVAL_MS:-500}
+# Tansu holds a fetch for the whole fetch.wait.max.ms (librdkafka's default: 500) even when messages
+# are waiting, which puts up to half a second on every hop of the saga; real Kafka answers at once.
+export ORDERLY_KAFKA_FETCH_WAIT_MS=${ORDERLY_KAFKA_FETCH_WAIT_MS:-50}
 # librdkafka 2.16 from the confluent-kafka wheel must come first: Debian's 2.0.2 cannot talk to Tansu.
 export LD_LIBRARY_PATH=$ORDERLY_STATE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 

@@ -27,8 +27,12 @@ public enum SagaBenchmark {
         public var placeP99Milliseconds: Double
     }
 
-    public static let sku = "SKU-BENCH"
+    /// Orders spread over this many SKUs, round robin, like a shop's catalogue (one SKU for every
+    /// order would measure a single hot aggregate instead).
+    public static let skus = 100
     static let unitPrice = 100
+
+    static func sku(_ index: Int) -> String { "SKU-BENCH-\(index % self.skus)" }
 
     public static func run(baseURL: String, mongo: MongoClient, rate: Double, duration: Duration, settleTimeout: Duration) async throws -> Result {
         var configuration = HTTPClient.Configuration()
@@ -36,7 +40,10 @@ public enum SagaBenchmark {
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         defer { _ = client.shutdown() }
 
-        _ = try await self.post(client, "\(baseURL)/inventory/\(self.sku)/restock", #"{"quantity":1000000,"unitPrice":\#(self.unitPrice)}"#)
+        for index in 0..<self.skus {
+            _ = try await self.post(
+                client, "\(baseURL)/inventory/\(self.sku(index))/restock", #"{"quantity":1000000,"unitPrice":\#(self.unitPrice)}"#)
+        }
         let total = Int(rate * TimeAsSeconds.of(duration))
         let started = ContinuousClock.now
         let placements = try await withThrowingTaskGroup(of: Placement.self) { group in
@@ -88,7 +95,7 @@ public enum SagaBenchmark {
 
     static func place(_ client: HTTPClient, baseURL: String, index: Int) async -> Placement {
         let body =
-            #"{"customerId":"bench-\#(index % 1000)","currency":"EUR","lines":[{"sku":"\#(self.sku)","quantity":1,"unitPrice":\#(self.unitPrice)}],"paymentToken":"tok_ok"}"#
+            #"{"customerId":"bench-\#(index % 1000)","currency":"EUR","lines":[{"sku":"\#(self.sku(index))","quantity":1,"unitPrice":\#(self.unitPrice)}],"paymentToken":"tok_ok"}"#
         let sentAt = Date()
         let before = ContinuousClock.now
         do {

@@ -117,7 +117,8 @@ public struct EventConsumer: Service {
                     if let event = try await self.admit(record, lastVersions: &lastVersions) { admitted.append((record, event)) }
                 }
                 try await self.handle(admitted)
-                try await self.consumer.commit(records)
+                // Not waited for: the next batch need not sit out a broker round trip.
+                try await self.consumer.commit(records, waiting: false)
             }
         }
         await self.consumer.close()

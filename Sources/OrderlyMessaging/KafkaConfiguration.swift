@@ -20,6 +20,7 @@ public struct KafkaConfiguration: Sendable {
         var consumer: [String: String] = [:]
         if let value = environment["ORDERLY_KAFKA_SESSION_TIMEOUT_MS"] { consumer["session.timeout.ms"] = value }
         if let value = environment["ORDERLY_KAFKA_HEARTBEAT_INTERVAL_MS"] { consumer["heartbeat.interval.ms"] = value }
+        if let value = environment["ORDERLY_KAFKA_FETCH_WAIT_MS"] { consumer["fetch.wait.max.ms"] = value }
         return KafkaConfiguration(brokers: environment["ORDERLY_KAFKA_BROKERS"] ?? "127.0.0.1:9092", consumerProperties: consumer)
     }
 }

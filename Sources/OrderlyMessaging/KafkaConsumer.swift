@@ -71,8 +71,11 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    /// Commits, synchronously, the position after each record (per partition, the highest wins).
-    public func commit(_ records: [KafkaRecord]) async throws {
+    /// Commits the position after each record (per partition, the highest wins).
+    /// With `waiting: false` the commit is sent and not waited for: offsets still only ever move past
+    /// records whose effects are durable, and a commit that is lost means those records come again,
+    /// which idempotent handlers absorb.
+    public func commit(_ records: [KafkaRecord], waiting: Bool = true) async throws {
         var next: [String: [Int32: Int64]] = [:]
         for record in records {
             next[record.topic, default: [:]][record.partition] = max(next[record.topic]?[record.partition] ?? 0, record.offset + 1)
@@ -90,7 +93,7 @@ public final class KafkaConsumer: Sendable {
                     rd_kafka_topic_partition_list_add(list, topic, partition)?.pointee.offset = offset
                 }
             }
-            let code = rd_kafka_commit(handle.pointer, list, 0)
+            let code = rd_kafka_commit(handle.pointer, list, waiting ? 0 : 1)
             guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
                 throw KafkaError(code: code.rawValue, message: "commit: \(KafkaHandle.describe(code))", isRetriable: true)
             }

@@ -31,8 +31,9 @@ public struct AggregateStore: Sendable {
     public let store: any EventStore
     let maxAttempts: Int
     let cache: StateCache
+    let locks = StreamLocks()
 
-    public init(store: any EventStore, maxAttempts: Int = 50, cachedStreams: Int = 10_000) {
+    public init(store: any EventStore, maxAttempts: Int = 20, cachedStreams: Int = 10_000) {
         self.store = store
         self.maxAttempts = maxAttempts
         self.cache = StateCache(capacity: cachedStreams)
@@ -60,6 +61,22 @@ public struct AggregateStore: Sendable {
     public func update<State: Aggregate>(
         _ stream: String, as type: State.Type = State.self, metadata: EventMetadata, decide: (State) throws -> [DomainEvent]
     ) async throws -> AppendResult? {
+        // Writers of one stream in this process take turns: on a busy aggregate they would otherwise
+        // mostly conflict with each other. Other processes are still met by the expected version.
+        await self.locks.lock(stream)
+        do {
+            let result = try await self.decideAndAppend(stream, as: type, metadata: metadata, decide: decide)
+            await self.locks.unlock(stream)
+            return result
+        } catch {
+            await self.locks.unlock(stream)
+            throw error
+        }
+    }
+
+    private func decideAndAppend<State: Aggregate>(
+        _ stream: String, as type: State.Type, metadata: EventMetadata, decide: (State) throws -> [DomainEvent]
+    ) async throws -> AppendResult? {
         var attempt = 1
         while true {
             var (state, version) = try await self.load(stream, as: State.self)
@@ -78,6 +95,33 @@ public struct AggregateStore: Sendable {
                 // Someone else appended to this aggregate meanwhile: decide again on the new history.
                 attempt += 1
             }
+        }
+    }
+}
+
+/// One lock per stream name, for async callers: waiters are resumed one at a time, in arrival order.
+actor StreamLocks {
+    /// A locked stream has an entry; its value is who waits for it.
+    private var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    func lock(_ stream: String) async {
+        guard self.waiters[stream] != nil else {
+            self.waiters[stream] = []
+            return
+        }
+        await withCheckedContinuation { continuation in
+            self.waiters[stream, default: []].append(continuation)
+        }
+    }
+
+    func unlock(_ stream: String) {
+        guard var queue = self.waiters[stream] else { return }
+        if queue.isEmpty {
+            self.waiters[stream] = nil
+        } else {
+            let next = queue.removeFirst()
+            self.waiters[stream] = queue
+            next.resume()
         }
     }
 }

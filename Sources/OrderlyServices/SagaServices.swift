@@ -43,7 +43,10 @@ public struct InventoryService: EventHandler {
         self.aggregates = AggregateStore(store: store)
     }
 
+    static let handledTypes: Set<String> = [OrderPlaced.typeName, OrderCancelled.typeName, PaymentFailed.typeName, OrderCompleted.typeName]
+
     public func handle(_ event: RecordedEvent) async throws {
+        guard Self.handledTypes.contains(event.type) else { return }
         let metadata = event.causing(actor: Self.actor)
         switch try reactionEvent(event) {
         case .orderPlaced(let placed): try await self.reserve(placed, metadata: metadata)
@@ -133,7 +136,10 @@ public struct PaymentService: EventHandler {
         self.aggregates = AggregateStore(store: store)
     }
 
+    static let handledTypes: Set<String> = [OrderPlaced.typeName, StockReserved.typeName, OrderCancelled.typeName]
+
     public func handle(_ event: RecordedEvent) async throws {
+        guard Self.handledTypes.contains(event.type) else { return }
         let metadata = event.causing(actor: Self.actor)
         let decide: (Payment) -> [DomainEvent]
         let orderId: String
@@ -159,7 +165,12 @@ public struct OrderService: EventHandler {
         self.now = now
     }
 
+    static let handledTypes: Set<String> = [
+        PaymentProcessed.typeName, StockReservationFailed.typeName, PaymentFailed.typeName, OrderCompleted.typeName, OrderCancelled.typeName,
+    ]
+
     public func handle(_ event: RecordedEvent) async throws {
+        guard Self.handledTypes.contains(event.type) else { return }
         let metadata = event.causing(actor: Self.actor)
         let now = self.now()
         switch try reactionEvent(event) {
@@ -209,7 +220,10 @@ public struct NotificationService: EventHandler {
         self.sender = sender
     }
 
+    static let handledTypes: Set<String> = [OrderCompleted.typeName, OrderCancelled.typeName]
+
     public func handle(_ event: RecordedEvent) async throws {
+        guard Self.handledTypes.contains(event.type) else { return }
         let notification: NotificationSent
         switch try reactionEvent(event) {
         case .orderCompleted(let completed):
