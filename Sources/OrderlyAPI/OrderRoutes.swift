@@ -56,7 +56,8 @@ struct OrderRoutes {
     func restock(_ request: Request, _ context: BasicRequestContext) async throws -> JSONBody<RestockResponse> {
         let sku = try context.parameters.require("sku")
         let body = try await decodeBody(RestockBody.self, from: request)
-        let result = try await self.dependencies.commands.restock(sku: sku, quantity: body.quantity, unitPrice: body.unitPrice, actor: "staff")
+        let result = try await self.dependencies.commands.restock(
+            sku: sku, quantity: body.quantity, unitPrice: body.unitPrice, actor: "staff", idempotencyKey: try idempotencyKey(of: request))
         return JSONBody(status: .accepted, value: RestockResponse(sku: sku, position: result.position))
     }
 

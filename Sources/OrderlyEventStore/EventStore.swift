@@ -6,11 +6,15 @@ public struct EventMetadata: Codable, Sendable, Equatable {
     public var correlationId: String?
     public var causationId: String?
     public var actor: String?
+    /// What the relay keys the Kafka message by, when not the correlation id: a stream shared by many
+    /// orders (a SKU's stock) is keyed by itself, so its events stay in one partition, in order.
+    public var partitionKey: String?
 
-    public init(correlationId: String? = nil, causationId: String? = nil, actor: String? = nil) {
+    public init(correlationId: String? = nil, causationId: String? = nil, actor: String? = nil, partitionKey: String? = nil) {
         self.correlationId = correlationId
         self.causationId = causationId
         self.actor = actor
+        self.partitionKey = partitionKey
     }
 }
 

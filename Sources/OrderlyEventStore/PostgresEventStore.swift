@@ -217,20 +217,23 @@ public struct PostgresEventStore: EventStore {
 
     private static let columns = """
         position, transaction_id::text AS transaction_text, event_id, stream_id, stream_version, event_type, schema_version,
-        data::text, metadata->>'correlationId', metadata->>'causationId', metadata->>'actor', recorded_at
+        data::text, metadata->>'correlationId', metadata->>'causationId', metadata->>'actor', metadata->>'partitionKey', recorded_at
         """
 
     private static func decode(_ rows: PostgresRowSequence) async throws -> [RecordedEvent] {
         // Metadata fields come out as columns: no JSON parsing per row on the relay's hot path.
         var events: [RecordedEvent] = []
-        for try await (position, transactionID, id, stream, version, type, schemaVersion, data, correlation, causation, actor, recordedAt)
-            in rows.decode((Int64, String, UUID, String, Int64, String, Int32, String, String?, String?, String?, Date).self)
+        for try await (
+            position, transactionID, id, stream, version, type, schemaVersion, data, correlation, causation, actor, partitionKey, recordedAt
+        )
+            in rows.decode((Int64, String, UUID, String, Int64, String, Int32, String, String?, String?, String?, String?, Date).self)
         {
             events.append(
                 RecordedEvent(
                     id: id, streamID: stream, streamVersion: version, position: position,
                     transactionID: UInt64(transactionID) ?? 0, type: type, schemaVersion: Int(schemaVersion),
-                    data: Data(data.utf8), metadata: EventMetadata(correlationId: correlation, causationId: causation, actor: actor),
+                    data: Data(data.utf8),
+                    metadata: EventMetadata(correlationId: correlation, causationId: causation, actor: actor, partitionKey: partitionKey),
                     recordedAt: recordedAt
                 )
             )

@@ -16,10 +16,11 @@ public enum EventMessageError: Error, Sendable, CustomStringConvertible {
 /// How an event travels on Kafka: the value is the event's JSON data as stored; everything else
 /// (ids, type, versions, position, metadata) rides in headers, so consumers can route and drop
 /// duplicates without parsing the value. The key is the order id (the correlation id), which keeps
-/// one order's events in one partition, in order.
+/// one order's events in one partition, in order; a stream shared by orders names its own key
+/// (`EventMetadata.partitionKey`).
 public enum EventMessageCodec {
     public static func message(for event: RecordedEvent, topic: String) -> KafkaOutgoingMessage {
-        let key = event.metadata.correlationId ?? event.streamID
+        let key = event.metadata.partitionKey ?? event.metadata.correlationId ?? event.streamID
         var headers: [(String, [UInt8])] = [
             ("event-id", Array(event.id.uuidString.lowercased().utf8)),
             ("event-type", Array(event.type.utf8)),
@@ -33,6 +34,7 @@ public enum EventMessageCodec {
         if let value = event.metadata.correlationId { headers.append(("correlation-id", Array(value.utf8))) }
         if let value = event.metadata.causationId { headers.append(("causation-id", Array(value.utf8))) }
         if let value = event.metadata.actor { headers.append(("actor", Array(value.utf8))) }
+        if let value = event.metadata.partitionKey { headers.append(("partition-key", Array(value.utf8))) }
         return KafkaOutgoingMessage(topic: topic, key: Array(key.utf8), value: Array(event.data), headers: headers)
     }
 
@@ -54,7 +56,7 @@ public enum EventMessageCodec {
             type: try required("event-type"), schemaVersion: try number("schema-version", as: Int.self), data: Data(record.value),
             metadata: EventMetadata(
                 correlationId: record.header("correlation-id"), causationId: record.header("causation-id"),
-                actor: record.header("actor")),
+                actor: record.header("actor"), partitionKey: record.header("partition-key")),
             recordedAt: Date(timeIntervalSince1970: try number("recorded-at", as: Double.self))
         )
     }

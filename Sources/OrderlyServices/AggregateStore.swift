@@ -57,15 +57,17 @@ public struct AggregateStore: Sendable {
 
     /// Loads `stream`, asks `decide` for new events and appends them expecting the version it decided
     /// on. Returns nil when the decision was to append nothing.
+    /// With an idempotency key, a repeat of the same request returns the first append's result.
     @discardableResult
     public func update<State: Aggregate>(
-        _ stream: String, as type: State.Type = State.self, metadata: EventMetadata, decide: (State) throws -> [DomainEvent]
+        _ stream: String, as type: State.Type = State.self, metadata: EventMetadata, idempotency: IdempotencyKey? = nil,
+        decide: (State) throws -> [DomainEvent]
     ) async throws -> AppendResult? {
         // Writers of one stream in this process take turns: on a busy aggregate they would otherwise
         // mostly conflict with each other. Other processes are still met by the expected version.
         await self.locks.lock(stream)
         do {
-            let result = try await self.decideAndAppend(stream, as: type, metadata: metadata, decide: decide)
+            let result = try await self.decideAndAppend(stream, as: type, metadata: metadata, idempotency: idempotency, decide: decide)
             await self.locks.unlock(stream)
             return result
         } catch {
@@ -75,7 +77,8 @@ public struct AggregateStore: Sendable {
     }
 
     private func decideAndAppend<State: Aggregate>(
-        _ stream: String, as type: State.Type, metadata: EventMetadata, decide: (State) throws -> [DomainEvent]
+        _ stream: String, as type: State.Type, metadata: EventMetadata, idempotency: IdempotencyKey?,
+        decide: (State) throws -> [DomainEvent]
     ) async throws -> AppendResult? {
         var attempt = 1
         while true {
@@ -87,7 +90,10 @@ public struct AggregateStore: Sendable {
                 return NewEvent(type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data, metadata: metadata)
             }
             do {
-                let result = try await self.store.append(newEvents, to: stream, expecting: version == 0 ? .noStream : .exact(version))
+                let result = try await self.store.append(
+                    newEvents, to: stream, expecting: version == 0 ? .noStream : .exact(version), idempotency: idempotency)
+                // A replayed key appended nothing now: the cache learns the stream on the next load.
+                guard !result.isReplay else { return result }
                 for event in decided { state.apply(event) }
                 self.cache.put(stream, state: state, version: result.streamVersion)
                 return result
@@ -155,6 +161,15 @@ final class StateCache: Sendable {
             if entries.count >= self.capacity, entries[stream] == nil { entries.removeAll(keepingCapacity: true) }
             entries[stream] = Entry(state: state, version: version)
         }
+    }
+}
+
+extension EventMetadata {
+    /// The same metadata, with the Kafka key set to `key` (for streams that many orders share).
+    public func keyed(by key: String) -> EventMetadata {
+        var metadata = self
+        metadata.partitionKey = key
+        return metadata
     }
 }
 

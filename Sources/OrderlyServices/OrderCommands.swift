@@ -96,11 +96,20 @@ public struct OrderCommands: Sendable {
         return CommandResult(orderId: orderID, position: result.position, isReplay: false)
     }
 
-    /// Staff add units of a SKU and set its catalog price.
-    public func restock(sku: String, quantity: Int, unitPrice: MinorUnits, actor: String?) async throws -> AppendResult {
+    /// Staff add units of a SKU and set its catalog price. With an idempotency key, a repeat of the
+    /// same restock returns the first result and adds nothing.
+    public func restock(sku: String, quantity: Int, unitPrice: MinorUnits, actor: String?, idempotencyKey: String? = nil) async throws
+        -> AppendResult
+    {
         let events = try Stock.restock(sku: sku, quantity: quantity, unitPrice: unitPrice)
-        let metadata = EventMetadata(correlationId: "stock-\(sku)", causationId: UUID().uuidString.lowercased(), actor: actor)
-        let result = try await self.aggregates.update(StreamNames.stock(sku), as: Stock.self, metadata: metadata) { _ in events }
+        let idempotency = idempotencyKey.map { key in
+            IdempotencyKey(key: "inventory.restock:\(sku):\(key)", request: "{\"quantity\":\(quantity),\"unitPrice\":\(unitPrice)}")
+        }
+        let metadata = EventMetadata(
+            correlationId: StreamNames.stock(sku), causationId: UUID().uuidString.lowercased(), actor: actor, partitionKey: StreamNames.stock(sku))
+        let result = try await self.aggregates.update(StreamNames.stock(sku), as: Stock.self, metadata: metadata, idempotency: idempotency) { _ in
+            events
+        }
         guard let result else { throw OrderCommandError.orderEnded(sku, status: "") }
         return result
     }

@@ -63,7 +63,8 @@ public struct InventoryService: EventHandler {
         var refusal: (reason: CancellationReason, sku: String)?
         for line in placed.lines {
             var decision = Stock.ReservationDecision.alreadyReserved
-            try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata) { stock in
+            try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata.keyed(by: StreamNames.stock(line.sku))) {
+                stock in
                 decision = stock.reserve(line, for: placed.orderId)
                 guard case .reserve(let events) = decision else { return [] }
                 return events
@@ -76,7 +77,9 @@ public struct InventoryService: EventHandler {
         if let refusal {
             // All or nothing: give back what this order got before the refusal.
             for line in placed.lines {
-                try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata) {
+                try await self.aggregates.update(
+                    StreamNames.stock(line.sku), as: Stock.self, metadata: metadata.keyed(by: StreamNames.stock(line.sku))
+                ) {
                     $0.release(for: placed.orderId)
                 }
             }
@@ -105,7 +108,9 @@ public struct InventoryService: EventHandler {
             }
         case .reserved(let lines):
             for line in lines {
-                try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata) {
+                try await self.aggregates.update(
+                    StreamNames.stock(line.sku), as: Stock.self, metadata: metadata.keyed(by: StreamNames.stock(line.sku))
+                ) {
                     $0.release(for: orderId)
                 }
             }
@@ -120,7 +125,7 @@ public struct InventoryService: EventHandler {
         guard case .reserved(let lines) = try await self.aggregates.load(StreamNames.reservation(orderId), as: Reservation.self).state.state
         else { return }
         for line in lines {
-            try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata) {
+            try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata.keyed(by: StreamNames.stock(line.sku))) {
                 $0.commit(for: orderId)
             }
         }

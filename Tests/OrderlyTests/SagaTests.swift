@@ -19,11 +19,19 @@ import Testing
         try await app.test(.live) { client in
             try await client.restock("SKU-A", quantity: 2000, unitPrice: 1000)
             try await client.restock("SKU-P", quantity: 5, unitPrice: 500)
+            // A retried restock with the same Idempotency-Key adds its units once.
+            let key = try #require(HTTPField.Name("Idempotency-Key"))
+            for _ in 0..<2 {
+                let again = try await client.execute(
+                    uri: "/inventory/SKU-P/restock", method: .post, headers: [key: "restock-p-1"],
+                    body: ByteBuffer(string: #"{"quantity":3,"unitPrice":500}"#))
+                #expect(again.status == .accepted)
+            }
             let happy = try await client.place([("SKU-A", 2, 1000)], token: "tok_ok")
             let declined = try await client.place([("SKU-A", 1, 1000)], token: "tok_declined")
             let overLimit = try await client.place([("SKU-A", 1001, 1000)], token: "tok_ok")
             let unknownSKU = try await client.place([("SKU-NONE", 1, 1000)], token: "tok_ok")
-            let tooMany = try await client.place([("SKU-A", 1, 1000), ("SKU-P", 6, 500)], token: "tok_ok")
+            let tooMany = try await client.place([("SKU-A", 1, 1000), ("SKU-P", 9, 500)], token: "tok_ok")
             let wrongPrice = try await client.place([("SKU-A", 1, 999)], token: "tok_ok")
 
             let views = try await client.waitForOutcomes([happy, declined, overLimit, unknownSKU, tooMany, wrongPrice])
@@ -57,7 +65,7 @@ import Testing
         let stock = log.stock("SKU-A")
         #expect(stock.onHand == 1998)
         #expect(stock.reserved == 0)
-        #expect(log.stock("SKU-P").available == 5)
+        #expect(log.stock("SKU-P").available == 8)
         #expect(try await SagaLog.notifications(settings) == 6)
     }
 
@@ -129,6 +137,14 @@ import Testing
         #expect(log.violations() == [])
         #expect(log.stock("SKU-LAST").onHand == 0)
         #expect(log.stock("SKU-LAST").reserved == 0)
+        // The SKU's stock events, written on behalf of 50 orders, travel under the SKU's own key: a
+        // reader of the topic gets them in stream order.
+        let stockEvents = try await TestServers.withPostgres(settings) { client in
+            try await PostgresEventStore(client: client, logger: TestServers.logger).readStream(StreamNames.stock("SKU-LAST"), from: 1)
+        }
+        #expect(stockEvents.count == 21)  // the restock, then 10 reservations and 10 sales
+        let received = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(stockEvents.map(\.id)))
+        expectComplete(received.filter { $0.streamID == StreamNames.stock("SKU-LAST") }, expected: stockEvents)
     }
 
     @Test func aPaymentServiceKilledMidSagaFinishesTheSagasOnRestart() async throws {
