@@ -16,6 +16,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends librdkafka1 lib
 COPY --from=build /src/.build/release/orderly /usr/local/bin/orderly
 COPY migrations /usr/local/share/orderly/migrations
 ENV ORDERLY_MIGRATIONS_DIR=/usr/local/share/orderly/migrations
+COPY projections /usr/local/share/orderly/projections
+ENV ORDERLY_PROJECTIONS_DIR=/usr/local/share/orderly/projections
 USER orderly
 ENTRYPOINT ["/usr/local/bin/orderly"]
 CMD ["dev"]

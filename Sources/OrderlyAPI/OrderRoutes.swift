@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -41,7 +42,8 @@ struct OrderRoutes {
 
     func register(on router: Router<BasicRequestContext>) {
         router.post("/orders") { request, _ in try await self.placeOrder(request) }
-        router.get("/orders/{id}") { _, context in try await self.getOrder(context) }
+        router.get("/orders") { request, _ in try await self.listOrders(request) }
+        router.get("/orders/{id}") { request, context in try await self.getOrder(request, context) }
         router.post("/orders/{id}/cancel") { _, context in try await self.cancelOrder(context) }
         router.post("/inventory/{sku}/restock") { request, context in try await self.restock(request, context) }
     }
@@ -72,12 +74,71 @@ struct OrderRoutes {
         return JSONBody(status: .accepted, value: PlaceOrderResponse(orderId: result.orderId, position: result.position))
     }
 
-    func getOrder(_ context: BasicRequestContext) async throws -> JSONBody<OrderView> {
+    /// `GET /orders/{id}`; with `minPosition` (a command's `position`), waits up to `wait` seconds
+    /// (default and at most 5) until the order reflects that position: read-your-writes.
+    func getOrder(_ request: Request, _ context: BasicRequestContext) async throws -> JSONBody<OrderView> {
         let id = try context.parameters.require("id")
-        guard id.count <= 64, let order = try await self.dependencies.orders.order(id: id) else {
-            throw Problem.notFound("no order \(id)")
+        guard id.count <= 64 else { throw Problem.notFound("no order \(id)") }
+        guard let minPosition = try Self.integer(request, "minPosition", in: 1...Int64.max) else {
+            guard let order = try await self.dependencies.orders.order(id: id) else { throw Problem.notFound("no order \(id)") }
+            return JSONBody(value: order)
         }
-        return JSONBody(value: order)
+        let wait = try Self.integer(request, "wait", in: 0...5) ?? 5
+        let deadline = ContinuousClock.now + .seconds(wait)
+        while true {
+            let order = try await self.dependencies.orders.order(id: id)
+            if let order, order.position >= minPosition { return JSONBody(value: order) }
+            guard ContinuousClock.now < deadline else {
+                throw Problem(
+                    status: .serviceUnavailable, type: "read-model-behind", title: "The read model has not caught up",
+                    detail: "order \(id) did not reach position \(minPosition) within \(wait) s (it is at \(order?.position ?? 0)); retry shortly",
+                    field: "minPosition")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// `GET /orders?customerId=&status=&from=&to=&limit=&cursor=`: newest first, by pages.
+    func listOrders(_ request: Request) async throws -> JSONBody<OrderPage> {
+        let query = request.uri.queryParameters
+        var orderQuery = OrderQuery(limit: Int(try Self.integer(request, "limit", in: 1...200) ?? 50))
+        if let customer = query["customerId"].map(String.init) {
+            guard customer.count <= 64, !customer.isEmpty else {
+                throw Problem.invalidQuery("customerId must be 1 to 64 characters", field: "customerId")
+            }
+            orderQuery.customerId = customer
+        }
+        if let status = query["status"].map(String.init) {
+            guard OrderStatus(rawValue: status) != nil else {
+                throw Problem.invalidQuery("status must be one of PLACED, STOCK_RESERVED, PAID, COMPLETED, CANCELLED", field: "status")
+            }
+            orderQuery.status = status
+        }
+        orderQuery.placedFrom = try Self.time(request, "from")
+        orderQuery.placedBefore = try Self.time(request, "to")
+        if let token = query["cursor"].map(String.init) {
+            guard let cursor = OrderCursor(token: token) else { throw Problem.invalidQuery("cursor is not one this api gave out", field: "cursor") }
+            orderQuery.after = cursor
+        }
+        return JSONBody(value: try await self.dependencies.orders.orders(matching: orderQuery))
+    }
+
+    static func integer(_ request: Request, _ name: String, in range: ClosedRange<Int64>) throws -> Int64? {
+        guard let text = request.uri.queryParameters[Substring(name)] else { return nil }
+        guard let value = Int64(text), range.contains(value) else {
+            throw Problem.invalidQuery("\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)", field: name)
+        }
+        return value
+    }
+
+    /// An ISO 8601 time, as milliseconds since 1970 (what the read model filters on).
+    static func time(_ request: Request, _ name: String) throws -> Int64? {
+        guard let text = request.uri.queryParameters[Substring(name)].map(String.init) else { return nil }
+        let date =
+            (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+            ?? (try? Date(text, strategy: Date.ISO8601FormatStyle()))
+        guard let date else { throw Problem.invalidQuery("\(name) must be an ISO 8601 time such as 2026-11-23T09:00:00Z", field: name) }
+        return Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
     }
 }
 

@@ -49,6 +49,10 @@ public struct Problem: HTTPResponseError, Encodable {
         Problem(status: .notFound, type: "not-found", title: "Not found", detail: what)
     }
 
+    static func invalidQuery(_ detail: String, field: String) -> Problem {
+        Problem(status: .badRequest, type: "invalid-query", title: "Invalid query parameter", detail: detail, field: field)
+    }
+
     static func invalidBody(_ detail: String, field: String? = nil) -> Problem {
         Problem(status: .badRequest, type: "invalid-body", title: "The request body is not valid", detail: detail, field: field)
     }

@@ -81,6 +81,22 @@ public enum Processes {
     /// /metrics on `opsPort` when given one.
     public static func projector(_ settings: Settings, opsPort: Int?, logger: Logger) async throws -> [any Service] {
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+        let definitions = try ProjectionDefinition.loadAll(from: ProjectionDefinition.defaultDirectory())
+        guard let orders = definitions[OrdersProjection.name] else {
+            throw ProjectionError(message: "projections/\(OrdersProjection.name).json is missing")
+        }
+        // Indexes before the first write; MongoDB may still be starting.
+        var attempt = 0
+        while true {
+            do {
+                try await orders.ensureIndexes(mongo)
+                break
+            } catch let error as MongoError where attempt < 60 {
+                attempt += 1
+                logger.warning("cannot create the read model's indexes yet; retrying", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
         let consumer = try await self.consumer(
             settings, group: settings.projectorGroup, handler: Projector(client: mongo, logger: logger), logger: logger)
         guard let opsPort else { return [consumer] }

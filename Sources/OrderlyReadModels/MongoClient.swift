@@ -186,6 +186,39 @@ public struct MongoCollection: Sendable {
         }
     }
 
+    /// Creates indexes by name and key (`createIndexes`); one that exists with the same key is kept.
+    public func createIndexes(_ indexes: [(name: String, keys: Document)]) async throws {
+        guard !indexes.isEmpty else { return }
+        let command: Document = [
+            "createIndexes": .string(self.name),
+            "indexes": .array(indexes.map { ["name": .string($0.name), "key": $0.keys] }),
+        ]
+        try await self.client.withCollection(self.name) { collection in
+            try BSON.withDocument(command) { command in
+                try BSON.withReply { reply in
+                    var error = bson_error_t()
+                    if !mongoc_collection_write_command_with_opts(collection, command, nil, reply, &error) { throw MongoError(error) }
+                }
+            }
+        }
+    }
+
+    /// The names of the collection's indexes.
+    public func indexNames() async throws -> [String] {
+        try await self.client.withCollection(self.name) { collection in
+            guard let cursor = mongoc_collection_find_indexes_with_opts(collection, nil) else { throw MongoError(message: "no index cursor") }
+            defer { mongoc_cursor_destroy(cursor) }
+            var names: [String] = []
+            var current: OpaquePointer?
+            while mongoc_cursor_next(cursor, &current) {
+                if let current, case .string(let name)? = try BSON.document(from: current)["name"] { names.append(name) }
+            }
+            var error = bson_error_t()
+            if mongoc_cursor_error(cursor, &error) { throw MongoError(error) }
+            return names
+        }
+    }
+
     public func find(_ filter: Document, sort: Document? = nil, limit: Int64? = nil) async throws -> [Document] {
         var options: [(String, Document)] = []
         if let sort { options.append(("sort", sort)) }

@@ -48,12 +48,25 @@ public struct OrderView: Codable, Sendable, Equatable {
     public var revision: Int64
     /// When the projector last changed `status` (its own clock): when a status became visible.
     public var statusChangedAt: String?
+    /// `k<placedAt>|<orderId>`: the one key pages are sorted and cut by (newest first, ties by id).
+    /// The letter in front keeps the document server here comparing it as text (NX-27017 compares
+    /// strings that start with a digit wrongly).
+    public var pageKey: String?
+    /// `placedAt` in milliseconds since 1970, for time-range filters.
+    public var placedAtMs: Int64?
 }
 
 /// The `orders` read model. Pure: folds one event into the order's view.
 public enum OrdersProjection {
     public static let name = "orders"
     public static let collection = "orders"
+
+    /// The event types this read model applies (its definition in projections/orders.json lists the same).
+    public static let handledTypes: Set<String> = [
+        OrderPlaced.typeName, OrderCompleted.typeName, OrderCancelled.typeName, StockReserved.typeName, StockReservationFailed.typeName,
+        StockReleased.typeName, PaymentRequested.typeName, PaymentProcessed.typeName, PaymentFailed.typeName, PaymentRefunded.typeName,
+        PaymentVoided.typeName, NotificationSent.typeName,
+    ]
 
     /// The order an event is about, or nil for events of other aggregates (stock).
     public static func orderID(of event: DomainEvent) -> String? {
@@ -85,7 +98,8 @@ public enum OrdersProjection {
             view = OrderView(
                 orderId: placed.orderId, customerId: placed.customerId, status: OrderStatus.placed.rawValue, currency: placed.currency,
                 lines: placed.lines, total: placed.total, placedAt: at, updatedAt: at, timeline: [], version: 0, position: 0,
-                applied: [:], revision: 0, statusChangedAt: format(now))
+                applied: [:], revision: 0, statusChangedAt: format(now), pageKey: "k\(at)|\(placed.orderId)",
+                placedAtMs: Int64((recorded.recordedAt.timeIntervalSince1970 * 1000).rounded(.down)))
         } else {
             guard let current else { return nil }
             view = current
@@ -139,9 +153,65 @@ public enum OrdersProjection {
     }
 }
 
+/// A page request over the orders: filters, a page size and where the previous page ended.
+public struct OrderQuery: Sendable, Equatable {
+    public var customerId: String?
+    public var status: String?
+    /// Placed at or after this time (milliseconds since 1970).
+    public var placedFrom: Int64?
+    /// Placed before this time (milliseconds since 1970).
+    public var placedBefore: Int64?
+    public var limit: Int
+    public var after: OrderCursor?
+
+    public init(
+        customerId: String? = nil, status: String? = nil, placedFrom: Int64? = nil, placedBefore: Int64? = nil, limit: Int = 50,
+        after: OrderCursor? = nil
+    ) {
+        self.customerId = customerId
+        self.status = status
+        self.placedFrom = placedFrom
+        self.placedBefore = placedBefore
+        self.limit = limit
+        self.after = after
+    }
+}
+
+/// Where a page ended: orders come newest first by `pageKey` (placedAt, then order id), so the next
+/// page starts strictly after this key. Orders placed meanwhile are newer and never shift later pages:
+/// paging neither repeats nor skips.
+public struct OrderCursor: Sendable, Equatable {
+    public var pageKey: String
+
+    public init(pageKey: String) {
+        self.pageKey = pageKey
+    }
+
+    /// Opaque to clients: base64url of the key.
+    public var token: String {
+        Data(self.pageKey.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    public init?(token: String) {
+        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard token.count <= 256, let data = Data(base64Encoded: base64), let key = String(data: data, encoding: .utf8), key.contains("|")
+        else { return nil }
+        self.pageKey = key
+    }
+}
+
+public struct OrderPage: Codable, Sendable, Equatable {
+    public var items: [OrderView]
+    /// Pass as `cursor` for the next page; absent on the last page.
+    public var nextCursor: String?
+}
+
 /// Queries over the `orders` collection.
 public protocol OrderReadModel: Sendable {
     func order(id: String) async throws -> OrderView?
+    func orders(matching query: OrderQuery) async throws -> OrderPage
 }
 
 public struct MongoOrderReadModel: OrderReadModel {
@@ -153,5 +223,25 @@ public struct MongoOrderReadModel: OrderReadModel {
 
     public func order(id: String) async throws -> OrderView? {
         try await self.collection.findOne(["_id": .string(id)], as: OrderView.self)
+    }
+
+    public func orders(matching query: OrderQuery) async throws -> OrderPage {
+        // One flat filter on plain fields and one sort key: what the local document server handles well.
+        var filter: [(String, Document)] = []
+        if let customerId = query.customerId { filter.append(("customerId", .string(customerId))) }
+        if let status = query.status { filter.append(("status", .string(status))) }
+        var placed: [(String, Document)] = []
+        if let from = query.placedFrom { placed.append(("$gte", .int(from))) }
+        if let before = query.placedBefore { placed.append(("$lt", .int(before))) }
+        if !placed.isEmpty { filter.append(("placedAtMs", .object(placed))) }
+        if let after = query.after { filter.append(("pageKey", ["$lt": .string(after.pageKey)])) }
+        let documents = try await self.collection.find(.object(filter), sort: ["pageKey": -1], limit: Int64(query.limit + 1))
+        var items = try documents.map { try JSONDecoder().decode(OrderView.self, from: try $0.jsonData()) }
+        var next: String?
+        if items.count > query.limit {
+            items.removeLast(items.count - query.limit)
+            next = items.last.map { OrderCursor(pageKey: $0.pageKey ?? "k\($0.placedAt)|\($0.orderId)").token }
+        }
+        return OrderPage(items: items, nextCursor: next)
     }
 }

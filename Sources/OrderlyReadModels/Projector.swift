@@ -72,8 +72,8 @@ public struct Projector: EventHandler {
 
     /// The order an event is about and the event itself; nil for events the read model ignores.
     static func decode(_ event: RecordedEvent) throws -> (String, DomainEvent)? {
-        // A SKU's stock events do not change any order document: skip them before parsing.
-        guard !event.streamID.hasPrefix("stock-") else { return nil }
+        // Events this read model does not apply (a SKU's stock) are skipped before parsing.
+        guard OrdersProjection.handledTypes.contains(event.type) else { return nil }
         let domainEvent: DomainEvent
         do {
             guard let decoded = try EventCodec.decodeIfKnown(type: event.type, schemaVersion: event.schemaVersion, data: event.data) else {

@@ -1,0 +1,114 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import OrderlyApp
+import OrderlyDomain
+import OrderlyReadModels
+import Testing
+
+/// The read side over HTTP: listing with filters and cursor pages, read-your-writes, and the
+/// projection's definition.
+@Suite struct QueryTests {
+    @Test func theOrdersDefinitionDescribesWhatTheProjectorDoes() async throws {
+        let definitions = try ProjectionDefinition.loadAll(from: TestServers.repositoryRoot + "/projections")
+        let orders = try #require(definitions[OrdersProjection.name])
+        #expect(orders.collection == OrdersProjection.collection)
+        #expect(Set(orders.events) == OrdersProjection.handledTypes)
+        #expect(orders.events.count == OrdersProjection.handledTypes.count)
+    }
+
+    @Test func pagesNeitherRepeatNorSkipWhileOrdersArePlaced() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let app = try await Processes.dev(settings, logger: TestServers.logger, sagaServices: [])
+        try await app.test(.live) { client in
+            var before: [String] = []
+            for index in 0..<30 { before.append(try await client.place([("SKU-1", 1, 100)], token: "tok_ok", customer: "c-\(index % 3)")) }
+            let last = try #require(before.last)
+            _ = try await TestServers.eventually { try await client.order(last) }
+            // The indexes of the definition exist once the projector runs (beside `_id`'s; the document
+            // server here names indexes its own way, so they are counted, not named).
+            let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+            let indexes = try await mongo.collection(OrdersProjection.collection).indexNames()
+            let definition = try #require(try ProjectionDefinition.loadAll(from: TestServers.repositoryRoot + "/projections")["orders"])
+            #expect(indexes.count == definition.indexes.count + 1, "\(indexes)")
+
+            // Page through with 7 a page while 20 more orders are placed.
+            let placing = Task {
+                for _ in 0..<20 { _ = try await client.place([("SKU-1", 1, 100)], token: "tok_ok", customer: "c-new") }
+            }
+            var seen: [String] = []
+            var cursor: String?
+            var pages = 0
+            repeat {
+                let page = try await client.page("/orders?limit=7" + (cursor.map { "&cursor=\($0)" } ?? ""))
+                seen += page.items.map(\.orderId)
+                #expect(page.items.count <= 7)
+                cursor = page.nextCursor
+                pages += 1
+                try await Task.sleep(for: .milliseconds(30))
+            } while cursor != nil && pages < 50
+            try await placing.value
+            #expect(Set(seen).count == seen.count, "a page repeated an order")
+            #expect(Set(before).isSubset(of: Set(seen)), "paging skipped \(Set(before).subtracting(seen).count) orders")
+
+            // Filters: one customer, newest first; a time window; a status.
+            let mine = try await client.page("/orders?customerId=c-1&limit=200")
+            #expect(mine.items.count == 10)
+            #expect(mine.items.allSatisfy { $0.customerId == "c-1" })
+            #expect(mine.items.map(\.placedAt) == mine.items.map(\.placedAt).sorted(by: >))
+            let middle = try #require(mine.items.dropFirst(4).first).placedAt
+            let window = try await client.page("/orders?customerId=c-1&to=\(middle)&limit=200")
+            #expect(window.items.count == 5)
+            #expect(window.items.allSatisfy { $0.placedAt < middle })
+            let from = try await client.page("/orders?customerId=c-1&from=\(middle)&limit=200")
+            #expect(from.items.count == 5)
+            #expect(try await client.page("/orders?status=COMPLETED").items.isEmpty)
+            #expect(try await client.page("/orders?status=PLACED&limit=200").items.count >= 30)
+
+            for (query, field) in [
+                ("limit=0", "limit"), ("limit=abc", "limit"), ("status=LOST", "status"), ("from=yesterday", "from"), ("cursor=%21%21", "cursor"),
+            ] {
+                let response = try await client.execute(uri: "/orders?\(query)", method: .get)
+                #expect(response.status == .badRequest, "\(query)")
+                #expect(String(buffer: response.body).contains(#""field":"\#(field)""#), "\(query)")
+                #expect(String(buffer: response.body).contains("invalid-query"), "\(query)")
+            }
+        }
+    }
+
+    @Test func aQueryCanWaitForTheCommandItFollows() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let app = try await Processes.dev(settings, logger: TestServers.logger, sagaServices: [])
+        try await app.test(.live) { client in
+            // Once the projector has joined its group (the first order shows up)...
+            let first = try await client.place([("S", 1, 100)], token: "tok_ok")
+            _ = try await TestServers.eventually { try await client.order(first) }
+            let body = #"{"customerId":"c-ryw","currency":"EUR","lines":[{"sku":"S","quantity":1,"unitPrice":100}],"paymentToken":"tok_ok"}"#
+            let placed = try await client.execute(uri: "/orders", method: .post, body: ByteBuffer(string: body))
+            let result = try JSONDecoder().decode(PlacedOrder.self, from: Data(placed.body.readableBytesView))
+            // No polling on the client's side: the query waits for the position.
+            let response = try await client.execute(uri: "/orders/\(result.orderId)?minPosition=\(result.position)", method: .get)
+            #expect(response.status == .ok)
+            let view = try JSONDecoder().decode(OrderView.self, from: Data(response.body.readableBytesView))
+            #expect(view.orderId == result.orderId)
+            #expect(view.position >= result.position)
+
+            let started = ContinuousClock.now
+            let behind = try await client.execute(uri: "/orders/\(result.orderId)?minPosition=\(result.position + 1000)&wait=1", method: .get)
+            #expect(behind.status == .serviceUnavailable)
+            #expect(String(buffer: behind.body).contains("read-model-behind"))
+            #expect(ContinuousClock.now - started >= .seconds(1))
+            let tooLong = try await client.execute(uri: "/orders/\(result.orderId)?minPosition=1&wait=60", method: .get)
+            #expect(tooLong.status == .badRequest)
+        }
+    }
+}
+
+extension TestClientProtocol {
+    func page(_ uri: String) async throws -> OrderPage {
+        let response = try await self.execute(uri: uri, method: .get)
+        #expect(response.status == .ok, "\(uri): \(String(buffer: response.body))")
+        return try JSONDecoder().decode(OrderPage.self, from: Data(response.body.readableBytesView))
+    }
+}
