@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
-import NIOPosix
 import OrderlyApp
 import OrderlyEventStore
 import OrderlyMessaging
@@ -12,15 +11,6 @@ import ServiceLifecycle
 import UnixSignals
 
 @main
-enum Entry {
-    static func main() async {
-        // Swift concurrency jobs run on NIO's event loop threads instead of a second thread pool: no hop
-        // between pools on every database or HTTP round trip (halves the client CPU per append on 2 cores).
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        await Orderly.main()
-    }
-}
-
 struct Orderly: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "orderly",
