@@ -9,17 +9,20 @@ import OrderlyServices
 public struct APIDependencies: Sendable {
     public var commands: OrderCommands
     public var orders: any OrderReadModel
+    public var inventory: any InventoryReadModel
     /// Named checks for `/ready`; each throws when its part does not answer.
     public var readinessChecks: [(String, @Sendable () async throws -> Void)]
     /// The process's metrics in the Prometheus text format, for `/metrics`.
     public var metricsText: @Sendable () -> [UInt8]
 
     public init(
-        commands: OrderCommands, orders: any OrderReadModel, readinessChecks: [(String, @Sendable () async throws -> Void)],
+        commands: OrderCommands, orders: any OrderReadModel, inventory: any InventoryReadModel,
+        readinessChecks: [(String, @Sendable () async throws -> Void)],
         metricsText: @escaping @Sendable () -> [UInt8] = { [] }
     ) {
         self.commands = commands
         self.orders = orders
+        self.inventory = inventory
         self.readinessChecks = readinessChecks
         self.metricsText = metricsText
     }

@@ -46,6 +46,13 @@ struct OrderRoutes {
         router.get("/orders/{id}") { request, context in try await self.getOrder(request, context) }
         router.post("/orders/{id}/cancel") { _, context in try await self.cancelOrder(context) }
         router.post("/inventory/{sku}/restock") { request, context in try await self.restock(request, context) }
+        router.get("/inventory/{sku}") { _, context in
+            let sku = try context.parameters.require("sku")
+            guard sku.count <= 64, let stock = try await self.dependencies.inventory.stock(sku: sku) else {
+                throw Problem.notFound("no stock recorded for SKU \(sku)")
+            }
+            return JSONBody(value: stock)
+        }
     }
 
     func cancelOrder(_ context: BasicRequestContext) async throws -> JSONBody<PlaceOrderResponse> {

@@ -24,6 +24,7 @@ public enum Processes {
         let dependencies = APIDependencies(
             commands: OrderCommands(store: store),
             orders: MongoOrderReadModel(client: mongo),
+            inventory: MongoInventoryReadModel(client: mongo),
             readinessChecks: [
                 ("postgres", { try await store.ping() }),
                 ("kafka", { try await probe.ping() }),
@@ -82,14 +83,14 @@ public enum Processes {
     public static func projector(_ settings: Settings, opsPort: Int?, logger: Logger) async throws -> [any Service] {
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
         let definitions = try ProjectionDefinition.loadAll(from: ProjectionDefinition.defaultDirectory())
-        guard let orders = definitions[OrdersProjection.name] else {
-            throw ProjectionError(message: "projections/\(OrdersProjection.name).json is missing")
-        }
+        let needed = [OrdersProjection.name, InventoryProjection.name]
+        let missing = needed.filter { definitions[$0] == nil }
+        guard missing.isEmpty else { throw ProjectionError(message: "missing projection definitions: \(missing.joined(separator: ", "))") }
         // Indexes before the first write; MongoDB may still be starting.
         var attempt = 0
         while true {
             do {
-                try await orders.ensureIndexes(mongo)
+                for name in needed { try await definitions[name]?.ensureIndexes(mongo) }
                 break
             } catch let error as MongoError where attempt < 60 {
                 attempt += 1

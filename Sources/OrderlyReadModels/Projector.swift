@@ -13,14 +13,17 @@ import OrderlyMessaging
 /// write of each changed document, however many events it holds for that order.
 public struct Projector: EventHandler {
     let orders: MongoCollection
+    let inventory: MongoCollection
     let logger: Logger
 
     public init(client: MongoClient, logger: Logger) {
         self.orders = client.collection(OrdersProjection.collection)
+        self.inventory = client.collection(InventoryProjection.collection)
         self.logger = logger
     }
 
     public func handle(_ event: RecordedEvent) async throws {
+        if InventoryProjection.handledTypes.contains(event.type) { return try await self.applyToInventory(event) }
         guard let (orderID, domainEvent) = try Self.decode(event) else { return }
         while true {
             let current = try await self.orders.findOne(["_id": .string(orderID)], as: OrderView.self)
@@ -35,6 +38,8 @@ public struct Projector: EventHandler {
     }
 
     public func handle(batch events: [RecordedEvent]) async throws {
+        // Stock events one by one, in order: each expects its SKU's previous version.
+        for event in events where InventoryProjection.handledTypes.contains(event.type) { try await self.applyToInventory(event) }
         var eventsByOrder: [String: [(DomainEvent, RecordedEvent)]] = [:]
         var orderIDs: [String] = []
         for event in events {
@@ -68,6 +73,18 @@ public struct Projector: EventHandler {
         for index in rejected.sorted() {
             for (_, event) in eventsByOrder[writes[index].orderID] ?? [] { try await self.handle(event) }
         }
+    }
+
+    func applyToInventory(_ event: RecordedEvent) async throws {
+        let domainEvent: DomainEvent
+        do {
+            domainEvent = try EventCodec.decode(EncodedEvent(type: event.type, schemaVersion: event.schemaVersion, data: event.data))
+        } catch {
+            throw PoisonEvent(reason: "the inventory projection cannot read \(event.type) v\(event.schemaVersion): \(error)")
+        }
+        guard let write = InventoryProjection.write(for: domainEvent, version: event.streamVersion) else { return }
+        // `.alreadyApplied`: a repeat; the version guard kept it from counting twice.
+        _ = try await self.inventory.upsert(filter: write.filter, update: write.update)
     }
 
     /// The order an event is about and the event itself; nil for events the read model ignores.

@@ -16,6 +16,37 @@ import Testing
         #expect(orders.collection == OrdersProjection.collection)
         #expect(Set(orders.events) == OrdersProjection.handledTypes)
         #expect(orders.events.count == OrdersProjection.handledTypes.count)
+        let inventory = try #require(definitions[InventoryProjection.name])
+        #expect(inventory.collection == InventoryProjection.collection)
+        #expect(Set(inventory.events) == InventoryProjection.handledTypes)
+    }
+
+    @Test func theInventoryModelCountsEachStockEventOnce() async throws {
+        let mongo = try MongoClient(uri: TestServers.settings.mongoURI, database: TestServers.uniqueName("inventory_test"))
+        let inventory = mongo.collection(InventoryProjection.collection)
+        let events: [DomainEvent] = [
+            .stockRestocked(StockRestocked(sku: "S", quantity: 10, unitPrice: 250)),
+            .stockItemReserved(StockItemReserved(sku: "S", orderId: "o1", quantity: 3)),
+            .stockItemReserved(StockItemReserved(sku: "S", orderId: "o2", quantity: 2)),
+            .stockItemReleased(StockItemReleased(sku: "S", orderId: "o2", quantity: 2)),
+            .stockItemCommitted(StockItemCommitted(sku: "S", orderId: "o1", quantity: 3)),
+        ]
+        func apply(_ index: Int) async throws -> UpsertOutcome {
+            let write = try #require(InventoryProjection.write(for: events[index], version: Int64(index + 1)))
+            return try await inventory.upsert(filter: write.filter, update: write.update)
+        }
+        for index in events.indices {
+            #expect(try await apply(index) == .applied)
+            // Delivered again (after a crash, before the commit): no second effect.
+            #expect(try await apply(index) == .alreadyApplied)
+            if index > 0 { #expect(try await apply(index - 1) == .alreadyApplied) }
+        }
+        let view = try #require(try await MongoInventoryReadModel(client: mongo).stock(sku: "S"))
+        let stock = Stock.fold(events)
+        #expect([view.onHand, view.reserved, view.available, view.version] == [7, 0, 7, 5])
+        #expect(view.unitPrice == 250)
+        #expect(view.onHand == Int64(stock.onHand) && view.available == Int64(stock.available))
+        try await mongo.dropDatabase()
     }
 
     @Test func pagesNeitherRepeatNorSkipWhileOrdersArePlaced() async throws {

@@ -55,6 +55,23 @@ import Testing
             #expect(String(buffer: late.body).contains("order-ended"))
             let unknown = try await client.execute(uri: "/orders/no-such-order/cancel", method: .post)
             #expect(unknown.status == .notFound)
+            // The inventory read model ends where a fold of the SKU's stream ends.
+            let log = try await SagaLog.load(settings)
+            for sku in ["SKU-A", "SKU-P"] {
+                let expected = log.stock(sku)
+                let view = try await TestServers.eventually { () -> InventoryView? in
+                    let response = try await client.execute(uri: "/inventory/\(sku)", method: .get)
+                    guard response.status == .ok else { return nil }
+                    let view = try JSONDecoder().decode(InventoryView.self, from: Data(response.body.readableBytesView))
+                    return view.version == Int64(log.streams[StreamNames.stock(sku)]?.count ?? 0) ? view : nil
+                }
+                #expect(view?.onHand == Int64(expected.onHand), "\(sku)")
+                #expect(view?.reserved == Int64(expected.reserved), "\(sku)")
+                #expect(view?.available == Int64(expected.available), "\(sku)")
+                #expect(view?.unitPrice == expected.unitPrice, "\(sku)")
+            }
+            let noStock = try await client.execute(uri: "/inventory/SKU-NONE", method: .get)
+            #expect(noStock.status == .notFound)
             let badRestock = try await client.execute(
                 uri: "/inventory/SKU-A/restock", method: .post, body: ByteBuffer(string: #"{"quantity":-1,"unitPrice":10}"#))
             #expect(badRestock.status == .unprocessableContent)
