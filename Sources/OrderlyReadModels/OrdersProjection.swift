@@ -42,10 +42,12 @@ public struct OrderView: Codable, Sendable, Equatable {
     public var version: Int64
     public var position: Int64
     /// The last version applied from each of the order's streams (order, reservation, payment,
-    /// notification): what makes every update idempotent.
-    public var applied: [String: Int64]
-    /// Bumped on every write; a write expects the revision it read (optimistic concurrency).
-    public var revision: Int64
+    /// notification): what makes every update idempotent. Absent in documents written before the
+    /// saga existed, which held the order stream only (`version`).
+    public var applied: [String: Int64]?
+    /// Bumped on every write; a write expects the revision it read (optimistic concurrency). Absent
+    /// in documents written before revisions existed.
+    public var revision: Int64?
     /// When the projector last changed `status` (its own clock): when a status became visible.
     public var statusChangedAt: String?
     /// `k<placedAt>|<orderId>`: the one key pages are sorted and cut by (newest first, ties by id).
@@ -104,7 +106,8 @@ public enum OrdersProjection {
             guard let current else { return nil }
             view = current
         }
-        if let last = view.applied[kind], recorded.streamVersion <= last { return nil }
+        var applied = view.applied ?? ["order": view.version]
+        if let last = applied[kind], recorded.streamVersion <= last { return nil }
         let before = view.status
         switch event {
         case .stockReserved:
@@ -133,19 +136,32 @@ public enum OrdersProjection {
         }
         if view.status != before { view.statusChangedAt = format(now) }
         if kind == "order" { view.version = recorded.streamVersion }
-        view.applied[kind] = recorded.streamVersion
+        applied[kind] = recorded.streamVersion
+        view.applied = applied
         view.position = max(view.position, recorded.position)
         view.updatedAt = at
         view.timeline.append(OrderView.TimelineEntry(type: recorded.type, at: at, position: recorded.position))
-        view.revision += 1
+        view.revision = (view.revision ?? 0) + 1
+        // Documents from before paging keys existed get them on their next change.
+        if view.pageKey == nil { view.pageKey = "k\(view.placedAt)|\(view.orderId)" }
+        if view.placedAtMs == nil, let placed = try? Date(view.placedAt, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
+            view.placedAtMs = Int64((placed.timeIntervalSince1970 * 1000).rounded(.down))
+        }
         return view
     }
 
-    /// Writes `view` if the stored document is still at `revision` (0: there is none yet).
-    public static func write(_ view: OrderView, expecting revision: Int64) throws -> ProjectionWrite {
+    /// Writes `view` if the stored document is still the one it was computed from: `previous` (nil:
+    /// there was none).
+    public static func write(_ view: OrderView, replacing previous: OrderView?) throws -> ProjectionWrite {
         guard case .object(var fields) = try Document.from(view) else { throw MongoError(message: "order view is not an object") }
         fields.removeAll { $0.0 == "_id" }
-        return ProjectionWrite(filter: ["_id": .string(view.orderId), "revision": .int(revision)], update: ["$set": .object(fields)])
+        let guardValue: Document =
+            switch previous {
+            case nil: .int(0)
+            case let previous? where previous.revision == nil: ["$exists": false]
+            case let previous?: .int(previous.revision ?? 0)
+            }
+        return ProjectionWrite(filter: ["_id": .string(view.orderId), "revision": guardValue], update: ["$set": .object(fields)])
     }
 
     static func format(_ date: Date) -> String {

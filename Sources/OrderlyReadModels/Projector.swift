@@ -31,7 +31,7 @@ public struct Projector: EventHandler {
                 if current == nil { self.warnUnplaced(orderID, event) }
                 return
             }
-            let write = try OrdersProjection.write(next, expecting: current?.revision ?? 0)
+            let write = try OrdersProjection.write(next, replacing: current)
             if try await self.orders.upsert(filter: write.filter, update: write.update) == .applied { return }
             // Another writer moved the document on: read it again and re-apply (or find it applied).
         }
@@ -66,7 +66,7 @@ public struct Projector: EventHandler {
                     self.warnUnplaced(orderID, event)
                 }
             }
-            if changed, let view { writes.append((orderID, try OrdersProjection.write(view, expecting: current[orderID]?.revision ?? 0))) }
+            if changed, let view { writes.append((orderID, try OrdersProjection.write(view, replacing: current[orderID]))) }
         }
         let rejected = try await self.orders.bulkUpsert(writes.map { ($0.write.filter, $0.write.update) })
         // A rejected write met a document another writer had moved on: redo that order event by event.

@@ -4,6 +4,7 @@ import HummingbirdTesting
 import NIOCore
 import OrderlyApp
 import OrderlyDomain
+import OrderlyEventStore
 import OrderlyReadModels
 import Testing
 
@@ -46,6 +47,47 @@ import Testing
         #expect([view.onHand, view.reserved, view.available, view.version] == [7, 0, 7, 5])
         #expect(view.unitPrice == 250)
         #expect(view.onHand == Int64(stock.onHand) && view.available == Int64(stock.available))
+        try await mongo.dropDatabase()
+    }
+
+    @Test func orderDocumentsWrittenBeforeTheSagaKeepWorking() async throws {
+        let mongo = try MongoClient(uri: TestServers.settings.mongoURI, database: TestServers.uniqueName("upgrade_test"))
+        let orders = mongo.collection(OrdersProjection.collection)
+        // The shape session 1's projector wrote: no applied versions, no revision, no page key.
+        _ = try await orders.upsert(
+            filter: ["_id": "o-old"],
+            update: [
+                "$set": [
+                    "orderId": "o-old", "customerId": "c-old", "status": "PLACED", "currency": "EUR",
+                    "lines": [["sku": "S", "quantity": 1, "unitPrice": 100]], "total": 100, "placedAt": "2026-11-22T10:00:00.000Z",
+                    "updatedAt": "2026-11-22T10:00:00.000Z", "timeline": [["type": "OrderPlaced", "at": "2026-11-22T10:00:00.000Z", "position": 1]],
+                    "version": 1, "position": 1,
+                ]
+            ])
+        func recorded(_ event: DomainEvent, version: Int64, position: Int64) throws -> RecordedEvent {
+            let encoded = try EventCodec.encode(event)
+            return RecordedEvent(
+                id: UUID(), streamID: "order-o-old", streamVersion: version, position: position, transactionID: UInt64(position),
+                type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data, metadata: EventMetadata(correlationId: "o-old"),
+                recordedAt: Date())
+        }
+        let placedAgain = try recorded(
+            .orderPlaced(
+                OrderPlaced(
+                    orderId: "o-old", customerId: "c-old", currency: "EUR", lines: [OrderLine(sku: "S", quantity: 1, unitPrice: 100)], total: 100,
+                    paymentToken: "tok_ok", placedAt: Date())), version: 1, position: 1)
+        let cancelled = try recorded(
+            .orderCancelled(OrderCancelled(orderId: "o-old", customerId: "c-old", reason: .customerRequest, cancelledAt: Date())), version: 2,
+            position: 2)
+        let projector = Projector(client: mongo, logger: TestServers.logger)
+        try await projector.handle(batch: [placedAgain, cancelled])
+        try await projector.handle(cancelled)
+        let view = try #require(try await MongoOrderReadModel(client: mongo).order(id: "o-old"))
+        #expect(view.status == "CANCELLED")
+        #expect(view.timeline.map(\.type) == ["OrderPlaced", "OrderCancelled"])
+        #expect(view.revision == 1)
+        #expect(view.applied == ["order": 2])
+        #expect(try await MongoOrderReadModel(client: mongo).orders(matching: OrderQuery(customerId: "c-old")).items.map(\.orderId) == ["o-old"])
         try await mongo.dropDatabase()
     }
 
