@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import OrderlyDomain
 import OrderlyReadModels
 
 /// End-to-end saga latency: places orders over HTTP at a steady rate (open loop: a slow answer does
@@ -44,7 +45,7 @@ public enum SagaBenchmark {
             _ = try await self.post(
                 client, "\(baseURL)/inventory/\(self.sku(index))/restock", #"{"quantity":1000000,"unitPrice":\#(self.unitPrice)}"#)
         }
-        let total = Int(rate * TimeAsSeconds.of(duration))
+        let total = Int(rate * duration.timeInterval)
         let started = ContinuousClock.now
         let placements = try await withThrowingTaskGroup(of: Placement.self) { group in
             for index in 0..<total {
@@ -77,9 +78,9 @@ public enum SagaBenchmark {
             }
         }
         latencies.sort()
-        let placeLatencies = accepted.map { TimeAsSeconds.of($0.2) * 1000 }.sorted()
+        let placeLatencies = accepted.map { $0.2.timeInterval * 1000 }.sorted()
         return Result(
-            rate: rate, seconds: TimeAsSeconds.of(duration), orders: total, accepted: accepted.count, errors: errors, completed: completed,
+            rate: rate, seconds: duration.timeInterval, orders: total, accepted: accepted.count, errors: errors, completed: completed,
             cancelled: cancelled, unfinished: accepted.count - completed - cancelled, p50Milliseconds: percentile(latencies, 0.5),
             p90Milliseconds: percentile(latencies, 0.9), p99Milliseconds: percentile(latencies, 0.99), maxMilliseconds: latencies.last ?? 0,
             placeP50Milliseconds: percentile(placeLatencies, 0.5), placeP99Milliseconds: percentile(placeLatencies, 0.99))
@@ -139,14 +140,9 @@ public enum SagaBenchmark {
         return done
     }
 
+    /// The value at `fraction` (0.5: median) of already sorted values; 0 for none.
     static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
         guard !sorted.isEmpty else { return 0 }
         return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
-    }
-}
-
-enum TimeAsSeconds {
-    static func of(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import OrderlyDomain
 import OrderlyEventStore
 import OrderlyMessaging
 
@@ -37,13 +38,9 @@ public enum StoreBenchmark {
             }
             return try await group.reduce(into: [Duration]()) { $0 += $1 }.sorted()
         }
-        let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        func percentile(_ fraction: Double) -> Double {
-            guard !latencies.isEmpty else { return 0 }
-            let latency = latencies[min(latencies.count - 1, Int(Double(latencies.count) * fraction))]
-            return Double(latency.components.attoseconds) / 1e15 + Double(latency.components.seconds) * 1000
-        }
+        let seconds = (ContinuousClock.now - started).timeInterval
+        let milliseconds = latencies.map { $0.timeInterval * 1000 }
+        func percentile(_ fraction: Double) -> Double { SagaBenchmark.percentile(milliseconds, fraction) }
         return Result(
             writers: writers, batch: batch, seconds: seconds, appends: latencies.count, events: latencies.count * batch,
             eventsPerSecond: Double(latencies.count * batch) / seconds, p50Milliseconds: percentile(0.5),
@@ -85,8 +82,7 @@ public enum RelayBenchmark {
     public static func drain(relay: EventRelay, count: Int) async throws -> Result {
         let started = ContinuousClock.now
         let published = try await relay.publish(from: .start, stoppingAfter: count)
-        let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = (ContinuousClock.now - started).timeInterval
         return Result(events: published, seconds: seconds, eventsPerSecond: Double(published) / seconds)
     }
 }

@@ -9,3 +9,10 @@ public enum Limits {
     public static let maxUnitPrice: MinorUnits = 100_000_000
     public static let maxIdentifierLength = 64
 }
+
+extension Duration {
+    /// The duration in seconds, as Foundation's time arithmetic wants it.
+    public var timeInterval: Double {
+        Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
+    }
+}

@@ -38,11 +38,7 @@ public struct Migrator: Sendable {
 
     /// Finds the migrations folder: `ORDERLY_MIGRATIONS_DIR`, else `./migrations`, else next to the binary.
     public static func defaultDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let configured = environment["ORDERLY_MIGRATIONS_DIR"] { return configured }
-        let local = FileManager.default.currentDirectoryPath + "/migrations"
-        if FileManager.default.fileExists(atPath: local) { return local }
-        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").deletingLastPathComponent()
-        return executable.appendingPathComponent("../share/orderly/migrations").standardized.path
+        dataDirectory("migrations", variable: "ORDERLY_MIGRATIONS_DIR", environment: environment)
     }
 
     public static func load(from directory: String) throws -> [Migration] {
@@ -153,4 +149,15 @@ public enum SQLScript {
         if !trimmed.isEmpty { statements.append(trimmed) }
         current = ""
     }
+}
+
+/// Where a folder of Orderly's data files (`migrations`, `projections`) is: the environment variable,
+/// else `./NAME` in the working directory (a checkout), else `../share/orderly/NAME` next to the binary
+/// (an installation, the Docker image).
+public func dataDirectory(_ name: String, variable: String, environment: [String: String]) -> String {
+    if let configured = environment[variable] { return configured }
+    let local = FileManager.default.currentDirectoryPath + "/" + name
+    if FileManager.default.fileExists(atPath: local) { return local }
+    let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").deletingLastPathComponent()
+    return executable.appendingPathComponent("../share/orderly/" + name).standardized.path
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import OrderlyDomain
 import OrderlyEventStore
 import ServiceLifecycle
 
@@ -15,6 +16,18 @@ public struct PoisonEvent: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { self.reason }
+}
+
+extension RecordedEvent {
+    /// The domain event inside, for a handler: nil for a type this version of Orderly does not know
+    /// (other systems may share the topic); a known type that does not decode is a `PoisonEvent`.
+    public func domainEventForHandler() throws -> DomainEvent? {
+        do {
+            return try EventCodec.decodeIfKnown(type: self.type, schemaVersion: self.schemaVersion, data: self.data)
+        } catch {
+            throw PoisonEvent(reason: "cannot read \(self.type) v\(self.schemaVersion): \(error)")
+        }
+    }
 }
 
 /// Reacts to events. `handle` returns only once its effect is durable; it should itself be idempotent

@@ -100,8 +100,7 @@ public enum OrdersProjection {
             view = OrderView(
                 orderId: placed.orderId, customerId: placed.customerId, status: OrderStatus.placed.rawValue, currency: placed.currency,
                 lines: placed.lines, total: placed.total, placedAt: at, updatedAt: at, timeline: [], version: 0, position: 0,
-                applied: [:], revision: 0, statusChangedAt: format(now), pageKey: "k\(at)|\(placed.orderId)",
-                placedAtMs: Int64((recorded.recordedAt.timeIntervalSince1970 * 1000).rounded(.down)))
+                applied: [:], revision: 0, statusChangedAt: format(now))
         } else {
             guard let current else { return nil }
             view = current
@@ -142,7 +141,7 @@ public enum OrdersProjection {
         view.updatedAt = at
         view.timeline.append(OrderView.TimelineEntry(type: recorded.type, at: at, position: recorded.position))
         view.revision = (view.revision ?? 0) + 1
-        // Documents from before paging keys existed get them on their next change.
+        // Set on the first write (and on the next change of documents from before they existed).
         if view.pageKey == nil { view.pageKey = "k\(view.placedAt)|\(view.orderId)" }
         if view.placedAtMs == nil, let placed = try? Date(view.placedAt, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
             view.placedAtMs = Int64((placed.timeIntervalSince1970 * 1000).rounded(.down))

@@ -1,4 +1,5 @@
 import Foundation
+import OrderlyEventStore
 
 /// A read model's definition from `projections/NAME.json`: what it is called, its version, the
 /// collection it lives in, the indexes its queries need and the events it handles. The projector
@@ -58,11 +59,7 @@ public struct ProjectionDefinition: Codable, Sendable, Equatable {
 
     /// `ORDERLY_PROJECTIONS_DIR`, else `./projections`, else `../share/orderly/projections` next to the binary.
     public static func defaultDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let configured = environment["ORDERLY_PROJECTIONS_DIR"] { return configured }
-        let local = FileManager.default.currentDirectoryPath + "/projections"
-        if FileManager.default.fileExists(atPath: local) { return local }
-        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").deletingLastPathComponent()
-        return executable.appendingPathComponent("../share/orderly/projections").standardized.path
+        dataDirectory("projections", variable: "ORDERLY_PROJECTIONS_DIR", environment: environment)
     }
 
     /// Creates the definition's indexes (an index that already exists with the same keys is left alone).

@@ -76,13 +76,9 @@ public struct Projector: EventHandler {
     }
 
     func applyToInventory(_ event: RecordedEvent) async throws {
-        let domainEvent: DomainEvent
-        do {
-            domainEvent = try EventCodec.decode(EncodedEvent(type: event.type, schemaVersion: event.schemaVersion, data: event.data))
-        } catch {
-            throw PoisonEvent(reason: "the inventory projection cannot read \(event.type) v\(event.schemaVersion): \(error)")
-        }
-        guard let write = InventoryProjection.write(for: domainEvent, version: event.streamVersion) else { return }
+        guard let domainEvent = try event.domainEventForHandler(),
+            let write = InventoryProjection.write(for: domainEvent, version: event.streamVersion)
+        else { return }
         // `.alreadyApplied`: a repeat; the version guard kept it from counting twice.
         _ = try await self.inventory.upsert(filter: write.filter, update: write.update)
     }
@@ -91,15 +87,7 @@ public struct Projector: EventHandler {
     static func decode(_ event: RecordedEvent) throws -> (String, DomainEvent)? {
         // Events this read model does not apply (a SKU's stock) are skipped before parsing.
         guard OrdersProjection.handledTypes.contains(event.type) else { return nil }
-        let domainEvent: DomainEvent
-        do {
-            guard let decoded = try EventCodec.decodeIfKnown(type: event.type, schemaVersion: event.schemaVersion, data: event.data) else {
-                return nil
-            }
-            domainEvent = decoded
-        } catch {
-            throw PoisonEvent(reason: "the orders projection cannot read \(event.type) v\(event.schemaVersion): \(error)")
-        }
+        guard let domainEvent = try event.domainEventForHandler() else { return nil }
         guard let orderID = OrdersProjection.orderID(of: domainEvent) else { return nil }
         return (orderID, domainEvent)
     }

@@ -85,10 +85,7 @@ public struct AggregateStore: Sendable {
             var (state, version) = try await self.load(stream, as: State.self)
             let decided = try decide(state)
             guard !decided.isEmpty else { return nil }
-            let newEvents = try decided.map { event in
-                let encoded = try EventCodec.encode(event)
-                return NewEvent(type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data, metadata: metadata)
-            }
+            let newEvents = try decided.map { try NewEvent($0, metadata: metadata) }
             do {
                 let result = try await self.store.append(
                     newEvents, to: stream, expecting: version == 0 ? .noStream : .exact(version), idempotency: idempotency)
@@ -164,6 +161,14 @@ final class StateCache: Sendable {
     }
 }
 
+extension NewEvent {
+    /// A domain event in the form the event store appends.
+    public init(_ event: DomainEvent, metadata: EventMetadata) throws {
+        let encoded = try EventCodec.encode(event)
+        self.init(type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data, metadata: metadata)
+    }
+}
+
 extension EventMetadata {
     /// The same metadata, with the Kafka key set to `key` (for streams that many orders share).
     public func keyed(by key: String) -> EventMetadata {
@@ -174,12 +179,6 @@ extension EventMetadata {
 }
 
 extension RecordedEvent {
-    /// The domain event inside, or nil for a type this version of Orderly does not know (other
-    /// systems may share the topic). A known type that does not decode is an error.
-    public func domainEvent() throws(EventDecodingError) -> DomainEvent? {
-        try EventCodec.decodeIfKnown(type: self.type, schemaVersion: self.schemaVersion, data: self.data)
-    }
-
     /// Metadata for an event this one caused: same correlation (the order), caused by this event.
     public func causing(actor: String) -> EventMetadata {
         EventMetadata(correlationId: self.metadata.correlationId, causationId: self.id.uuidString.lowercased(), actor: actor)

@@ -62,10 +62,10 @@ public final class SagaDeadlineWatcher: Service, Sendable {
     /// Cancels every open order placed before `now - deadline`; returns how many it cancelled.
     @discardableResult
     public func sweep(now: Date) async throws -> Int {
-        let deadline = now.addingTimeInterval(-Self.seconds(self.settings.deadline))
+        let deadline = now.addingTimeInterval(-self.settings.deadline.timeInterval)
         let earliest =
             self.sweptUntil.withLock { $0 }.map { $0.addingTimeInterval(-Self.overlap) }
-            ?? deadline.addingTimeInterval(-Self.seconds(self.settings.lookback))
+            ?? deadline.addingTimeInterval(-self.settings.lookback.timeInterval)
         let inFlight = try await self.store.openStreams(
             startedBy: OrderPlaced.typeName, in: deadline..<now, lacking: Self.terminalTypes, limit: 100_000)
         let overdue = try await self.store.openStreams(
@@ -75,7 +75,7 @@ public final class SagaDeadlineWatcher: Service, Sendable {
         var cancelled = 0
         for stream in overdue {
             let metadata = EventMetadata(
-                correlationId: stream.streamID.replacingOccurrences(of: "order-", with: ""), causationId: "saga-deadline",
+                correlationId: OrderCommands.orderID(fromStream: stream.streamID), causationId: "saga-deadline",
                 actor: "order-service")
             let result = try await self.aggregates.update(stream.streamID, as: Order.self, metadata: metadata) {
                 $0.cancel(because: .deadlineExceeded, at: now)
@@ -93,8 +93,4 @@ public final class SagaDeadlineWatcher: Service, Sendable {
     /// How far back each sweep looks again: an OrderPlaced is stamped when its transaction starts and
     /// may become visible a little later.
     static let overlap: TimeInterval = 30
-
-    static func seconds(_ duration: Duration) -> TimeInterval {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 }

@@ -25,15 +25,6 @@ import OrderlyMessaging
 // Events of one order share a Kafka key (the order id), so each service sees them in log order.
 // Every reaction is idempotent: the aggregate remembers what it decided, and a repeat decides nothing.
 
-/// Decodes the event a handler reacts to; an event of a known type that does not decode is poison.
-func reactionEvent(_ event: RecordedEvent) throws -> DomainEvent? {
-    do {
-        return try event.domainEvent()
-    } catch {
-        throw PoisonEvent(reason: "cannot read \(event.type) v\(event.schemaVersion): \(error)")
-    }
-}
-
 /// Reserves, releases and commits stock for orders.
 public struct InventoryService: EventHandler {
     static let actor = "inventory-service"
@@ -48,7 +39,7 @@ public struct InventoryService: EventHandler {
     public func handle(_ event: RecordedEvent) async throws {
         guard Self.handledTypes.contains(event.type) else { return }
         let metadata = event.causing(actor: Self.actor)
-        switch try reactionEvent(event) {
+        switch try event.domainEventForHandler() {
         case .orderPlaced(let placed): try await self.reserve(placed, metadata: metadata)
         case .orderCancelled(let cancelled): try await self.release(orderId: cancelled.orderId, metadata: metadata)
         case .paymentFailed(let failed): try await self.release(orderId: failed.orderId, metadata: metadata)
@@ -148,7 +139,7 @@ public struct PaymentService: EventHandler {
         let metadata = event.causing(actor: Self.actor)
         let decide: (Payment) -> [DomainEvent]
         let orderId: String
-        switch try reactionEvent(event) {
+        switch try event.domainEventForHandler() {
         case .orderPlaced(let placed): (orderId, decide) = (placed.orderId, { $0.request(placed) })
         case .stockReserved(let reserved): (orderId, decide) = (reserved.orderId, { $0.charge(reserved) })
         case .orderCancelled(let cancelled): (orderId, decide) = (cancelled.orderId, { $0.compensate(orderId: cancelled.orderId) })
@@ -178,7 +169,7 @@ public struct OrderService: EventHandler {
         guard Self.handledTypes.contains(event.type) else { return }
         let metadata = event.causing(actor: Self.actor)
         let now = self.now()
-        switch try reactionEvent(event) {
+        switch try event.domainEventForHandler() {
         case .paymentProcessed(let paid):
             try await self.aggregates.update(StreamNames.order(paid.orderId), as: Order.self, metadata: metadata) {
                 $0.complete(charged: paid.amount, at: now)
@@ -230,7 +221,7 @@ public struct NotificationService: EventHandler {
     public func handle(_ event: RecordedEvent) async throws {
         guard Self.handledTypes.contains(event.type) else { return }
         let notification: NotificationSent
-        switch try reactionEvent(event) {
+        switch try event.domainEventForHandler() {
         case .orderCompleted(let completed):
             notification = NotificationSent(
                 orderId: completed.orderId, customerId: completed.customerId, outcome: .completed,
