@@ -55,8 +55,9 @@ let package = Package(
         .target(
             name: "OrderlyReadModels",
             dependencies: [
-                "CMongoc", "OrderlyDomain", "OrderlyMessaging",
+                "CMongoc", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

@@ -10,19 +10,21 @@ public struct APIDependencies: Sendable {
     public var commands: OrderCommands
     public var orders: any OrderReadModel
     public var inventory: any InventoryReadModel
+    public var sales: any SalesReadModel
     /// Named checks for `/ready`; each throws when its part does not answer.
     public var readinessChecks: [(String, @Sendable () async throws -> Void)]
     /// The process's metrics in the Prometheus text format, for `/metrics`.
     public var metricsText: @Sendable () -> [UInt8]
 
     public init(
-        commands: OrderCommands, orders: any OrderReadModel, inventory: any InventoryReadModel,
+        commands: OrderCommands, orders: any OrderReadModel, inventory: any InventoryReadModel, sales: any SalesReadModel,
         readinessChecks: [(String, @Sendable () async throws -> Void)],
         metricsText: @escaping @Sendable () -> [UInt8] = { [] }
     ) {
         self.commands = commands
         self.orders = orders
         self.inventory = inventory
+        self.sales = sales
         self.readinessChecks = readinessChecks
         self.metricsText = metricsText
     }

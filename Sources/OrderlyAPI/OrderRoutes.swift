@@ -53,6 +53,43 @@ struct OrderRoutes {
             }
             return JSONBody(value: stock)
         }
+        router.get("/customers/{id}/summary") { _, context in
+            let id = try context.parameters.require("id")
+            guard id.count <= 64, let summary = try await self.dependencies.sales.customerSummary(customerId: id) else {
+                throw Problem.notFound("no orders recorded for customer \(id)")
+            }
+            return JSONBody(value: summary)
+        }
+        router.get("/sales/daily") { request, _ in try await self.dailySales(request) }
+    }
+
+    struct DailySales: Codable, Sendable {
+        var from: String
+        var to: String
+        /// Oldest first; a day without orders has no entry.
+        var days: [SalesDayView]
+    }
+
+    /// `GET /sales/daily?from=yyyy-MM-dd&to=yyyy-MM-dd`: both days included, at most 366 days;
+    /// by default the last 30 days up to today (UTC).
+    func dailySales(_ request: Request) async throws -> JSONBody<DailySales> {
+        let today = Date()
+        let to = try Self.day(request, "to") ?? today
+        let from = try Self.day(request, "from") ?? to.addingTimeInterval(-29 * 86_400)
+        guard from <= to else { throw Problem.invalidQuery("from must not be after to", field: "from") }
+        guard to.timeIntervalSince(from) <= 365 * 86_400 else { throw Problem.invalidQuery("at most 366 days at a time", field: "to") }
+        let (fromDay, toDay) = (UTCDay.of(from), UTCDay.of(to))
+        let days = try await self.dependencies.sales.dailySales(from: fromDay.number, to: toDay.number)
+        return JSONBody(value: DailySales(from: fromDay.text, to: toDay.text, days: days))
+    }
+
+    /// A `yyyy-MM-dd` day (UTC) as the time of its start.
+    static func day(_ request: Request, _ name: String) throws -> Date? {
+        guard let text = request.uri.queryParameters[Substring(name)].map(String.init) else { return nil }
+        guard text.count == 10, let date = try? Date(text + "T00:00:00Z", strategy: Date.ISO8601FormatStyle()),
+            UTCDay.of(date).text == text
+        else { throw Problem.invalidQuery("\(name) must be a day such as 2026-11-23", field: name) }
+        return date
     }
 
     func cancelOrder(_ context: BasicRequestContext) async throws -> JSONBody<PlaceOrderResponse> {

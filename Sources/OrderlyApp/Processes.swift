@@ -20,11 +20,13 @@ public enum Processes {
         let postgres = try settings.makePostgresClient(logger: logger)
         let store = PostgresEventStore(client: postgres, logger: logger)
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+        let collections = ActiveCollections(client: mongo)
         let probe = try KafkaProducer(configuration: settings.kafka)
         let dependencies = APIDependencies(
             commands: OrderCommands(store: store),
-            orders: MongoOrderReadModel(client: mongo),
-            inventory: MongoInventoryReadModel(client: mongo),
+            orders: MongoOrderReadModel(collections: collections),
+            inventory: MongoInventoryReadModel(collections: collections),
+            sales: MongoSalesReadModel(collections: collections),
             readinessChecks: [
                 ("postgres", { try await store.ping() }),
                 ("kafka", { try await probe.ping() }),
@@ -78,40 +80,58 @@ public enum Processes {
         return Int64(bitPattern: hash)
     }
 
-    /// The projector: consumes the topic and maintains the MongoDB read models. Serves /health and
-    /// /metrics on `opsPort` when given one.
+    /// The projector: keeps every read model in `projections/` up to date, each from its own consumer
+    /// group (its own checkpoint), and rebuilds one whose definition's version went up. Serves
+    /// /health and /metrics on `opsPort` when given one.
     public static func projector(_ settings: Settings, opsPort: Int?, logger: Logger) async throws -> [any Service] {
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
-        let definitions = try ProjectionDefinition.loadAll(from: ProjectionDefinition.defaultDirectory())
-        let needed = [OrdersProjection.name, InventoryProjection.name]
-        let missing = needed.filter { definitions[$0] == nil }
-        guard missing.isEmpty else { throw ProjectionError(message: "missing projection definitions: \(missing.joined(separator: ", "))") }
+        let definitions = try ReadModelCatalog.definitions(from: ProjectionDefinition.defaultDirectory())
         // Indexes before the first write; MongoDB may still be starting.
         var attempt = 0
         while true {
             do {
-                for name in needed { try await definitions[name]?.ensureIndexes(mongo) }
+                for (_, definition) in definitions { try await definition.ensureIndexes(mongo) }
                 break
             } catch let error as MongoError where attempt < 60 {
                 attempt += 1
-                logger.warning("cannot create the read model's indexes yet; retrying", metadata: ["error": "\(error)"])
+                logger.warning("cannot create the read models' indexes yet; retrying", metadata: ["error": "\(error)"])
                 try await Task.sleep(for: .seconds(1))
             }
         }
+        var services: [any Service] = []
+        let postgres = try settings.makePostgresClient(logger: logger)
+        let store = PostgresEventStore(client: postgres, logger: logger)
+        for (projection, definition) in definitions {
+            services += try await self.projectorServices(projection, definition: definition, settings, mongo: mongo, store: store, logger: logger)
+        }
+        services.append(postgres)
+        guard let opsPort else { return services }
+        return services + [self.opsServer(settings, port: opsPort, logger: logger)]
+    }
+
+    static func projectorServices<P: ReadModelProjection>(
+        _ projection: P.Type, definition: ProjectionDefinition, _ settings: Settings, mongo: MongoClient, store: PostgresEventStore,
+        logger: Logger
+    ) async throws -> [any Service] {
+        var logger = logger
+        logger[metadataKey: "projection"] = "\(P.name)"
+        let live = LiveProjection(projection, definition: definition, client: mongo, logger: logger)
         let consumer = try await self.consumer(
-            settings, group: settings.projectorGroup, handler: Projector(client: mongo, logger: logger), logger: logger)
-        guard let opsPort else { return [consumer] }
-        return [consumer, self.opsServer(settings, port: opsPort, logger: logger)]
+            settings, group: "\(settings.projectorGroup)-\(P.name)", handler: live, handledTypes: P.handledTypes, logger: logger)
+        let rebuilder = ProjectionRebuilder(projection, definition: definition, store: store, client: mongo, logger: logger)
+        return [live, consumer, RebuildOnNewVersion(rebuilder: rebuilder, logger: logger)]
     }
 
     /// A consumer-group member running `handler` over the event topic, with its dead-letter topic.
-    public static func consumer(_ settings: Settings, group: String, handler: any EventHandler, logger: Logger) async throws -> EventConsumer {
+    public static func consumer(
+        _ settings: Settings, group: String, handler: any EventHandler, handledTypes: Set<String>? = nil, logger: Logger
+    ) async throws -> EventConsumer {
         try await self.ensureTopic(settings.topic, settings, logger: logger)
         try await self.ensureTopic(settings.deadLetterTopic, settings, logger: logger)
         let consumer = try KafkaConsumer(configuration: settings.kafka, groupID: group, topics: [settings.topic])
         return EventConsumer(
             consumer: consumer, deadLetters: try KafkaProducer(configuration: settings.kafka), handler: handler,
-            settings: .init(group: group, deadLetterTopic: settings.deadLetterTopic), logger: logger)
+            settings: .init(group: group, deadLetterTopic: settings.deadLetterTopic, handledTypes: handledTypes), logger: logger)
     }
 
     /// Everything in one process (api, relay, projector, the four saga services), for a laptop and for

@@ -122,7 +122,7 @@ public enum SagaBenchmark {
 
     /// Reads the orders from MongoDB until each has ended (or `timeout` passes).
     static func waitForOutcomes(mongo: MongoClient, ids: [String], timeout: Duration) async throws -> [String: OrderView] {
-        let orders = mongo.collection(OrdersProjection.collection)
+        let orders = try await ActiveCollections(client: mongo).collection(OrdersProjection.name)
         var done: [String: OrderView] = [:]
         let deadline = ContinuousClock.now + timeout
         while done.count < ids.count, ContinuousClock.now < deadline {

@@ -30,6 +30,7 @@ public enum OrderStatus: String, Codable, Sendable {
 public struct Order: Aggregate, Equatable {
     public private(set) var orderId: String?
     public private(set) var customerId: String?
+    public private(set) var currency: String?
     public private(set) var status: OrderStatus?
     public private(set) var lines: [OrderLine] = []
     public private(set) var total: MinorUnits = 0
@@ -45,6 +46,7 @@ public struct Order: Aggregate, Equatable {
         case .orderPlaced(let placed):
             self.orderId = placed.orderId
             self.customerId = placed.customerId
+            self.currency = placed.currency
             self.status = .placed
             self.lines = placed.lines
             self.total = placed.total
@@ -80,7 +82,7 @@ public struct Order: Aggregate, Equatable {
     /// payment service refunds on that cancel).
     public func complete(charged amount: MinorUnits, at now: Date) -> [DomainEvent] {
         guard let orderId, let customerId, self.status == .placed else { return [] }
-        return [.orderCompleted(OrderCompleted(orderId: orderId, customerId: customerId, total: amount, completedAt: now))]
+        return [.orderCompleted(OrderCompleted(orderId: orderId, customerId: customerId, total: amount, currency: self.currency, completedAt: now))]
     }
 
     /// Cancels an order that has not ended yet; an ended one stays as it is (nothing to append).

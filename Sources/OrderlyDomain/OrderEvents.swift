@@ -61,12 +61,16 @@ public struct OrderCompleted: EventPayload {
     public var orderId: String
     public var customerId: String
     public var total: MinorUnits
+    /// The order's currency. Added after the first release: absent in older events (read models
+    /// count those under "XXX", ISO 4217's "no currency").
+    public var currency: String?
     public var completedAt: Date
 
-    public init(orderId: String, customerId: String, total: MinorUnits, completedAt: Date) {
+    public init(orderId: String, customerId: String, total: MinorUnits, currency: String? = nil, completedAt: Date) {
         self.orderId = orderId
         self.customerId = customerId
         self.total = total
+        self.currency = currency
         self.completedAt = completedAt
     }
 

@@ -38,9 +38,28 @@ public protocol EventHandler: Sendable {
     /// A `PoisonEvent` from here makes the consumer fall back to one event at a time, to find the
     /// culprit. By default: one at a time.
     func handle(batch events: [RecordedEvent]) async throws
+    /// Handles a batch together with the Kafka partition each event came from, for handlers whose
+    /// idempotency is kept per partition (in a partition, the relay's log order holds). By default:
+    /// `handle(batch:)`.
+    func handle(delivered events: [DeliveredEvent]) async throws
+}
+
+/// An event as a consumer received it: the event and the partition it came from.
+public struct DeliveredEvent: Sendable, Equatable {
+    public var event: RecordedEvent
+    public var partition: Int32
+
+    public init(event: RecordedEvent, partition: Int32) {
+        self.event = event
+        self.partition = partition
+    }
 }
 
 extension EventHandler {
+    public func handle(delivered events: [DeliveredEvent]) async throws {
+        try await self.handle(batch: events.map(\.event))
+    }
+
     /// By default, events of different orders (correlation ids: the Kafka key) are handled
     /// concurrently, up to `EventConsumer.concurrentOrders` at a time, and each order's events one
     /// after another, in log order: order within an order is what the saga relies on, and the
@@ -86,10 +105,13 @@ public struct EventConsumer: Service {
         /// How many streams' last versions are remembered for dropping repeats; past it the memory
         /// starts over and the handler's own idempotency takes the repeats.
         public var rememberedStreams: Int
+        /// The event types the handler wants (nil: all). Others are passed over on their
+        /// `event-type` header, before any decoding, and committed like handled ones.
+        public var handledTypes: Set<String>?
 
         public init(
             group: String, deadLetterTopic: String, maxBatch: Int = 500, firstRetryDelay: Duration = .milliseconds(100),
-            maxRetryDelay: Duration = .seconds(5), rememberedStreams: Int = 100_000
+            maxRetryDelay: Duration = .seconds(5), rememberedStreams: Int = 100_000, handledTypes: Set<String>? = nil
         ) {
             self.group = group
             self.deadLetterTopic = deadLetterTopic
@@ -97,6 +119,7 @@ public struct EventConsumer: Service {
             self.firstRetryDelay = firstRetryDelay
             self.maxRetryDelay = maxRetryDelay
             self.rememberedStreams = rememberedStreams
+            self.handledTypes = handledTypes
         }
     }
 
@@ -143,6 +166,7 @@ public struct EventConsumer: Service {
 
     /// Decodes a record and drops it if it is a repeat; an unreadable one goes to the dead-letter topic.
     func admit(_ record: KafkaRecord, lastVersions: inout [String: Int64]) async throws -> RecordedEvent? {
+        if let wanted = self.settings.handledTypes, let type = record.header("event-type"), !wanted.contains(type) { return nil }
         let event: RecordedEvent
         do {
             event = try EventMessageCodec.event(from: record)
@@ -171,7 +195,9 @@ public struct EventConsumer: Service {
     func handle(_ admitted: [(record: KafkaRecord, event: RecordedEvent)]) async throws {
         guard !admitted.isEmpty else { return }
         do {
-            try await self.retrying(logger: self.logger) { try await self.handler.handle(batch: admitted.map(\.event)) }
+            try await self.retrying(logger: self.logger) {
+                try await self.handler.handle(delivered: admitted.map { DeliveredEvent(event: $0.event, partition: $0.record.partition) })
+            }
             self.applied(admitted.map(\.event))
             return
         } catch is PoisonEvent {
@@ -183,7 +209,9 @@ public struct EventConsumer: Service {
             logger[metadataKey: "event.type"] = "\(event.type)"
             logger[metadataKey: "event.position"] = "\(event.position)"
             do {
-                try await self.retrying(logger: logger) { try await self.handler.handle(event) }
+                try await self.retrying(logger: logger) {
+                    try await self.handler.handle(delivered: [DeliveredEvent(event: event, partition: record.partition)])
+                }
                 self.applied([event])
             } catch let poison as PoisonEvent {
                 try await self.deadLetter(record, reason: poison.reason)

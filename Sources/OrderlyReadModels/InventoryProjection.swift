@@ -3,7 +3,7 @@ import OrderlyDomain
 import OrderlyEventStore
 
 /// A SKU's stock as read-side clients see it (`GET /inventory/{sku}`).
-public struct InventoryView: Codable, Sendable, Equatable {
+public struct InventoryView: ProjectedView {
     public var sku: String
     public var onHand: Int64
     public var reserved: Int64
@@ -12,46 +12,53 @@ public struct InventoryView: Codable, Sendable, Equatable {
     public var unitPrice: Int64?
     /// The stock stream's version this view reflects.
     public var version: Int64
+    public var revision: Int64?
+
+    public var documentID: String { self.sku }
 }
 
 /// The `inventory` read model: one document per SKU. A SKU's stock events travel under the SKU's
-/// own Kafka key, so they arrive in stream order; each write expects the previous version
-/// (`{_id, version: v - 1}`), so a repeat matches nothing and is reported as already applied.
-public enum InventoryProjection {
+/// own Kafka key, so they arrive in stream order: an event at or below the document's version is a
+/// repeat.
+public enum InventoryProjection: ReadModelProjection {
     public static let name = "inventory"
-    public static let collection = "inventory"
+    public static let unverifiedFields: Set<String> = ["revision"]
     public static let handledTypes: Set<String> = [
         StockRestocked.typeName, StockItemReserved.typeName, StockItemReleased.typeName, StockItemCommitted.typeName,
     ]
 
-    /// The write that applies `event` (the stream's version `version`), or nil for other events.
-    public static func write(for event: DomainEvent, version: Int64) -> ProjectionWrite? {
-        let sku: String
-        var increments: [(String, Document)] = []
-        var sets: [(String, Document)] = [("version", .int(version))]
+    public static func documentIDs(of event: DomainEvent, recorded: RecordedEvent) -> [String] {
+        switch event {
+        case .stockRestocked(let e): [e.sku]
+        case .stockItemReserved(let e): [e.sku]
+        case .stockItemReleased(let e): [e.sku]
+        case .stockItemCommitted(let e): [e.sku]
+        default: []
+        }
+    }
+
+    public static func apply(_ event: DomainEvent, recorded: RecordedEvent, source: String, to current: InventoryView?, id: String, now: Date)
+        -> InventoryView?
+    {
+        var view = current ?? InventoryView(sku: id, onHand: 0, reserved: 0, available: 0, version: 0)
+        guard recorded.streamVersion > view.version else { return nil }
         switch event {
         case .stockRestocked(let restocked):
-            sku = restocked.sku
-            increments = [("onHand", .int(Int64(restocked.quantity))), ("available", .int(Int64(restocked.quantity)))]
-            sets.append(("unitPrice", .int(restocked.unitPrice)))
+            view.onHand += Int64(restocked.quantity)
+            view.unitPrice = restocked.unitPrice
         case .stockItemReserved(let reserved):
-            sku = reserved.sku
-            increments = [("reserved", .int(Int64(reserved.quantity))), ("available", .int(-Int64(reserved.quantity)))]
+            view.reserved += Int64(reserved.quantity)
         case .stockItemReleased(let released):
-            sku = released.sku
-            increments = [("reserved", .int(-Int64(released.quantity))), ("available", .int(Int64(released.quantity)))]
+            view.reserved -= Int64(released.quantity)
         case .stockItemCommitted(let committed):
-            sku = committed.sku
-            increments = [("reserved", .int(-Int64(committed.quantity))), ("onHand", .int(-Int64(committed.quantity)))]
+            view.reserved -= Int64(committed.quantity)
+            view.onHand -= Int64(committed.quantity)
         default:
             return nil
         }
-        sets.append(("sku", .string(sku)))
-        let zero: [(String, Document)] = ["onHand", "reserved", "available"].filter { field in !increments.contains { $0.0 == field } }
-            .map { ($0, .int(0)) }
-        return ProjectionWrite(
-            filter: ["_id": .string(sku), "version": .int(version - 1)],
-            update: ["$set": .object(sets), "$inc": .object(increments), "$setOnInsert": .object(zero)])
+        view.available = view.onHand - view.reserved
+        view.version = recorded.streamVersion
+        return view
     }
 }
 
@@ -61,13 +68,17 @@ public protocol InventoryReadModel: Sendable {
 }
 
 public struct MongoInventoryReadModel: InventoryReadModel {
-    let collection: MongoCollection
+    let collections: ActiveCollections
+
+    public init(collections: ActiveCollections) {
+        self.collections = collections
+    }
 
     public init(client: MongoClient) {
-        self.collection = client.collection(InventoryProjection.collection)
+        self.init(collections: ActiveCollections(client: client))
     }
 
     public func stock(sku: String) async throws -> InventoryView? {
-        try await self.collection.findOne(["_id": .string(sku)], as: InventoryView.self)
+        try await self.collections.collection(InventoryProjection.name).findOne(["_id": .string(sku)], as: InventoryView.self)
     }
 }

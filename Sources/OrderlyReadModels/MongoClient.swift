@@ -186,6 +186,18 @@ public struct MongoCollection: Sendable {
         }
     }
 
+    /// Drops the collection; one that does not exist is fine.
+    public func drop() async throws {
+        try await self.client.withCollection(self.name) { collection in
+            var error = bson_error_t()
+            if !mongoc_collection_drop_with_opts(collection, nil, &error) {
+                let failure = MongoError(error)
+                // 26: NamespaceNotFound.
+                if failure.code != 26, !failure.message.contains("ns not found") { throw failure }
+            }
+        }
+    }
+
     /// Creates indexes by name and key (`createIndexes`); one that exists with the same key is kept.
     public func createIndexes(_ indexes: [(name: String, keys: Document)]) async throws {
         guard !indexes.isEmpty else { return }

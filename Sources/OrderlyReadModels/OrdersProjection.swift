@@ -11,7 +11,7 @@ public struct ProjectionWrite: Sendable, Equatable {
 
 /// An order as read-side clients see it (`GET /orders/{id}`): its status through the whole saga,
 /// lines, totals, payment and a timeline of every event about it.
-public struct OrderView: Codable, Sendable, Equatable {
+public struct OrderView: ProjectedView {
     public struct TimelineEntry: Codable, Sendable, Equatable {
         public var type: String
         public var at: String
@@ -56,12 +56,14 @@ public struct OrderView: Codable, Sendable, Equatable {
     public var pageKey: String?
     /// `placedAt` in milliseconds since 1970, for time-range filters.
     public var placedAtMs: Int64?
+
+    public var documentID: String { self.orderId }
 }
 
 /// The `orders` read model. Pure: folds one event into the order's view.
-public enum OrdersProjection {
+public enum OrdersProjection: ReadModelProjection {
     public static let name = "orders"
-    public static let collection = "orders"
+    public static let unverifiedFields: Set<String> = ["revision", "statusChangedAt"]
 
     /// The event types this read model applies (its definition in projections/orders.json lists the same).
     public static let handledTypes: Set<String> = [
@@ -89,9 +91,16 @@ public enum OrdersProjection {
         }
     }
 
-    /// The view after `event`, or nil when the event changes nothing (already applied, or about an
-    /// order whose placement has not been seen).
-    public static func apply(_ event: DomainEvent, recorded: RecordedEvent, to current: OrderView?, now: Date) -> OrderView? {
+    public static func documentIDs(of event: DomainEvent, recorded: RecordedEvent) -> [String] {
+        self.orderID(of: event).map { [$0] } ?? []
+    }
+
+    /// The view after `event`, or nil when the event changes nothing (already applied: each of the
+    /// order's streams has its last applied version in `applied`; or about an order whose placement
+    /// has not been seen).
+    public static func apply(_ event: DomainEvent, recorded: RecordedEvent, source: String, to current: OrderView?, id: String, now: Date)
+        -> OrderView?
+    {
         let kind = String(recorded.streamID.prefix { $0 != "-" })
         let at = format(recorded.recordedAt)
         var view: OrderView
@@ -140,27 +149,12 @@ public enum OrdersProjection {
         view.position = max(view.position, recorded.position)
         view.updatedAt = at
         view.timeline.append(OrderView.TimelineEntry(type: recorded.type, at: at, position: recorded.position))
-        view.revision = (view.revision ?? 0) + 1
         // Set on the first write (and on the next change of documents from before they existed).
         if view.pageKey == nil { view.pageKey = "k\(view.placedAt)|\(view.orderId)" }
         if view.placedAtMs == nil, let placed = try? Date(view.placedAt, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
             view.placedAtMs = Int64((placed.timeIntervalSince1970 * 1000).rounded(.down))
         }
         return view
-    }
-
-    /// Writes `view` if the stored document is still the one it was computed from: `previous` (nil:
-    /// there was none).
-    public static func write(_ view: OrderView, replacing previous: OrderView?) throws -> ProjectionWrite {
-        guard case .object(var fields) = try Document.from(view) else { throw MongoError(message: "order view is not an object") }
-        fields.removeAll { $0.0 == "_id" }
-        let guardValue: Document =
-            switch previous {
-            case nil: .int(0)
-            case let previous? where previous.revision == nil: ["$exists": false]
-            case let previous?: .int(previous.revision ?? 0)
-            }
-        return ProjectionWrite(filter: ["_id": .string(view.orderId), "revision": guardValue], update: ["$set": .object(fields)])
     }
 
     static func format(_ date: Date) -> String {
@@ -230,14 +224,18 @@ public protocol OrderReadModel: Sendable {
 }
 
 public struct MongoOrderReadModel: OrderReadModel {
-    let collection: MongoCollection
+    let collections: ActiveCollections
+
+    public init(collections: ActiveCollections) {
+        self.collections = collections
+    }
 
     public init(client: MongoClient) {
-        self.collection = client.collection(OrdersProjection.collection)
+        self.init(collections: ActiveCollections(client: client))
     }
 
     public func order(id: String) async throws -> OrderView? {
-        try await self.collection.findOne(["_id": .string(id)], as: OrderView.self)
+        try await self.collections.collection(OrdersProjection.name).findOne(["_id": .string(id)], as: OrderView.self)
     }
 
     public func orders(matching query: OrderQuery) async throws -> OrderPage {
@@ -250,7 +248,7 @@ public struct MongoOrderReadModel: OrderReadModel {
         if let before = query.placedBefore { placed.append(("$lt", .int(before))) }
         if !placed.isEmpty { filter.append(("placedAtMs", .object(placed))) }
         if let after = query.after { filter.append(("pageKey", ["$lt": .string(after.pageKey)])) }
-        let documents = try await self.collection.find(.object(filter), sort: ["pageKey": -1], limit: Int64(query.limit + 1))
+        let documents = try await self.collections.collection(OrdersProjection.name).find(.object(filter), sort: ["pageKey": -1], limit: Int64(query.limit + 1))
         var items = try documents.map { try JSONDecoder().decode(OrderView.self, from: try $0.jsonData()) }
         var next: String?
         if items.count > query.limit {

@@ -62,9 +62,10 @@ public struct ProjectionDefinition: Codable, Sendable, Equatable {
         dataDirectory("projections", variable: "ORDERLY_PROJECTIONS_DIR", environment: environment)
     }
 
-    /// Creates the definition's indexes (an index that already exists with the same keys is left alone).
-    public func ensureIndexes(_ client: MongoClient) async throws {
-        try await client.collection(self.collection).createIndexes(
+    /// Creates the definition's indexes on `collection` (by default the definition's own; a rebuild
+    /// builds another). An index that already exists with the same keys is left alone.
+    public func ensureIndexes(_ client: MongoClient, in collection: String? = nil) async throws {
+        try await client.collection(collection ?? self.collection).createIndexes(
             self.indexes.map { index in (index.name, Document.object(index.keys.map { ($0.field, .int(Int64($0.direction))) })) })
     }
 }

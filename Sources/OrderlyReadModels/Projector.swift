@@ -1,98 +1,156 @@
 import Foundation
 import Logging
+import Metrics
 import OrderlyDomain
 import OrderlyEventStore
 import OrderlyMessaging
+import ServiceLifecycle
+import Synchronization
 
-/// Applies events to the MongoDB read models. Run by an `EventConsumer`, which commits offsets only
-/// after a handle call returns. Each order document remembers the last version applied from each of
-/// its streams, so an event that comes again after a crash changes nothing; a write expects the
-/// revision it read, so two projector instances during a rebalance cannot overwrite each other.
+/// Keeps one read model up to date from Kafka: the handler of that projection's own consumer group
+/// (its own checkpoint), and a service that watches the projection's state. Every update is
+/// idempotent (see each projection's `apply`) and a write expects the revision it read, so redelivery
+/// after a crash and two instances during a rebalance change nothing twice.
 ///
-/// A batch from the consumer becomes one read of the documents it touches and one unordered bulk
-/// write of each changed document, however many events it holds for that order.
-public struct Projector: EventHandler {
-    let orders: MongoCollection
-    let inventory: MongoCollection
+/// During a rebuild's switch-over it holds still: the watcher closes the gate, waits for the batch in
+/// hand, tells the rebuild so (heartbeat `pausedFor`), and opens again on the new collection. Events
+/// the rebuild already took from the log (up to `rebuiltThrough`) are passed over.
+public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service {
+    let client: MongoClient
+    let catalog: ProjectionCatalog
+    let definition: ProjectionDefinition
+    let instance: String
     let logger: Logger
+    let gate = ProjectionGate()
+    let metrics: ProjectionMetrics
 
-    public init(client: MongoClient, logger: Logger) {
-        self.orders = client.collection(OrdersProjection.collection)
-        self.inventory = client.collection(InventoryProjection.collection)
+    public init(_ projection: P.Type, definition: ProjectionDefinition, client: MongoClient, logger: Logger) {
+        self.client = client
+        self.catalog = ProjectionCatalog(client: client)
+        self.definition = definition
+        self.instance = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
         self.logger = logger
+        self.metrics = ProjectionMetrics(projection: P.name)
     }
 
-    public func handle(_ event: RecordedEvent) async throws {
-        if InventoryProjection.handledTypes.contains(event.type) { return try await self.applyToInventory(event) }
-        guard let (orderID, domainEvent) = try Self.decode(event) else { return }
-        while true {
-            let current = try await self.orders.findOne(["_id": .string(orderID)], as: OrderView.self)
-            guard let next = OrdersProjection.apply(domainEvent, recorded: event, to: current, now: Date()) else {
-                if current == nil { self.warnUnplaced(orderID, event) }
-                return
+    public func handle(delivered events: [DeliveredEvent]) async throws {
+        let target = try await self.gate.enter()
+        do {
+            var sourced: [SourcedEvent] = []
+            for delivered in events {
+                if let through = target.rebuiltThrough, delivered.event.cursor <= through { continue }
+                if let item = try P.sourced(delivered.event, source: SourcedEvent.source(partition: delivered.partition)) { sourced.append(item) }
             }
-            let write = try OrdersProjection.write(next, replacing: current)
-            if try await self.orders.upsert(filter: write.filter, update: write.update) == .applied { return }
-            // Another writer moved the document on: read it again and re-apply (or find it applied).
+            try await P.apply(sourced, to: self.client.collection(target.collection))
+            self.gate.leave()
+        } catch {
+            self.gate.leave()
+            throw error
         }
+        self.metrics.applied.increment(by: Int64(events.count))
+        if let last = events.last { self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(last.event.recordedAt))) }
+    }
+
+    /// The consumer always hands over batches with their partitions; a lone event (tests, tools) counts as its own source.
+    public func handle(_ event: RecordedEvent) async throws {
+        try await self.handle(delivered: [DeliveredEvent(event: event, partition: -1)])
     }
 
     public func handle(batch events: [RecordedEvent]) async throws {
-        // Stock events one by one, in order: each expects its SKU's previous version.
-        for event in events where InventoryProjection.handledTypes.contains(event.type) { try await self.applyToInventory(event) }
-        var eventsByOrder: [String: [(DomainEvent, RecordedEvent)]] = [:]
-        var orderIDs: [String] = []
-        for event in events {
-            guard let (orderID, domainEvent) = try Self.decode(event) else { continue }
-            if eventsByOrder[orderID] == nil { orderIDs.append(orderID) }
-            eventsByOrder[orderID, default: []].append((domainEvent, event))
-        }
-        guard !orderIDs.isEmpty else { return }
-        var current: [String: OrderView] = [:]
-        for document in try await self.orders.find(["_id": ["$in": .array(orderIDs.map { .string($0) })]]) {
-            let view = try JSONDecoder().decode(OrderView.self, from: try document.jsonData())
-            current[view.orderId] = view
-        }
-        let now = Date()
-        var writes: [(orderID: String, write: ProjectionWrite)] = []
-        for orderID in orderIDs {
-            var view = current[orderID]
-            var changed = false
-            for (domainEvent, event) in eventsByOrder[orderID] ?? [] {
-                if let next = OrdersProjection.apply(domainEvent, recorded: event, to: view, now: now) {
-                    view = next
-                    changed = true
-                } else if view == nil {
-                    self.warnUnplaced(orderID, event)
+        try await self.handle(delivered: events.map { DeliveredEvent(event: $0, partition: -1) })
+    }
+
+    /// Watches the projection's state: opens the gate on its collection, or holds still for a rebuild.
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            var lastBeat = ContinuousClock.now - .seconds(10)
+            var held: String?
+            while !Task.isCancelled {
+                do {
+                    let state = try await self.catalog.ensureState(self.definition)
+                    if let rebuild = state.pause(atMs: ProjectionCatalog.nowMs()) {
+                        try await self.gate.closeAndDrain()
+                        if held != rebuild.collection {
+                            self.logger.notice("holding still while a rebuild switches over", metadata: ["projection": "\(P.name)"])
+                        }
+                        held = rebuild.collection
+                        try await self.catalog.heartbeat(projection: P.name, instance: self.instance, pausedFor: rebuild.collection)
+                        lastBeat = .now
+                    } else {
+                        self.gate.open(ProjectionGate.Target(collection: state.collection, rebuiltThrough: state.rebuiltThrough))
+                        held = nil
+                        if ContinuousClock.now - lastBeat > .seconds(1) {
+                            try await self.catalog.heartbeat(projection: P.name, instance: self.instance, pausedFor: nil)
+                            lastBeat = .now
+                        }
+                    }
+                    self.metrics.rebuildPosition.record(state.rebuild?.position ?? 0)
+                    self.metrics.rebuildTarget.record(state.rebuild?.target ?? 0)
+                } catch is CancellationError {
+                    return
+                } catch {
+                    self.logger.warning("cannot read the projection's state; retrying", metadata: ["projection": "\(P.name)", "error": "\(error)"])
                 }
+                try await Task.sleep(for: .milliseconds(100))
             }
-            if changed, let view { writes.append((orderID, try OrdersProjection.write(view, replacing: current[orderID]))) }
-        }
-        let rejected = try await self.orders.bulkUpsert(writes.map { ($0.write.filter, $0.write.update) })
-        // A rejected write met a document another writer had moved on: redo that order event by event.
-        for index in rejected.sorted() {
-            for (_, event) in eventsByOrder[writes[index].orderID] ?? [] { try await self.handle(event) }
         }
     }
+}
 
-    func applyToInventory(_ event: RecordedEvent) async throws {
-        guard let domainEvent = try event.domainEventForHandler(),
-            let write = InventoryProjection.write(for: domainEvent, version: event.streamVersion)
-        else { return }
-        // `.alreadyApplied`: a repeat; the version guard kept it from counting twice.
-        _ = try await self.inventory.upsert(filter: write.filter, update: write.update)
+/// Lets batches through to one collection, or holds them (closed until the watcher first looked).
+final class ProjectionGate: Sendable {
+    struct Target: Sendable, Equatable {
+        var collection: String
+        var rebuiltThrough: LogCursor?
     }
 
-    /// The order an event is about and the event itself; nil for events the read model ignores.
-    static func decode(_ event: RecordedEvent) throws -> (String, DomainEvent)? {
-        // Events this read model does not apply (a SKU's stock) are skipped before parsing.
-        guard OrdersProjection.handledTypes.contains(event.type) else { return nil }
-        guard let domainEvent = try event.domainEventForHandler() else { return nil }
-        guard let orderID = OrdersProjection.orderID(of: domainEvent) else { return nil }
-        return (orderID, domainEvent)
+    private struct Status {
+        var target: Target?
+        var inFlight = 0
     }
 
-    func warnUnplaced(_ orderID: String, _ event: RecordedEvent) {
-        self.logger.warning("event for an order not yet projected", metadata: ["order.id": "\(orderID)", "event.type": "\(event.type)"])
+    private let status = Mutex(Status())
+
+    /// Waits until the gate is open; returns where to write. Every `enter` is paired with a `leave`.
+    func enter() async throws -> Target {
+        while true {
+            let target: Target? = self.status.withLock { status in
+                guard let target = status.target else { return nil }
+                status.inFlight += 1
+                return target
+            }
+            if let target { return target }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func leave() {
+        self.status.withLock { $0.inFlight -= 1 }
+    }
+
+    func open(_ target: Target) {
+        self.status.withLock { $0.target = target }
+    }
+
+    /// Closes the gate and returns once no batch is inside.
+    func closeAndDrain() async throws {
+        self.status.withLock { $0.target = nil }
+        while self.status.withLock({ $0.inFlight }) > 0 { try await Task.sleep(for: .milliseconds(10)) }
+    }
+}
+
+/// Per projection: events applied, lag, and a rebuild's progress (position reached and target).
+struct ProjectionMetrics: Sendable {
+    let applied: Counter
+    let lagSeconds: Gauge
+    let rebuildPosition: Gauge
+    let rebuildTarget: Gauge
+
+    init(projection: String) {
+        let dimensions = [("projection", projection)]
+        self.applied = Counter(label: "orderly_projection_events_applied_total", dimensions: dimensions)
+        self.lagSeconds = Gauge(label: "orderly_projection_lag_seconds", dimensions: dimensions)
+        self.rebuildPosition = Gauge(label: "orderly_projection_rebuild_position", dimensions: dimensions)
+        self.rebuildTarget = Gauge(label: "orderly_projection_rebuild_target_position", dimensions: dimensions)
     }
 }

@@ -10,7 +10,11 @@ import Testing
 
 /// Runs `service` until `body` returns, then shuts it down.
 func whileRunning<T: Sendable>(_ service: any Service, _ body: @Sendable () async throws -> T) async throws -> T {
-    let group = ServiceGroup(configuration: .init(services: [.init(service: service)], logger: TestServers.logger))
+    try await whileRunning([service], body)
+}
+
+func whileRunning<T: Sendable>(_ services: [any Service], _ body: @Sendable () async throws -> T) async throws -> T {
+    let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: TestServers.logger))
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await group.run() }
         defer { tasks.cancelAll() }
@@ -39,10 +43,12 @@ func whileRunning<T: Sendable>(_ service: any Service, _ body: @Sendable () asyn
         await producer.shutdown()
     }
 
-    func projector(_ settings: Settings, group: String) async throws -> EventConsumer {
+    /// The orders read model's live projection and its consumer.
+    func projector(_ settings: Settings, group: String) async throws -> [any Service] {
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
-        return try await Processes.consumer(
-            settings, group: group, handler: Projector(client: mongo, logger: TestServers.logger), logger: TestServers.logger)
+        let definition = try #require(try ProjectionDefinition.loadAll(from: TestServers.repositoryRoot + "/projections")["orders"])
+        let live = LiveProjection(OrdersProjection.self, definition: definition, client: mongo, logger: TestServers.logger)
+        return [live, try await Processes.consumer(settings, group: group, handler: live, logger: TestServers.logger)]
     }
 
     @Test func anEventDeliveredTwiceHasOneEffectEvenAcrossARestart() async throws {

@@ -11,20 +11,16 @@ import Testing
 /// The read side over HTTP: listing with filters and cursor pages, read-your-writes, and the
 /// projection's definition.
 @Suite struct QueryTests {
-    @Test func theOrdersDefinitionDescribesWhatTheProjectorDoes() async throws {
-        let definitions = try ProjectionDefinition.loadAll(from: TestServers.repositoryRoot + "/projections")
-        let orders = try #require(definitions[OrdersProjection.name])
-        #expect(orders.collection == OrdersProjection.collection)
-        #expect(Set(orders.events) == OrdersProjection.handledTypes)
-        #expect(orders.events.count == OrdersProjection.handledTypes.count)
-        let inventory = try #require(definitions[InventoryProjection.name])
-        #expect(inventory.collection == InventoryProjection.collection)
-        #expect(Set(inventory.events) == InventoryProjection.handledTypes)
+    @Test func everyReadModelHasADefinitionListingTheEventsItApplies() async throws {
+        // Throws when a definition is missing or lists other events than the code applies.
+        let pairs = try ReadModelCatalog.definitions(from: TestServers.repositoryRoot + "/projections")
+        #expect(pairs.map { $0.0.name }.sorted() == ["customer_orders", "inventory", "orders", "sales_daily"])
+        for (projection, definition) in pairs { #expect(definition.collection == projection.name) }
     }
 
     @Test func theInventoryModelCountsEachStockEventOnce() async throws {
         let mongo = try MongoClient(uri: TestServers.settings.mongoURI, database: TestServers.uniqueName("inventory_test"))
-        let inventory = mongo.collection(InventoryProjection.collection)
+        let inventory = mongo.collection(InventoryProjection.name)
         let events: [DomainEvent] = [
             .stockRestocked(StockRestocked(sku: "S", quantity: 10, unitPrice: 250)),
             .stockItemReserved(StockItemReserved(sku: "S", orderId: "o1", quantity: 3)),
@@ -32,15 +28,15 @@ import Testing
             .stockItemReleased(StockItemReleased(sku: "S", orderId: "o2", quantity: 2)),
             .stockItemCommitted(StockItemCommitted(sku: "S", orderId: "o1", quantity: 3)),
         ]
-        func apply(_ index: Int) async throws -> UpsertOutcome {
-            let write = try #require(InventoryProjection.write(for: events[index], version: Int64(index + 1)))
-            return try await inventory.upsert(filter: write.filter, update: write.update)
+        func apply(_ index: Int) async throws -> Int {
+            let recorded = try TestEvents.recorded(events[index], stream: "stock-S", version: Int64(index + 1), position: Int64(index + 1))
+            return try await InventoryProjection.apply([SourcedEvent(event: events[index], recorded: recorded, source: "p0")], to: inventory)
         }
         for index in events.indices {
-            #expect(try await apply(index) == .applied)
+            #expect(try await apply(index) == 1)
             // Delivered again (after a crash, before the commit): no second effect.
-            #expect(try await apply(index) == .alreadyApplied)
-            if index > 0 { #expect(try await apply(index - 1) == .alreadyApplied) }
+            #expect(try await apply(index) == 0)
+            if index > 0 { #expect(try await apply(index - 1) == 0) }
         }
         let view = try #require(try await MongoInventoryReadModel(client: mongo).stock(sku: "S"))
         let stock = Stock.fold(events)
@@ -52,7 +48,7 @@ import Testing
 
     @Test func orderDocumentsWrittenBeforeTheSagaKeepWorking() async throws {
         let mongo = try MongoClient(uri: TestServers.settings.mongoURI, database: TestServers.uniqueName("upgrade_test"))
-        let orders = mongo.collection(OrdersProjection.collection)
+        let orders = mongo.collection(OrdersProjection.name)
         // The shape session 1's projector wrote: no applied versions, no revision, no page key.
         _ = try await orders.upsert(
             filter: ["_id": "o-old"],
@@ -79,9 +75,9 @@ import Testing
         let cancelled = try recorded(
             .orderCancelled(OrderCancelled(orderId: "o-old", customerId: "c-old", reason: .customerRequest, cancelledAt: Date())), version: 2,
             position: 2)
-        let projector = Projector(client: mongo, logger: TestServers.logger)
-        try await projector.handle(batch: [placedAgain, cancelled])
-        try await projector.handle(cancelled)
+        let sourced = try [placedAgain, cancelled].compactMap { try OrdersProjection.sourced($0, source: "p0") }
+        #expect(try await OrdersProjection.apply(sourced, to: orders) == 1)
+        #expect(try await OrdersProjection.apply(Array(sourced.suffix(1)), to: orders) == 0)
         let view = try #require(try await MongoOrderReadModel(client: mongo).order(id: "o-old"))
         #expect(view.status == "CANCELLED")
         #expect(view.timeline.map(\.type) == ["OrderPlaced", "OrderCancelled"])
@@ -102,7 +98,7 @@ import Testing
             // The indexes of the definition exist once the projector runs (beside `_id`'s; the document
             // server here names indexes its own way, so they are counted, not named).
             let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
-            let indexes = try await mongo.collection(OrdersProjection.collection).indexNames()
+            let indexes = try await mongo.collection(OrdersProjection.name).indexNames()
             let definition = try #require(try ProjectionDefinition.loadAll(from: TestServers.repositoryRoot + "/projections")["orders"])
             #expect(indexes.count == definition.indexes.count + 1, "\(indexes)")
 

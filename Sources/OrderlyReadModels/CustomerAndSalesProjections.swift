@@ -1,0 +1,154 @@
+import Foundation
+import OrderlyDomain
+import OrderlyEventStore
+
+/// Per source ("p3", "log"), the log cursor of the last event applied from it. Counting read models
+/// add up events of many orders, so they cannot remember each order's version; within one source
+/// events come in log order, so an event at or before the source's cursor is a repeat.
+public typealias AppliedSources = [String: LogCursor]
+
+extension AppliedSources {
+    /// Whether `recorded` from `source` comes after everything applied from that source; if so,
+    /// records it as applied.
+    mutating func admit(_ recorded: RecordedEvent, from source: String) -> Bool {
+        if let last = self[source], recorded.cursor <= last { return false }
+        self[source] = recorded.cursor
+        return true
+    }
+}
+
+/// A customer's orders at a glance (`GET /customers/{id}/summary`).
+public struct CustomerOrdersView: ProjectedView {
+    public var customerId: String
+    public var ordersPlaced: Int64
+    public var ordersCompleted: Int64
+    public var ordersCancelled: Int64
+    /// Placed and not ended yet.
+    public var ordersOpen: Int64
+    /// Totals of completed orders per currency, in minor units.
+    public var spent: [String: Int64]
+    public var lastOrderId: String?
+    public var lastOrderAt: String?
+    public var applied: AppliedSources
+    public var revision: Int64?
+
+    public var documentID: String { self.customerId }
+}
+
+/// The `customer_orders` read model: one document per customer, from the order streams' placed,
+/// completed and cancelled events (each carries the customer).
+public enum CustomerOrdersProjection: ReadModelProjection {
+    public static let name = "customer_orders"
+    public static let unverifiedFields: Set<String> = ["revision", "applied"]
+    public static let handledTypes: Set<String> = [OrderPlaced.typeName, OrderCompleted.typeName, OrderCancelled.typeName]
+
+    public static func documentIDs(of event: DomainEvent, recorded: RecordedEvent) -> [String] {
+        switch event {
+        case .orderPlaced(let e): [e.customerId]
+        case .orderCompleted(let e): [e.customerId]
+        case .orderCancelled(let e): [e.customerId]
+        default: []
+        }
+    }
+
+    public static func apply(
+        _ event: DomainEvent, recorded: RecordedEvent, source: String, to current: CustomerOrdersView?, id: String, now: Date
+    ) -> CustomerOrdersView? {
+        var view =
+            current
+            ?? CustomerOrdersView(
+                customerId: id, ordersPlaced: 0, ordersCompleted: 0, ordersCancelled: 0, ordersOpen: 0, spent: [:], applied: [:])
+        guard view.applied.admit(recorded, from: source) else { return nil }
+        switch event {
+        case .orderPlaced(let placed):
+            view.ordersPlaced += 1
+            let at = OrdersProjection.format(recorded.recordedAt)
+            if view.lastOrderAt.map({ at >= $0 }) ?? true {
+                view.lastOrderAt = at
+                view.lastOrderId = placed.orderId
+            }
+        case .orderCompleted(let completed):
+            view.ordersCompleted += 1
+            view.spent[completed.currency ?? unknownCurrency, default: 0] += completed.total
+        case .orderCancelled:
+            view.ordersCancelled += 1
+        default:
+            return nil
+        }
+        view.ordersOpen = view.ordersPlaced - view.ordersCompleted - view.ordersCancelled
+        return view
+    }
+}
+
+/// ISO 4217's "no currency": where totals of events recorded before they carried a currency go.
+let unknownCurrency = "XXX"
+
+/// One day's sales (`GET /sales/daily`), by the day (UTC) each event was recorded.
+public struct SalesDayView: ProjectedView {
+    /// `yyyy-MM-dd`.
+    public var day: String
+    /// yyyyMMdd as a number: what ranges filter and pages sort on.
+    public var dayNumber: Int64
+    public var placed: Int64
+    public var completed: Int64
+    public var cancelled: Int64
+    /// Totals of the orders completed that day, per currency, in minor units.
+    public var revenue: [String: Int64]
+    public var applied: AppliedSources
+    public var revision: Int64?
+
+    public var documentID: String { self.day }
+}
+
+/// The `sales_daily` read model: one document per day.
+public enum SalesDailyProjection: ReadModelProjection {
+    public static let name = "sales_daily"
+    public static let unverifiedFields: Set<String> = ["revision", "applied"]
+    public static let handledTypes: Set<String> = [OrderPlaced.typeName, OrderCompleted.typeName, OrderCancelled.typeName]
+
+    public static func documentIDs(of event: DomainEvent, recorded: RecordedEvent) -> [String] {
+        [UTCDay.of(recorded.recordedAt).text]
+    }
+
+    public static func apply(_ event: DomainEvent, recorded: RecordedEvent, source: String, to current: SalesDayView?, id: String, now: Date)
+        -> SalesDayView?
+    {
+        let day = UTCDay.of(recorded.recordedAt)
+        var view = current ?? SalesDayView(day: day.text, dayNumber: day.number, placed: 0, completed: 0, cancelled: 0, revenue: [:], applied: [:])
+        guard view.applied.admit(recorded, from: source) else { return nil }
+        switch event {
+        case .orderPlaced: view.placed += 1
+        case .orderCompleted(let completed):
+            view.completed += 1
+            view.revenue[completed.currency ?? unknownCurrency, default: 0] += completed.total
+        case .orderCancelled: view.cancelled += 1
+        default: return nil
+        }
+        return view
+    }
+}
+
+/// Queries over `customer_orders` and `sales_daily`.
+public protocol SalesReadModel: Sendable {
+    func customerSummary(customerId: String) async throws -> CustomerOrdersView?
+    /// Days from `from` to `to` (yyyyMMdd, both included), oldest first; days without events are absent.
+    func dailySales(from: Int64, to: Int64) async throws -> [SalesDayView]
+}
+
+public struct MongoSalesReadModel: SalesReadModel {
+    let collections: ActiveCollections
+
+    public init(collections: ActiveCollections) {
+        self.collections = collections
+    }
+
+    public func customerSummary(customerId: String) async throws -> CustomerOrdersView? {
+        try await self.collections.collection(CustomerOrdersProjection.name).findOne(["_id": .string(customerId)], as: CustomerOrdersView.self)
+    }
+
+    public func dailySales(from: Int64, to: Int64) async throws -> [SalesDayView] {
+        let documents = try await self.collections.collection(SalesDailyProjection.name).find(
+            ["dayNumber": ["$gte": .int(from), "$lte": .int(to)]], sort: ["dayNumber": 1], limit: 400)
+        return try documents.map { try JSONDecoder().decode(SalesDayView.self, from: try $0.jsonData()) }
+    }
+}

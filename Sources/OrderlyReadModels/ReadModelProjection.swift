@@ -1,0 +1,139 @@
+import Foundation
+import OrderlyDomain
+import OrderlyEventStore
+import OrderlyMessaging
+
+/// A read-model document: found by `_id` = `documentID`, and written only if it still has the
+/// revision it was read with (optimistic concurrency between projector instances).
+public protocol ProjectedView: Codable, Sendable, Equatable {
+    var documentID: String { get }
+    /// Bumped on every write. Absent in documents written before revisions existed.
+    var revision: Int64? { get set }
+}
+
+/// A read model as a pure fold: which documents an event touches and what each becomes. The same
+/// fold serves the live projector (events from Kafka), a rebuild (events from the log) and `verify`
+/// (in memory), so the three cannot drift apart.
+public protocol ReadModelProjection: Sendable {
+    associatedtype View: ProjectedView
+    static var name: String { get }
+    /// The event types it applies; its definition in `projections/` lists the same.
+    static var handledTypes: Set<String> { get }
+    /// The ids of the documents `event` changes.
+    static func documentIDs(of event: DomainEvent, recorded: RecordedEvent) -> [String]
+    /// The document after `event`, or nil when the event changes nothing: applied before, or about
+    /// a document that cannot start with it. `source` is where the event came from ("p3": Kafka
+    /// partition 3; "log": the event store in log order): within one source events come in log
+    /// order, which projections that count across many streams rely on to drop repeats.
+    static func apply(_ event: DomainEvent, recorded: RecordedEvent, source: String, to current: View?, id: String, now: Date) -> View?
+    /// Fields a fresh fold of the log cannot reproduce (the projector's clock, write counters, which
+    /// source applied what); `verify` leaves them out.
+    static var unverifiedFields: Set<String> { get }
+}
+
+/// An event on its way into a projection, decoded, with its source (see `ReadModelProjection.apply`).
+public struct SourcedEvent: Sendable {
+    public var event: DomainEvent
+    public var recorded: RecordedEvent
+    public var source: String
+
+    public init(event: DomainEvent, recorded: RecordedEvent, source: String) {
+        self.event = event
+        self.recorded = recorded
+        self.source = source
+    }
+
+    /// The source name of Kafka partition `partition`.
+    public static func source(partition: Int32) -> String { "p\(partition)" }
+    /// The source name of the event store read in log order (rebuilds, verify).
+    public static let logSource = "log"
+}
+
+extension ReadModelProjection {
+    /// Folds `events` (in the order they came) into `documents`; returns the ids of the documents
+    /// that changed, in first-touched order. Pure.
+    public static func fold(_ events: [SourcedEvent], into documents: inout [String: View], now: Date) -> [String] {
+        var changed: [String] = []
+        var seen = Set<String>()
+        for item in events {
+            for id in self.documentIDs(of: item.event, recorded: item.recorded) {
+                guard let next = self.apply(item.event, recorded: item.recorded, source: item.source, to: documents[id], id: id, now: now)
+                else { continue }
+                documents[id] = next
+                if seen.insert(id).inserted { changed.append(id) }
+            }
+        }
+        return changed
+    }
+
+    /// The guarded write of `view` over the stored `previous` (nil: there was none): it matches only
+    /// if nobody wrote the document since it was read.
+    public static func write(_ view: View, replacing previous: View?) throws -> ProjectionWrite {
+        var view = view
+        view.revision = (previous?.revision ?? 0) + 1
+        guard case .object(var fields) = try Document.from(view) else { throw MongoError(message: "\(Self.name) document is not an object") }
+        fields.removeAll { $0.0 == "_id" }
+        let guardValue: Document =
+            switch previous {
+            case nil: .int(0)
+            case let previous? where previous.revision == nil: ["$exists": false]
+            case let previous?: .int(previous.revision ?? 0)
+            }
+        return ProjectionWrite(filter: ["_id": .string(view.documentID), "revision": guardValue], update: ["$set": .object(fields)])
+    }
+
+    /// Applies `events` to the documents in `collection`: one read of every document they touch,
+    /// one unordered bulk write of each changed document. A write whose document another writer
+    /// moved on meanwhile is read and folded again, until none is left. Returns how many documents
+    /// were written.
+    @discardableResult
+    public static func apply(_ events: [SourcedEvent], to collection: MongoCollection, now: Date = Date()) async throws -> Int {
+        var pending: [String] = []
+        var seen = Set<String>()
+        for item in events {
+            for id in self.documentIDs(of: item.event, recorded: item.recorded) where seen.insert(id).inserted { pending.append(id) }
+        }
+        var written = 0
+        while !pending.isEmpty {
+            var stored: [String: View] = [:]
+            for document in try await collection.find(["_id": ["$in": .array(pending.map { .string($0) })]]) {
+                let view = try JSONDecoder().decode(View.self, from: try document.jsonData())
+                stored[view.documentID] = view
+            }
+            let wanted = Set(pending)
+            var documents = stored
+            let changed = self.fold(events.filter { self.documentIDs(of: $0.event, recorded: $0.recorded).contains(where: wanted.contains) },
+                into: &documents, now: now)
+            var writes: [(id: String, write: ProjectionWrite)] = []
+            for id in changed where wanted.contains(id) {
+                guard let view = documents[id] else { continue }
+                writes.append((id, try self.write(view, replacing: stored[id])))
+            }
+            let rejected = try await collection.bulkUpsert(writes.map { ($0.write.filter, $0.write.update) })
+            written += writes.count - rejected.count
+            pending = rejected.sorted().map { writes[$0].id }
+        }
+        return written
+    }
+}
+
+extension ReadModelProjection {
+    /// `recorded` decoded for this projection, or nil when it does not apply that type. A known type
+    /// that does not decode is a `PoisonEvent`.
+    public static func sourced(_ recorded: RecordedEvent, source: String) throws -> SourcedEvent? {
+        guard self.handledTypes.contains(recorded.type), let event = try recorded.domainEventForHandler() else { return nil }
+        return SourcedEvent(event: event, recorded: recorded, source: source)
+    }
+}
+
+/// The day (UTC) an event was recorded, as `yyyy-MM-dd` and as the number yyyyMMdd.
+public enum UTCDay {
+    public static func of(_ date: Date) -> (text: String, number: Int64) {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
+        let parts = calendar.dateComponents([.year, .month, .day], from: date)
+        let (year, month, day) = (parts.year ?? 1970, parts.month ?? 1, parts.day ?? 1)
+        let text = String(format: "%04d-%02d-%02d", year, month, day)
+        return (text, Int64(year * 10000 + month * 100 + day))
+    }
+}
