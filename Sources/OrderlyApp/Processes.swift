@@ -137,14 +137,14 @@ public enum Processes {
     /// Everything in one process (api, relay, projector, the four saga services), for a laptop and for
     /// end-to-end tests.
     /// `sagaServices` picks which saga services run inside (tests leave one out to run it as its own
-    /// process, or to hold a saga at a step).
+    /// process, or to hold a saga at a step); so does `projector` for the projector.
     public static func dev(
-        _ settings: Settings, logger: Logger, sagaServices: [SagaServiceKind] = SagaServiceKind.allCases,
+        _ settings: Settings, logger: Logger, sagaServices: [SagaServiceKind] = SagaServiceKind.allCases, projector withProjector: Bool = true,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> some ApplicationProtocol {
         let relayPostgres = try settings.makePostgresClient(logger: logger)
         let relay = try await self.relayService(settings, postgres: relayPostgres, logger: logger)
-        let projector = try await self.projector(settings, opsPort: nil, logger: logger)
+        let projector = withProjector ? try await self.projector(settings, opsPort: nil, logger: logger) : []
         var saga: [any Service] = []
         for kind in sagaServices {
             saga += try await self.sagaService(kind, settings, postgres: relayPostgres, opsPort: nil, logger: logger)

@@ -122,7 +122,8 @@ struct Dev: AsyncParsableCommand {
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load generators; scripts/bench runs them beside raw baselines.", subcommands: [BenchStore.self, BenchRelay.self, BenchSaga.self])
+        abstract: "Load generators; scripts/bench runs them beside raw baselines.",
+        subcommands: [BenchStore.self, BenchRelay.self, BenchSaga.self, BenchProjector.self, BenchOrderGet.self])
 }
 
 struct BenchStore: AsyncParsableCommand {
@@ -208,6 +209,53 @@ struct BenchSaga: AsyncParsableCommand {
                 "\(result.orders) orders at \(result.rate)/s: \(result.completed) completed, \(result.cancelled) cancelled, "
                     + "\(result.unfinished) unfinished, errors \(result.errors); POST→COMPLETED p50 \(Int(result.p50Milliseconds)) ms, "
                     + "p99 \(Int(result.p99Milliseconds)) ms, max \(Int(result.maxMilliseconds)) ms")
+        }
+    }
+}
+
+struct BenchProjector: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "projector", abstract: "Publish a backlog of placed orders to a new topic and time the orders projection through it.")
+
+    @Option(help: "Events (each a new order) in the backlog.") var events = 20_000
+    @Option(help: "Write the orders' ids here, one a line (for `bench order-get` and the raw baseline).") var idsFile: String?
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        let logger = makeLogger("orderly.bench")
+        let settings = Settings.fromEnvironment()
+        let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+        let result = try await ReadBenchmark.projector(settings: settings, mongo: mongo, count: self.events, idsFile: self.idsFile, logger: logger)
+        if self.json {
+            print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
+        } else {
+            print("\(result.events) events projected in \(String(format: "%.2f", result.seconds)) s: \(Int(result.eventsPerSecond)) events/s")
+        }
+    }
+}
+
+struct BenchOrderGet: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "order-get", abstract: "Read orders by id over HTTP with concurrent clients (closed loop); prints requests/s.")
+
+    @Option(help: "Base URL of a running api.") var url = "http://127.0.0.1:8080"
+    @Option(help: "A file of order ids, one a line.") var idsFile: String
+    @Option(help: "Concurrent clients.") var concurrency = 8
+    @Option(help: "Seconds to run.") var seconds = 10
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        _ = makeLogger("orderly.bench")
+        let ids = try String(contentsOfFile: self.idsFile, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        let result = try await ReadBenchmark.orderGets(
+            baseURL: self.url, ids: ids, concurrency: self.concurrency, duration: .seconds(self.seconds))
+        if self.json {
+            print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
+        } else {
+            print(
+                "\(result.requests) reads in \(String(format: "%.1f", result.seconds)) s: \(Int(result.requestsPerSecond))/s, "
+                    + "p50 \(String(format: "%.2f", result.p50Milliseconds)) ms, p99 \(String(format: "%.2f", result.p99Milliseconds)) ms, "
+                    + "\(result.errors) errors")
         }
     }
 }

@@ -55,7 +55,8 @@ struct ProjectionsRebuild: AsyncParsableCommand {
         let settings = Settings.fromEnvironment()
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
         let report = try await settings.withPostgres(logger: logger) { client in
-            try await Self.rebuild(projection, definition: definition, store: PostgresEventStore(client: client, logger: logger), mongo: mongo, logger: logger)
+            try await Self.rebuild(
+                projection, definition: definition, store: PostgresEventStore(client: client, logger: logger), mongo: mongo, logger: logger)
         }
         print(
             "\(self.name): rebuilt into \(report.collection) from \(report.events) events in \(String(format: "%.1f", report.seconds)) s "
@@ -114,7 +115,9 @@ final class ProgressLine: Sendable {
         let filled = Int(share * 30)
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
         FileHandle.standardError.write(
-            Data("\r\(progress.phase.rawValue) [\(bar)] \(Int(share * 100))% position \(progress.position)/\(progress.target), \(progress.events) events ".utf8))
+            Data(
+                "\r\(progress.phase.rawValue) [\(bar)] \(Int(share * 100))% position \(progress.position)/\(progress.target), \(progress.events) events "
+                    .utf8))
     }
 
     func finish() {

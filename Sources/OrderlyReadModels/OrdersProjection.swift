@@ -248,7 +248,8 @@ public struct MongoOrderReadModel: OrderReadModel {
         if let before = query.placedBefore { placed.append(("$lt", .int(before))) }
         if !placed.isEmpty { filter.append(("placedAtMs", .object(placed))) }
         if let after = query.after { filter.append(("pageKey", ["$lt": .string(after.pageKey)])) }
-        let documents = try await self.collections.collection(OrdersProjection.name).find(.object(filter), sort: ["pageKey": -1], limit: Int64(query.limit + 1))
+        let documents = try await self.collections.collection(OrdersProjection.name).find(
+            .object(filter), sort: ["pageKey": -1], limit: Int64(query.limit + 1))
         var items = try documents.map { try JSONDecoder().decode(OrderView.self, from: try $0.jsonData()) }
         var next: String?
         if items.count > query.limit {

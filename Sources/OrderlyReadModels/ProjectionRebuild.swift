@@ -46,8 +46,9 @@ public struct ProjectionRebuilder<P: ReadModelProjection>: Sendable {
     let pauseLength: Int64 = 15_000
     let pauseAckTimeout: Duration = .seconds(10)
 
-    public init(_ projection: P.Type, definition: ProjectionDefinition, store: any EventStore, client: MongoClient, logger: Logger, batchSize: Int = 2000)
-    {
+    public init(
+        _ projection: P.Type, definition: ProjectionDefinition, store: any EventStore, client: MongoClient, logger: Logger, batchSize: Int = 2000
+    ) {
         self.store = store
         self.client = client
         self.catalog = ProjectionCatalog(client: client)

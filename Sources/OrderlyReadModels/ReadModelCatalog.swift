@@ -22,7 +22,8 @@ public enum ReadModelCatalog {
             }
             guard Set(definition.events) == projection.handledTypes, definition.events.count == projection.handledTypes.count else {
                 throw ProjectionError(
-                    message: "\(directory)/\(projection.name).json lists events \(definition.events.sorted()); the code applies \(projection.handledTypes.sorted())"
+                    message:
+                        "\(directory)/\(projection.name).json lists events \(definition.events.sorted()); the code applies \(projection.handledTypes.sorted())"
                 )
             }
             return (projection, definition)

@@ -102,7 +102,8 @@ extension ReadModelProjection {
             }
             let wanted = Set(pending)
             var documents = stored
-            let changed = self.fold(events.filter { self.documentIDs(of: $0.event, recorded: $0.recorded).contains(where: wanted.contains) },
+            let changed = self.fold(
+                events.filter { self.documentIDs(of: $0.event, recorded: $0.recorded).contains(where: wanted.contains) },
                 into: &documents, now: now)
             var writes: [(id: String, write: ProjectionWrite)] = []
             for id in changed where wanted.contains(id) {
