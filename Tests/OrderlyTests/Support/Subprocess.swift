@@ -6,6 +6,8 @@ import OrderlyMessaging
     import Glibc
 #endif
 
+private let spawnLock = NSLock()
+
 /// A real `orderly` (or broker) process for crash and failover tests: started with settings in its
 /// environment, killed with SIGKILL like a crash, its stderr kept in a file to read.
 final class ChildProcess: @unchecked Sendable {
@@ -21,7 +23,9 @@ final class ChildProcess: @unchecked Sendable {
         self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         self.process.standardOutput = handle
         self.process.standardError = handle
-        try self.process.run()
+        // Foundation's Process.run on Linux is not safe to call from two threads at once (it crashed
+        // in memmove when two tests started children together), so children start one at a time.
+        try spawnLock.withLock { try self.process.run() }
     }
 
     /// `orderly SUBCOMMAND` with the test's settings.
