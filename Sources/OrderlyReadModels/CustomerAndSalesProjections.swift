@@ -147,8 +147,7 @@ public struct MongoSalesReadModel: SalesReadModel {
     }
 
     public func dailySales(from: Int64, to: Int64) async throws -> [SalesDayView] {
-        let documents = try await self.collections.collection(SalesDailyProjection.name).find(
-            ["dayNumber": ["$gte": .int(from), "$lte": .int(to)]], sort: ["dayNumber": 1], limit: 400)
-        return try documents.map { try JSONDecoder().decode(SalesDayView.self, from: try $0.jsonData()) }
+        try await self.collections.collection(SalesDailyProjection.name).find(
+            ["dayNumber": ["$gte": .int(from), "$lte": .int(to)]], sort: ["dayNumber": 1], limit: 400, as: SalesDayView.self)
     }
 }

@@ -37,6 +37,10 @@ public enum InventoryProjection: ReadModelProjection {
         }
     }
 
+    public static func startsDocument(_ event: DomainEvent, recorded: RecordedEvent) -> Bool {
+        recorded.streamVersion == 1
+    }
+
     public static func apply(_ event: DomainEvent, recorded: RecordedEvent, source: String, to current: InventoryView?, id: String, now: Date)
         -> InventoryView?
     {

@@ -232,6 +232,18 @@ public struct MongoCollection: Sendable {
     }
 
     public func find(_ filter: Document, sort: Document? = nil, limit: Int64? = nil) async throws -> [Document] {
+        try await self.findJSON(filter, sort: sort, limit: limit).map { try JSONDecoder().decode(Document.self, from: $0) }
+    }
+
+    /// Documents decoded straight from libbson's relaxed JSON (no `Document` in between: the read
+    /// path of every query and projector batch). Fields `T` does not know (`_id`) are ignored.
+    public func find<T: Decodable>(_ filter: Document, sort: Document? = nil, limit: Int64? = nil, as type: T.Type) async throws -> [T] {
+        let decoder = JSONDecoder()
+        return try await self.findJSON(filter, sort: sort, limit: limit).map { try decoder.decode(type, from: $0) }
+    }
+
+    /// Each matching document as relaxed extended JSON.
+    func findJSON(_ filter: Document, sort: Document?, limit: Int64?) async throws -> [Data] {
         var options: [(String, Document)] = []
         if let sort { options.append(("sort", sort)) }
         if let limit { options.append(("limit", .int(limit))) }
@@ -243,10 +255,10 @@ public struct MongoCollection: Sendable {
                         throw MongoError(message: "find returned no cursor")
                     }
                     defer { mongoc_cursor_destroy(cursor) }
-                    var documents: [Document] = []
+                    var documents: [Data] = []
                     var current: OpaquePointer?
                     while mongoc_cursor_next(cursor, &current) {
-                        if let current { documents.append(try BSON.document(from: current)) }
+                        if let current { documents.append(try BSON.json(from: current)) }
                     }
                     var error = bson_error_t()
                     if mongoc_cursor_error(cursor, &error) { throw MongoError(error) }
@@ -261,8 +273,7 @@ public struct MongoCollection: Sendable {
     }
 
     public func findOne<T: Decodable>(_ filter: Document, as type: T.Type) async throws -> T? {
-        guard let document = try await self.findOne(filter) else { return nil }
-        return try JSONDecoder().decode(type, from: try document.jsonData())
+        try await self.find(filter, limit: 1, as: type).first
     }
 
     public func count(_ filter: Document = [:]) async throws -> Int64 {
@@ -305,10 +316,13 @@ enum BSON {
     }
 
     static func document(from bson: OpaquePointer) throws -> Document {
+        try JSONDecoder().decode(Document.self, from: try self.json(from: bson))
+    }
+
+    static func json(from bson: OpaquePointer) throws -> Data {
         var length = 0
         guard let json = bson_as_relaxed_extended_json(bson, &length) else { throw MongoError(message: "unreadable BSON") }
         defer { bson_free(json) }
-        let data = Data(bytes: json, count: length)
-        return try JSONDecoder().decode(Document.self, from: data)
+        return Data(bytes: json, count: length)
     }
 }

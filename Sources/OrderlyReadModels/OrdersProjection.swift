@@ -95,6 +95,10 @@ public enum OrdersProjection: ReadModelProjection {
         self.orderID(of: event).map { [$0] } ?? []
     }
 
+    public static func startsDocument(_ event: DomainEvent, recorded: RecordedEvent) -> Bool {
+        if case .orderPlaced = event { true } else { false }
+    }
+
     /// The view after `event`, or nil when the event changes nothing (already applied: each of the
     /// order's streams has its last applied version in `applied`; or about an order whose placement
     /// has not been seen).
@@ -248,9 +252,8 @@ public struct MongoOrderReadModel: OrderReadModel {
         if let before = query.placedBefore { placed.append(("$lt", .int(before))) }
         if !placed.isEmpty { filter.append(("placedAtMs", .object(placed))) }
         if let after = query.after { filter.append(("pageKey", ["$lt": .string(after.pageKey)])) }
-        let documents = try await self.collections.collection(OrdersProjection.name).find(
-            .object(filter), sort: ["pageKey": -1], limit: Int64(query.limit + 1))
-        var items = try documents.map { try JSONDecoder().decode(OrderView.self, from: try $0.jsonData()) }
+        var items = try await self.collections.collection(OrdersProjection.name).find(
+            .object(filter), sort: ["pageKey": -1], limit: Int64(query.limit + 1), as: OrderView.self)
         var next: String?
         if items.count > query.limit {
             items.removeLast(items.count - query.limit)

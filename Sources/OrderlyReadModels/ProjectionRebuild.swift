@@ -211,18 +211,14 @@ public struct ProjectionVerifier<P: ReadModelProjection>: Sendable {
         }
         try await foldNewEvents()
         var stored: [String: P.View] = [:]
-        for document in try await collection.find([:]) {
-            let view = try JSONDecoder().decode(P.View.self, from: try document.jsonData())
-            stored[view.documentID] = view
-        }
+        for view in try await collection.find([:], as: P.View.self) { stored[view.documentID] = view }
         var differences = try self.compare(Set(folded.keys).union(stored.keys), folded: folded, stored: stored)
         for _ in 1..<max(rounds, 1) where !differences.isEmpty {
             try await Task.sleep(for: .seconds(1))
             try await foldNewEvents()
             let ids = Set(differences.map(\.documentID))
             for id in ids { stored[id] = nil }
-            for document in try await collection.find(["_id": ["$in": .array(ids.map { .string($0) })]]) {
-                let view = try JSONDecoder().decode(P.View.self, from: try document.jsonData())
+            for view in try await collection.find(["_id": ["$in": .array(ids.map { .string($0) })]], as: P.View.self) {
                 stored[view.documentID] = view
             }
             differences = try self.compare(ids, folded: folded, stored: stored)

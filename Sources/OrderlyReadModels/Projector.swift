@@ -91,7 +91,8 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
                 } catch {
                     self.logger.warning("cannot read the projection's state; retrying", metadata: ["projection": "\(P.name)", "error": "\(error)"])
                 }
-                try await Task.sleep(for: .milliseconds(100))
+                // Four times a second: how soon a rebuild's request to hold still is answered.
+                try await Task.sleep(for: .milliseconds(250))
             }
         }
     }

@@ -26,6 +26,11 @@ public protocol ReadModelProjection: Sendable {
     /// partition 3; "log": the event store in log order): within one source events come in log
     /// order, which projections that count across many streams rely on to drop repeats.
     static func apply(_ event: DomainEvent, recorded: RecordedEvent, source: String, to current: View?, id: String, now: Date) -> View?
+    /// Whether `event` is the first of the document's life (an order's placement, a stream's first
+    /// version), so the document most likely does not exist yet and need not be read before the
+    /// write: the write's guard still catches one that does (a repeat), which is then read and
+    /// folded again. By default false.
+    static func startsDocument(_ event: DomainEvent, recorded: RecordedEvent) -> Bool
     /// Fields a fresh fold of the log cannot reproduce (the projector's clock, write counters, which
     /// source applied what); `verify` leaves them out.
     static var unverifiedFields: Set<String> { get }
@@ -50,6 +55,8 @@ public struct SourcedEvent: Sendable {
 }
 
 extension ReadModelProjection {
+    public static func startsDocument(_ event: DomainEvent, recorded: RecordedEvent) -> Bool { false }
+
     /// Folds `events` (in the order they came) into `documents`; returns the ids of the documents
     /// that changed, in first-touched order. Pure.
     public static func fold(_ events: [SourcedEvent], into documents: inout [String: View], now: Date) -> [String] {
@@ -89,16 +96,22 @@ extension ReadModelProjection {
     @discardableResult
     public static func apply(_ events: [SourcedEvent], to collection: MongoCollection, now: Date = Date()) async throws -> Int {
         var pending: [String] = []
+        var fresh = Set<String>()
         var seen = Set<String>()
         for item in events {
-            for id in self.documentIDs(of: item.event, recorded: item.recorded) where seen.insert(id).inserted { pending.append(id) }
+            for id in self.documentIDs(of: item.event, recorded: item.recorded) where seen.insert(id).inserted {
+                pending.append(id)
+                if self.startsDocument(item.event, recorded: item.recorded) { fresh.insert(id) }
+            }
         }
         var written = 0
         while !pending.isEmpty {
             var stored: [String: View] = [:]
-            for document in try await collection.find(["_id": ["$in": .array(pending.map { .string($0) })]]) {
-                let view = try JSONDecoder().decode(View.self, from: try document.jsonData())
-                stored[view.documentID] = view
+            let toRead = pending.filter { !fresh.contains($0) }
+            if !toRead.isEmpty {
+                for view in try await collection.find(["_id": ["$in": .array(toRead.map { .string($0) })]], as: View.self) {
+                    stored[view.documentID] = view
+                }
             }
             let wanted = Set(pending)
             var documents = stored
@@ -113,6 +126,8 @@ extension ReadModelProjection {
             let rejected = try await collection.bulkUpsert(writes.map { ($0.write.filter, $0.write.update) })
             written += writes.count - rejected.count
             pending = rejected.sorted().map { writes[$0].id }
+            // A guard that rejected an unread document: it existed after all; read it next round.
+            fresh.removeAll()
         }
         return written
     }
