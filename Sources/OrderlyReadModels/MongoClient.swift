@@ -148,6 +148,11 @@ public struct MongoCollection: Sendable {
     /// the writes whose guard rejected them (duplicate key: applied before, or moved on by another
     /// writer); any other failure throws.
     public func bulkUpsert(_ writes: [(filter: Document, update: Document)]) async throws -> Set<Int> {
+        try await self.bulkUpsert(json: writes.map { (try $0.filter.jsonData(), try $0.update.jsonData()) })
+    }
+
+    /// `bulkUpsert` of filters and updates already in JSON.
+    public func bulkUpsert(json writes: [(filter: Data, update: Data)]) async throws -> Set<Int> {
         guard !writes.isEmpty else { return [] }
         return try await self.client.withCollection(self.name) { collection in
             try BSON.withDocument(["ordered": false]) { bulkOptions in
@@ -157,8 +162,8 @@ public struct MongoCollection: Sendable {
                 defer { mongoc_bulk_operation_destroy(bulk) }
                 try BSON.withDocument(["upsert": true]) { upsert in
                     for write in writes {
-                        try BSON.withDocument(write.filter) { filter in
-                            try BSON.withDocument(write.update) { update in
+                        try BSON.withJSON(write.filter) { filter in
+                            try BSON.withJSON(write.update) { update in
                                 var error = bson_error_t()
                                 if !mongoc_bulk_operation_update_one_with_opts(bulk, filter, update, upsert, &error) { throw MongoError(error) }
                             }
@@ -291,7 +296,10 @@ public struct MongoCollection: Sendable {
 /// Conversions between `Document` and libbson, through relaxed extended JSON.
 enum BSON {
     static func withDocument<T>(_ document: Document, _ body: (OpaquePointer) throws -> T) throws -> T {
-        let json = try document.jsonData()
+        try self.withJSON(try document.jsonData(), body)
+    }
+
+    static func withJSON<T>(_ json: Data, _ body: (OpaquePointer) throws -> T) throws -> T {
         var error = bson_error_t()
         let bson = json.withUnsafeBytes { bytes in
             bson_new_from_json(bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count, &error)

@@ -2,11 +2,11 @@ import Foundation
 import OrderlyDomain
 import OrderlyEventStore
 
-/// An idempotent MongoDB write: `filter` carries a guard (a version or revision), so a write that
-/// was already made matches nothing and the upsert fails with a duplicate key: "already applied".
+/// An idempotent MongoDB write, as the JSON libbson reads: `filter` carries a guard (a revision),
+/// so a write that was already made matches nothing and the upsert fails with a duplicate key.
 public struct ProjectionWrite: Sendable, Equatable {
-    public var filter: Document
-    public var update: Document
+    public var filter: Data
+    public var update: Data
 }
 
 /// An order as read-side clients see it (`GET /orders/{id}`): its status through the whole saga,

@@ -78,15 +78,17 @@ extension ReadModelProjection {
     public static func write(_ view: View, replacing previous: View?) throws -> ProjectionWrite {
         var view = view
         view.revision = (previous?.revision ?? 0) + 1
-        guard case .object(var fields) = try Document.from(view) else { throw MongoError(message: "\(Self.name) document is not an object") }
-        fields.removeAll { $0.0 == "_id" }
         let guardValue: Document =
             switch previous {
             case nil: .int(0)
             case let previous? where previous.revision == nil: ["$exists": false]
             case let previous?: .int(previous.revision ?? 0)
             }
-        return ProjectionWrite(filter: ["_id": .string(view.documentID), "revision": guardValue], update: ["$set": .object(fields)])
+        // The view's own JSON goes into `$set` as it is: one encoding per write (views have no `_id`).
+        var update = Data(#"{"$set":"#.utf8)
+        update.append(try JSONEncoder().encode(view))
+        update.append(UInt8(ascii: "}"))
+        return ProjectionWrite(filter: try Document.object([("_id", .string(view.documentID)), ("revision", guardValue)]).jsonData(), update: update)
     }
 
     /// Applies `events` to the documents in `collection`: one read of every document they touch,
@@ -123,7 +125,7 @@ extension ReadModelProjection {
                 guard let view = documents[id] else { continue }
                 writes.append((id, try self.write(view, replacing: stored[id])))
             }
-            let rejected = try await collection.bulkUpsert(writes.map { ($0.write.filter, $0.write.update) })
+            let rejected = try await collection.bulkUpsert(json: writes.map { ($0.write.filter, $0.write.update) })
             written += writes.count - rejected.count
             pending = rejected.sorted().map { writes[$0].id }
             // A guard that rejected an unread document: it existed after all; read it next round.
