@@ -155,14 +155,18 @@ public enum OrdersProjection: ReadModelProjection {
         view.timeline.append(OrderView.TimelineEntry(type: recorded.type, at: at, position: recorded.position))
         // Set on the first write (and on the next change of documents from before they existed).
         if view.pageKey == nil { view.pageKey = "k\(view.placedAt)|\(view.orderId)" }
-        if view.placedAtMs == nil, let placed = try? Date(view.placedAt, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
+        if case .orderPlaced = event {
+            view.placedAtMs = UTCTime.milliseconds(recorded.recordedAt)
+        } else if view.placedAtMs == nil,
+            let placed = try? Date(view.placedAt, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        {
             view.placedAtMs = Int64((placed.timeIntervalSince1970 * 1000).rounded(.down))
         }
         return view
     }
 
     static func format(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        UTCTime.iso8601(date)
     }
 }
 

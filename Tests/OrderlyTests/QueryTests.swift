@@ -18,6 +18,21 @@ import Testing
         for (projection, definition) in pairs { #expect(definition.collection == projection.name) }
     }
 
+    @Test func handMadeUTCTimesEqualFoundations() {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<5000 {
+            let date = Date(timeIntervalSince1970: Double.random(in: 0..<4_102_444_800, using: &generator))
+            #expect(
+                UTCTime.iso8601(date) == date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)), "\(date.timeIntervalSince1970)")
+            let parts = calendar.dateComponents([.year, .month, .day], from: date)
+            let number = Int64((parts.year ?? 0) * 10000 + (parts.month ?? 0) * 100 + (parts.day ?? 0))
+            #expect(UTCTime.day(date).number == number)
+            #expect(UTCTime.day(date).text == String(UTCTime.iso8601(date).prefix(10)))
+        }
+    }
+
     @Test func theInventoryModelCountsEachStockEventOnce() async throws {
         let mongo = try MongoClient(uri: TestServers.settings.mongoURI, database: TestServers.uniqueName("inventory_test"))
         let inventory = mongo.collection(InventoryProjection.name)
