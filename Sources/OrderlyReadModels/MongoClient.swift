@@ -153,6 +153,16 @@ public struct MongoCollection: Sendable {
 
     /// `bulkUpsert` of filters and updates already in JSON.
     public func bulkUpsert(json writes: [(filter: Data, update: Data)]) async throws -> Set<Int> {
+        try await self.bulkWrite(writes.map { ($0.filter, $0.update) }, replacing: false)
+    }
+
+    /// Many `replace_one` upserts in one unordered bulk write, filters and documents in JSON; like
+    /// `bulkUpsert`, returns the indexes of the writes whose guard rejected them.
+    public func bulkReplace(json writes: [(filter: Data, replacement: Data)]) async throws -> Set<Int> {
+        try await self.bulkWrite(writes.map { ($0.filter, $0.replacement) }, replacing: true)
+    }
+
+    func bulkWrite(_ writes: [(filter: Data, document: Data)], replacing: Bool) async throws -> Set<Int> {
         guard !writes.isEmpty else { return [] }
         return try await self.client.withCollection(self.name) { collection in
             try BSON.withDocument(["ordered": false]) { bulkOptions in
@@ -163,9 +173,13 @@ public struct MongoCollection: Sendable {
                 try BSON.withDocument(["upsert": true]) { upsert in
                     for write in writes {
                         try BSON.withJSON(write.filter) { filter in
-                            try BSON.withJSON(write.update) { update in
+                            try BSON.withJSON(write.document) { document in
                                 var error = bson_error_t()
-                                if !mongoc_bulk_operation_update_one_with_opts(bulk, filter, update, upsert, &error) { throw MongoError(error) }
+                                let added =
+                                    replacing
+                                    ? mongoc_bulk_operation_replace_one_with_opts(bulk, filter, document, upsert, &error)
+                                    : mongoc_bulk_operation_update_one_with_opts(bulk, filter, document, upsert, &error)
+                                if !added { throw MongoError(error) }
                             }
                         }
                     }

@@ -2,11 +2,13 @@ import Foundation
 import OrderlyDomain
 import OrderlyEventStore
 
-/// An idempotent MongoDB write, as the JSON libbson reads: `filter` carries a guard (a revision),
-/// so a write that was already made matches nothing and the upsert fails with a duplicate key.
+/// An idempotent MongoDB write of a whole document, as the JSON libbson reads: `filter` carries a
+/// guard (a revision), so a write that was already made matches nothing and the upsert fails with a
+/// duplicate key. The document replaces the stored one (it is the whole view; replacing costs the
+/// document server less than `$set`).
 public struct ProjectionWrite: Sendable, Equatable {
     public var filter: Data
-    public var update: Data
+    public var replacement: Data
 }
 
 /// An order as read-side clients see it (`GET /orders/{id}`): its status through the whole saga,

@@ -84,11 +84,16 @@ extension ReadModelProjection {
             case let previous? where previous.revision == nil: ["$exists": false]
             case let previous?: .int(previous.revision ?? 0)
             }
-        // The view's own JSON goes into `$set` as it is: one encoding per write (views have no `_id`).
-        var update = Data(#"{"$set":"#.utf8)
-        update.append(try JSONEncoder().encode(view))
-        update.append(UInt8(ascii: "}"))
-        return ProjectionWrite(filter: try Document.object([("_id", .string(view.documentID)), ("revision", guardValue)]).jsonData(), update: update)
+        // The view's own JSON with `_id` in front: one encoding per write. (The replacement carries
+        // `_id` itself: NX-27017 gives an upserted replacement without one a new ObjectId.)
+        let body = try JSONEncoder().encode(view)
+        let id = try JSONEncoder().encode(view.documentID)
+        var replacement = Data(#"{"_id":"#.utf8)
+        replacement.append(id)
+        if body.count > 2 { replacement.append(UInt8(ascii: ",")) }
+        replacement.append(body.dropFirst())
+        return ProjectionWrite(
+            filter: try Document.object([("_id", .string(view.documentID)), ("revision", guardValue)]).jsonData(), replacement: replacement)
     }
 
     /// Applies `events` to the documents in `collection`: one read of every document they touch,
@@ -125,7 +130,7 @@ extension ReadModelProjection {
                 guard let view = documents[id] else { continue }
                 writes.append((id, try self.write(view, replacing: stored[id])))
             }
-            let rejected = try await collection.bulkUpsert(json: writes.map { ($0.write.filter, $0.write.update) })
+            let rejected = try await collection.bulkReplace(json: writes.map { ($0.write.filter, $0.write.replacement) })
             written += writes.count - rejected.count
             pending = rejected.sorted().map { writes[$0].id }
             // A guard that rejected an unread document: it existed after all; read it next round.
