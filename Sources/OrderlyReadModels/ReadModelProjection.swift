@@ -86,10 +86,18 @@ extension ReadModelProjection {
             }
         // The view's own JSON with `_id` in front: one encoding per write. (The replacement carries
         // `_id` itself: NX-27017 gives an upserted replacement without one a new ObjectId.)
-        let body = try JSONEncoder().encode(view)
-        let id = try JSONEncoder().encode(view.documentID)
+        let body: Data
+        if let writable = view as? any JSONWritable {
+            var writer = JSONWriter()
+            writable.write(to: &writer)
+            body = Data(writer.bytes)
+        } else {
+            body = try JSONEncoder().encode(view)
+        }
+        var id = JSONWriter(capacity: 64)
+        id.value(view.documentID)
         var replacement = Data(#"{"_id":"#.utf8)
-        replacement.append(id)
+        replacement.append(contentsOf: id.bytes)
         if body.count > 2 { replacement.append(UInt8(ascii: ",")) }
         replacement.append(body.dropFirst())
         return ProjectionWrite(

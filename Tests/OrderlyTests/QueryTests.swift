@@ -5,8 +5,9 @@ import NIOCore
 import OrderlyApp
 import OrderlyDomain
 import OrderlyEventStore
-import OrderlyReadModels
 import Testing
+
+@testable import OrderlyReadModels
 
 /// The read side over HTTP: listing with filters and cursor pages, read-your-writes, and the
 /// projection's definition.
@@ -30,6 +31,29 @@ import Testing
             let number = Int64((parts.year ?? 0) * 10000 + (parts.month ?? 0) * 100 + (parts.day ?? 0))
             #expect(UTCTime.day(date).number == number)
             #expect(UTCTime.day(date).text == String(UTCTime.iso8601(date).prefix(10)))
+        }
+    }
+
+    @Test func theOrderViewsHandWrittenJSONEqualsCodables() throws {
+        let full = OrderView(
+            orderId: "o-\"1\\", customerId: "c-\u{1}é/€", status: "CANCELLED", currency: "EUR",
+            lines: [OrderLine(sku: "S-1", quantity: 2, unitPrice: 1299), OrderLine(sku: "S-2", quantity: 1, unitPrice: -5)], total: 2593,
+            placedAt: "2026-11-23T09:00:00.000Z", updatedAt: "2026-11-23T09:00:01.000Z",
+            timeline: [OrderView.TimelineEntry(type: "OrderPlaced", at: "2026-11-23T09:00:00.000Z", position: 9_007_199_254_740_993)],
+            cancellationReason: "PAYMENT_DECLINED", payment: OrderView.PaymentView(status: "DECLINED", amount: 2593, reason: "CARD_DECLINED"),
+            notified: ["CANCELLED"], version: 3, position: 12, applied: ["order": 3, "payment": 2], revision: 7,
+            statusChangedAt: "2026-11-23T09:00:02.000Z", pageKey: "k2026-11-23T09:00:00.000Z|o-1", placedAtMs: 1_795_424_400_000)
+        var bare = full
+        (bare.cancellationReason, bare.payment, bare.notified, bare.applied, bare.revision) = (nil, nil, nil, nil, nil)
+        (bare.statusChangedAt, bare.pageKey, bare.placedAtMs, bare.lines, bare.timeline) = (nil, nil, nil, [], [])
+        for view in [full, bare] {
+            var writer = JSONWriter()
+            view.write(to: &writer)
+            let hand = Data(writer.bytes)
+            #expect(try JSONDecoder().decode(OrderView.self, from: hand) == view)
+            let handObject = try JSONSerialization.jsonObject(with: hand) as? NSDictionary
+            let codableObject = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(view)) as? NSDictionary
+            #expect(handObject == codableObject, "\(String(decoding: hand, as: UTF8.self))")
         }
     }
 
