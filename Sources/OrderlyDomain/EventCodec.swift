@@ -59,7 +59,7 @@ public enum EventCodec {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
-            try container.encode(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+            try container.encode(UTCTime.iso8601(date))
         }
         encoder.outputFormatting = [.sortedKeys]
         return encoder
@@ -70,6 +70,7 @@ public enum EventCodec {
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
             let text = try container.decode(String.self)
+            if let date = UTCTime.parse(text) { return date }
             if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
                 return date
             }

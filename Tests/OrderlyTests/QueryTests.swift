@@ -31,6 +31,9 @@ import Testing
             let number = Int64((parts.year ?? 0) * 10000 + (parts.month ?? 0) * 100 + (parts.day ?? 0))
             #expect(UTCTime.day(date).number == number)
             #expect(UTCTime.day(date).text == String(UTCTime.iso8601(date).prefix(10)))
+            let text = UTCTime.iso8601(date)
+            let parsed = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+            #expect(UTCTime.parse(text) == parsed, "\(text)")
         }
     }
 
