@@ -78,7 +78,7 @@ struct OrderRoutes {
         let from = try Self.day(request, "from") ?? to.addingTimeInterval(-29 * 86_400)
         guard from <= to else { throw Problem.invalidQuery("from must not be after to", field: "from") }
         guard to.timeIntervalSince(from) <= 365 * 86_400 else { throw Problem.invalidQuery("at most 366 days at a time", field: "to") }
-        let (fromDay, toDay) = (UTCDay.of(from), UTCDay.of(to))
+        let (fromDay, toDay) = (UTCTime.day(from), UTCTime.day(to))
         let days = try await self.dependencies.sales.dailySales(from: fromDay.number, to: toDay.number)
         return JSONBody(value: DailySales(from: fromDay.text, to: toDay.text, days: days))
     }
@@ -87,7 +87,7 @@ struct OrderRoutes {
     static func day(_ request: Request, _ name: String) throws -> Date? {
         guard let text = request.uri.queryParameters[Substring(name)].map(String.init) else { return nil }
         guard text.count == 10, let date = try? Date(text + "T00:00:00Z", strategy: Date.ISO8601FormatStyle()),
-            UTCDay.of(date).text == text
+            UTCTime.day(date).text == text
         else { throw Problem.invalidQuery("\(name) must be a day such as 2026-11-23", field: name) }
         return date
     }

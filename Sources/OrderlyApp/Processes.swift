@@ -86,11 +86,15 @@ public enum Processes {
     public static func projector(_ settings: Settings, opsPort: Int?, logger: Logger) async throws -> [any Service] {
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
         let definitions = try ReadModelCatalog.definitions(from: ProjectionDefinition.defaultDirectory())
-        // Indexes before the first write; MongoDB may still be starting.
+        // Indexes on each model's live collection (a rebuild may have moved it) before the first
+        // write; MongoDB may still be starting.
+        let catalog = ProjectionCatalog(client: mongo)
         var attempt = 0
         while true {
             do {
-                for (_, definition) in definitions { try await definition.ensureIndexes(mongo) }
+                for (_, definition) in definitions {
+                    try await definition.ensureIndexes(mongo, in: try await catalog.ensureState(definition).collection)
+                }
                 break
             } catch let error as MongoError where attempt < 60 {
                 attempt += 1

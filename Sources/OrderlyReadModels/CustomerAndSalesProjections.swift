@@ -62,7 +62,7 @@ public enum CustomerOrdersProjection: ReadModelProjection {
         switch event {
         case .orderPlaced(let placed):
             view.ordersPlaced += 1
-            let at = OrdersProjection.format(recorded.recordedAt)
+            let at = UTCTime.iso8601(recorded.recordedAt)
             if view.lastOrderAt.map({ at >= $0 }) ?? true {
                 view.lastOrderAt = at
                 view.lastOrderId = placed.orderId
@@ -107,13 +107,13 @@ public enum SalesDailyProjection: ReadModelProjection {
     public static let handledTypes: Set<String> = [OrderPlaced.typeName, OrderCompleted.typeName, OrderCancelled.typeName]
 
     public static func documentIDs(of event: DomainEvent, recorded: RecordedEvent) -> [String] {
-        [UTCDay.of(recorded.recordedAt).text]
+        [UTCTime.day(recorded.recordedAt).text]
     }
 
     public static func apply(_ event: DomainEvent, recorded: RecordedEvent, source: String, to current: SalesDayView?, id: String, now: Date)
         -> SalesDayView?
     {
-        let day = UTCDay.of(recorded.recordedAt)
+        let day = UTCTime.day(recorded.recordedAt)
         var view = current ?? SalesDayView(day: day.text, dayNumber: day.number, placed: 0, completed: 0, cancelled: 0, revenue: [:], applied: [:])
         guard view.applied.admit(recorded, from: source) else { return nil }
         switch event {

@@ -108,14 +108,14 @@ public enum OrdersProjection: ReadModelProjection {
         -> OrderView?
     {
         let kind = String(recorded.streamID.prefix { $0 != "-" })
-        let at = format(recorded.recordedAt)
+        let at = UTCTime.iso8601(recorded.recordedAt)
         var view: OrderView
         if case .orderPlaced(let placed) = event {
             guard current == nil else { return nil }
             view = OrderView(
                 orderId: placed.orderId, customerId: placed.customerId, status: OrderStatus.placed.rawValue, currency: placed.currency,
                 lines: placed.lines, total: placed.total, placedAt: at, updatedAt: at, timeline: [], version: 0, position: 0,
-                applied: [:], revision: 0, statusChangedAt: format(now))
+                applied: [:], revision: 0, statusChangedAt: UTCTime.iso8601(now))
         } else {
             guard let current else { return nil }
             view = current
@@ -148,7 +148,7 @@ public enum OrdersProjection: ReadModelProjection {
         default:
             break
         }
-        if view.status != before { view.statusChangedAt = format(now) }
+        if view.status != before { view.statusChangedAt = UTCTime.iso8601(now) }
         if kind == "order" { view.version = recorded.streamVersion }
         applied[kind] = recorded.streamVersion
         view.applied = applied
@@ -159,17 +159,12 @@ public enum OrdersProjection: ReadModelProjection {
         if view.pageKey == nil { view.pageKey = "k\(view.placedAt)|\(view.orderId)" }
         if case .orderPlaced = event {
             view.placedAtMs = UTCTime.milliseconds(recorded.recordedAt)
-        } else if view.placedAtMs == nil,
-            let placed = try? Date(view.placedAt, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-        {
-            view.placedAtMs = Int64((placed.timeIntervalSince1970 * 1000).rounded(.down))
+        } else if view.placedAtMs == nil, let placed = UTCTime.parse(view.placedAt) {
+            view.placedAtMs = UTCTime.milliseconds(placed)
         }
         return view
     }
 
-    static func format(_ date: Date) -> String {
-        UTCTime.iso8601(date)
-    }
 }
 
 /// A page request over the orders: filters, a page size and where the previous page ended.

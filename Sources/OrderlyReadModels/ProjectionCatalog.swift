@@ -1,4 +1,5 @@
 import Foundation
+import OrderlyDomain
 import OrderlyEventStore
 import Synchronization
 
@@ -110,7 +111,7 @@ public struct ProjectionCatalog: Sendable {
         }
     }
 
-    static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+    static func nowMs() -> Int64 { UTCTime.milliseconds(Date()) }
 }
 
 /// The collection each read model lives in now, for readers: looked up in the catalog and kept for

@@ -71,7 +71,7 @@ public struct ProjectionRebuilder<P: ReadModelProjection>: Sendable {
         let target = try await self.store.latestPosition()
         var rebuild = ProjectionState.Rebuild(
             collection: collection, version: self.definition.version, owner: self.owner, heartbeatMs: ProjectionCatalog.nowMs(),
-            startedAt: OrdersProjection.format(Date()), position: 0, target: target)
+            startedAt: UTCTime.iso8601(Date()), position: 0, target: target)
         state = try await self.update(state) { $0.rebuild = rebuild }
         let destination = self.client.collection(collection)
         try await self.definition.ensureIndexes(self.client, in: collection)

@@ -35,18 +35,13 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
 
     public func handle(delivered events: [DeliveredEvent]) async throws {
         let target = try await self.gate.enter()
-        do {
-            var sourced: [SourcedEvent] = []
-            for delivered in events {
-                if let through = target.rebuiltThrough, delivered.event.cursor <= through { continue }
-                if let item = try P.sourced(delivered.event, source: SourcedEvent.source(partition: delivered.partition)) { sourced.append(item) }
-            }
-            try await P.apply(sourced, to: self.client.collection(target.collection))
-            self.gate.leave()
-        } catch {
-            self.gate.leave()
-            throw error
+        defer { self.gate.leave() }
+        var sourced: [SourcedEvent] = []
+        for delivered in events {
+            if let through = target.rebuiltThrough, delivered.event.cursor <= through { continue }
+            if let item = try P.sourced(delivered.event, source: SourcedEvent.source(partition: delivered.partition)) { sourced.append(item) }
         }
+        try await P.apply(sourced, to: self.client.collection(target.collection))
         self.metrics.applied.increment(by: Int64(events.count))
         if let last = events.last { self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(last.event.recordedAt))) }
     }
@@ -54,10 +49,6 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
     /// The consumer always hands over batches with their partitions; a lone event (tests, tools) counts as its own source.
     public func handle(_ event: RecordedEvent) async throws {
         try await self.handle(delivered: [DeliveredEvent(event: event, partition: -1)])
-    }
-
-    public func handle(batch events: [RecordedEvent]) async throws {
-        try await self.handle(delivered: events.map { DeliveredEvent(event: $0, partition: -1) })
     }
 
     /// Watches the projection's state: opens the gate on its collection, or holds still for a rebuild.

@@ -156,10 +156,3 @@ extension ReadModelProjection {
         return SourcedEvent(event: event, recorded: recorded, source: source)
     }
 }
-
-/// The day (UTC) an event was recorded, as `yyyy-MM-dd` and as the number yyyyMMdd.
-public enum UTCDay {
-    public static func of(_ date: Date) -> (text: String, number: Int64) {
-        UTCTime.day(date)
-    }
-}

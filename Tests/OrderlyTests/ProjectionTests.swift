@@ -85,7 +85,7 @@ import Testing
         // c-1 has o-1 (cancelled), o-3 (completed, 400), o-5 (open).
         #expect([second.ordersPlaced, second.ordersCompleted, second.ordersCancelled] == [3, 1, 1])
         #expect(second.spent == ["EUR": 400])
-        let today = UTCDay.of(Date()).number
+        let today = UTCTime.day(Date()).number
         let days = try await customers.dailySales(from: today - 1, to: today + 1)
         #expect(days.count == 1)
         #expect(days.first.map { [$0.placed, $0.completed, $0.cancelled] } == [6, 2, 2])
@@ -269,7 +269,7 @@ import Testing
                 return summary?.ordersOpen == 0 && summary?.ordersPlaced == 2 ? summary : nil
             }
             #expect(summary?.spent == ["EUR": 500] && summary?.ordersCancelled == 1)
-            let today = UTCDay.of(Date()).text
+            let today = UTCTime.day(Date()).text
             let sales = try await TestServers.eventually { () -> String? in
                 let response = try await client.execute(uri: "/sales/daily?from=\(today)&to=\(today)", method: .get)
                 let body = String(buffer: response.body)

@@ -103,11 +103,7 @@ import Testing
                 ]
             ])
         func recorded(_ event: DomainEvent, version: Int64, position: Int64) throws -> RecordedEvent {
-            let encoded = try EventCodec.encode(event)
-            return RecordedEvent(
-                id: UUID(), streamID: "order-o-old", streamVersion: version, position: position, transactionID: UInt64(position),
-                type: encoded.type, schemaVersion: encoded.schemaVersion, data: encoded.data, metadata: EventMetadata(correlationId: "o-old"),
-                recordedAt: Date())
+            try TestEvents.recorded(event, stream: "order-o-old", version: version, position: position, correlation: "o-old")
         }
         let placedAgain = try recorded(
             .orderPlaced(
