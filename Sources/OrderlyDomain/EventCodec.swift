@@ -32,10 +32,34 @@ public enum EventCodec {
 
     public static func decode(_ encoded: EncodedEvent) throws(EventDecodingError) -> DomainEvent {
         guard let payloadType = payloadTypesByName[encoded.type] else { throw .unknownType(encoded.type) }
-        guard encoded.schemaVersion == payloadType.schemaVersion else {
+        return try decodePayload(payloadType, try upcast(encoded)).asEvent
+    }
+
+    private static let upcastersByStep: [String: Upcaster] = Dictionary(
+        uniqueKeysWithValues: Upcaster.all.map { ("\($0.type)/\($0.fromVersion)", $0) })
+
+    /// The event in its type's current schema version: older versions go through their upcasters one
+    /// step at a time; the current version comes back untouched (no decoding). Unknown types are
+    /// returned as they are; a version newer than this build knows, or one with no upcaster, is an error.
+    public static func upcast(_ encoded: EncodedEvent) throws(EventDecodingError) -> EncodedEvent {
+        guard let payloadType = payloadTypesByName[encoded.type] else { return encoded }
+        let current = payloadType.schemaVersion
+        if encoded.schemaVersion == current { return encoded }
+        guard encoded.schemaVersion < current else {
             throw .unsupportedSchemaVersion(type: encoded.type, version: encoded.schemaVersion)
         }
-        return try decodePayload(payloadType, encoded).asEvent
+        var event = encoded
+        while event.schemaVersion < current {
+            guard let step = upcastersByStep["\(event.type)/\(event.schemaVersion)"] else {
+                throw .unsupportedSchemaVersion(type: encoded.type, version: encoded.schemaVersion)
+            }
+            do {
+                event = EncodedEvent(type: event.type, schemaVersion: event.schemaVersion + 1, data: try step.upcast(event.data))
+            } catch {
+                throw .malformed(type: event.type, reason: "version \(event.schemaVersion) cannot be upcast: \(error)")
+            }
+        }
+        return event
     }
 
     /// Decodes a stored event, or returns nil for a type this version of Orderly does not know.

@@ -28,28 +28,54 @@ extension EventPayload {
 
 // MARK: - Order stream (`order-<orderId>`): written by the api and the order service.
 
+/// How an order is to be paid. Only cards (a gateway token) so far; the method is named so that
+/// other ways to pay can be added without another schema version.
+public struct PaymentDetails: Codable, Sendable, Equatable {
+    public var method: String
+    public var token: String
+
+    public init(method: String = "card", token: String) {
+        self.method = method
+        self.token = token
+    }
+}
+
 /// A customer placed an order.
+///
+/// Schema version 2 keeps the payment under `payment` (`{"method": "card", "token": …}`); version 1,
+/// written until November 2026, had a top-level `paymentToken`. `OrderPlacedUpcaster` turns stored
+/// version 1 events into this shape on every read.
 public struct OrderPlaced: EventPayload {
     public static let typeName = "OrderPlaced"
+    public static let schemaVersion = 2
     public var orderId: String
     public var customerId: String
     public var currency: String
     public var lines: [OrderLine]
     public var total: MinorUnits
-    public var paymentToken: String
+    public var payment: PaymentDetails
     public var placedAt: Date
 
     public init(
         orderId: String, customerId: String, currency: String, lines: [OrderLine], total: MinorUnits,
-        paymentToken: String, placedAt: Date
+        payment: PaymentDetails, placedAt: Date
     ) {
         self.orderId = orderId
         self.customerId = customerId
         self.currency = currency
         self.lines = lines
         self.total = total
-        self.paymentToken = paymentToken
+        self.payment = payment
         self.placedAt = placedAt
+    }
+
+    public init(
+        orderId: String, customerId: String, currency: String, lines: [OrderLine], total: MinorUnits,
+        paymentToken: String, placedAt: Date
+    ) {
+        self.init(
+            orderId: orderId, customerId: customerId, currency: currency, lines: lines, total: total,
+            payment: PaymentDetails(token: paymentToken), placedAt: placedAt)
     }
 
     public var asEvent: DomainEvent { .orderPlaced(self) }

@@ -52,7 +52,7 @@ public struct Payment: Aggregate, Equatable {
     /// Records how the order will pay, once.
     public func request(_ placed: OrderPlaced) -> [DomainEvent] {
         guard self.state == .none else { return [] }
-        return [.paymentRequested(PaymentRequested(orderId: placed.orderId, currency: placed.currency, paymentToken: placed.paymentToken))]
+        return [.paymentRequested(PaymentRequested(orderId: placed.orderId, currency: placed.currency, paymentToken: placed.payment.token))]
     }
 
     /// Stock is reserved: charge the reserved total, unless already decided or voided.

@@ -28,6 +28,16 @@ public enum UTCTime {
         return text
     }
 
+    /// A time a person typed (a query parameter, a CLI option): ISO 8601 with or without fractional
+    /// seconds and with any offset, or a bare `yyyy-MM-dd` for that day's UTC midnight.
+    public static func parseInput(_ text: String) -> Date? {
+        if let date = Self.parse(text) { return date }
+        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
+        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle()) { return date }
+        if text.utf8.count == 10, let date = try? Date(text + "T00:00:00Z", strategy: Date.ISO8601FormatStyle()) { return date }
+        return nil
+    }
+
     /// Reads `yyyy-MM-ddTHH:mm:ss.SSSZ` (what `iso8601` writes) without Foundation's parser, to the
     /// same `Date` it would give (a test holds them equal); nil for any other shape.
     public static func parse(_ text: String) -> Date? {

@@ -150,11 +150,20 @@ public protocol EventStore: Sendable {
     func append(
         _ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion, idempotency: IdempotencyKey?
     ) async throws -> AppendResult
-    /// Events of one stream, in version order, from `version` (inclusive).
-    func readStream(_ stream: String, from version: Int64) async throws -> [RecordedEvent]
-    /// Committed events after `cursor`, in log order, at most `limit`. Never skips an event that a
-    /// slower transaction commits later.
-    func readAll(after cursor: LogCursor, limit: Int) async throws -> [RecordedEvent]
+    /// Events of one stream, in version order, from `version` (inclusive), at most `limit`.
+    func readStream(_ stream: String, from version: Int64, limit: Int) async throws -> [RecordedEvent]
+    /// Committed events after `cursor` that match `filter`, in log order, at most `limit`. Never skips
+    /// an event that a slower transaction commits later.
+    func readAll(after cursor: LogCursor, limit: Int, matching filter: EventFilter) async throws -> [RecordedEvent]
+    /// The log cursor of the event at `position`, to resume a reader that knows only positions; nil
+    /// when no event has that position.
+    func cursor(atPosition position: Int64) async throws -> LogCursor?
+    /// Every event matching `filter` in position order, handed to `body` one at a time as it is read:
+    /// memory stays flat whatever the log's size. One consistent snapshot (one statement): events
+    /// committed after the scan began are not included.
+    func scan(matching filter: EventFilter, _ body: (RecordedEvent) throws -> Void) async throws
+    /// How many events match `filter` (for progress bars).
+    func count(matching filter: EventFilter) async throws -> Int64
     /// The highest position appended so far (0 for an empty log), committed or not: for lag metrics.
     func latestPosition() async throws -> Int64
     func loadCheckpoint(_ name: String) async throws -> LogCursor
@@ -178,7 +187,57 @@ public struct OpenStream: Sendable, Equatable {
     }
 }
 
+/// Which events a reader wants; an empty or nil part matches everything.
+public struct EventFilter: Sendable, Equatable {
+    /// Event type names, any of which matches.
+    public var types: [String]
+    /// Streams whose id starts with this text (`order-` for every order stream).
+    public var streamPrefix: String?
+    /// Recorded at or after.
+    public var recordedFrom: Date?
+    /// Recorded before.
+    public var recordedBefore: Date?
+    /// Positions at or after.
+    public var fromPosition: Int64?
+    /// Positions at or before.
+    public var toPosition: Int64?
+
+    public static let all = EventFilter()
+
+    public init(
+        types: [String] = [], streamPrefix: String? = nil, recordedFrom: Date? = nil, recordedBefore: Date? = nil,
+        fromPosition: Int64? = nil, toPosition: Int64? = nil
+    ) {
+        self.types = types
+        self.streamPrefix = streamPrefix
+        self.recordedFrom = recordedFrom
+        self.recordedBefore = recordedBefore
+        self.fromPosition = fromPosition
+        self.toPosition = toPosition
+    }
+
+    public func matches(_ event: RecordedEvent) -> Bool {
+        if !self.types.isEmpty && !self.types.contains(event.type) { return false }
+        if let prefix = self.streamPrefix, !event.streamID.hasPrefix(prefix) { return false }
+        if let from = self.recordedFrom, event.recordedAt < from { return false }
+        if let before = self.recordedBefore, event.recordedAt >= before { return false }
+        if let from = self.fromPosition, event.position < from { return false }
+        if let to = self.toPosition, event.position > to { return false }
+        return true
+    }
+}
+
 extension EventStore {
+    /// Every committed event after `cursor`, in log order, at most `limit`.
+    public func readAll(after cursor: LogCursor, limit: Int) async throws -> [RecordedEvent] {
+        try await self.readAll(after: cursor, limit: limit, matching: .all)
+    }
+
+    /// The whole stream from `version` on.
+    public func readStream(_ stream: String, from version: Int64) async throws -> [RecordedEvent] {
+        try await self.readStream(stream, from: version, limit: Int.max)
+    }
+
     public func append(_ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion) async throws -> AppendResult {
         try await self.append(events, to: stream, expecting: expected, idempotency: nil)
     }

@@ -55,18 +55,34 @@ public final class InMemoryEventStore: EventStore {
         }
     }
 
-    public func readStream(_ stream: String, from version: Int64) async throws -> [RecordedEvent] {
+    public func readStream(_ stream: String, from version: Int64, limit: Int) async throws -> [RecordedEvent] {
         self.state.withLock { state in
-            state.events.filter { $0.streamID == stream && $0.streamVersion >= version }
+            Array(state.events.lazy.filter { $0.streamID == stream && $0.streamVersion >= version }.prefix(limit))
         }
     }
 
-    public func readAll(after cursor: LogCursor, limit: Int) async throws -> [RecordedEvent] {
+    public func readAll(after cursor: LogCursor, limit: Int, matching filter: EventFilter) async throws -> [RecordedEvent] {
         self.state.withLock { state in
             let start = Int(max(cursor.position, 0))
             guard start < state.events.count else { return [] }
-            return Array(state.events[start..<min(start + limit, state.events.count)])
+            return Array(state.events[start...].lazy.filter { filter.matches($0) }.prefix(limit))
         }
+    }
+
+    public func cursor(atPosition position: Int64) async throws -> LogCursor? {
+        self.state.withLock { state in
+            guard position >= 1, position <= state.events.count else { return nil }
+            return state.events[Int(position) - 1].cursor
+        }
+    }
+
+    public func scan(matching filter: EventFilter, _ body: (RecordedEvent) throws -> Void) async throws {
+        let snapshot = self.state.withLock { $0.events }
+        for event in snapshot where filter.matches(event) { try body(event) }
+    }
+
+    public func count(matching filter: EventFilter) async throws -> Int64 {
+        self.state.withLock { state in Int64(state.events.lazy.filter { filter.matches($0) }.count) }
     }
 
     public func latestPosition() async throws -> Int64 {

@@ -131,17 +131,17 @@ public struct PostgresEventStore: EventStore {
         }
     }
 
-    public func readStream(_ stream: String, from version: Int64) async throws -> [RecordedEvent] {
+    public func readStream(_ stream: String, from version: Int64, limit: Int) async throws -> [RecordedEvent] {
         let rows = try await self.client.query(
             """
             SELECT \(unescaped: Self.columns) FROM events
             WHERE stream_id = \(stream) AND stream_version >= \(version)
-            ORDER BY events.stream_version
+            ORDER BY events.stream_version LIMIT \(Int64(limit))
             """, logger: self.logger)
         return try await Self.decode(rows)
     }
 
-    public func readAll(after cursor: LogCursor, limit: Int) async throws -> [RecordedEvent] {
+    public func readAll(after cursor: LogCursor, limit: Int, matching filter: EventFilter) async throws -> [RecordedEvent] {
         // The horizon comes from its own, earlier statement: every transaction below it had finished
         // before the read below takes its snapshot, so each committed row under it is visible to that
         // read, whatever the server does inside one statement. One extra round trip per batch.
@@ -153,15 +153,104 @@ public struct PostgresEventStore: EventStore {
         }
         guard let horizon else { return [] }
         let transactionID = String(cursor.transactionID)
+        let rows: PostgresRowSequence
+        if filter == .all {
+            rows = try await self.client.query(
+                """
+                SELECT \(unescaped: Self.columns) FROM events
+                WHERE transaction_id < \(horizon)::xid8
+                  AND (transaction_id, position) > (\(transactionID)::xid8, \(cursor.position))
+                ORDER BY events.transaction_id, events.position
+                LIMIT \(limit)
+                """, logger: self.logger)
+        } else {
+            let parts = FilterParts(filter)
+            rows = try await self.client.query(
+                """
+                SELECT \(unescaped: Self.columns) FROM events
+                WHERE transaction_id < \(horizon)::xid8
+                  AND (transaction_id, position) > (\(transactionID)::xid8, \(cursor.position))
+                  AND (\(parts.types)::text[] IS NULL OR event_type = ANY(\(parts.types)::text[]))
+                  AND (\(parts.streamPattern)::text IS NULL OR stream_id LIKE \(parts.streamPattern)::text)
+                  AND (\(parts.recordedFrom)::timestamptz IS NULL OR recorded_at >= \(parts.recordedFrom)::timestamptz)
+                  AND (\(parts.recordedBefore)::timestamptz IS NULL OR recorded_at < \(parts.recordedBefore)::timestamptz)
+                  AND position BETWEEN \(parts.fromPosition) AND \(parts.toPosition)
+                ORDER BY events.transaction_id, events.position
+                LIMIT \(limit)
+                """, logger: self.logger)
+        }
+        return try await Self.decode(rows)
+    }
+
+    public func cursor(atPosition position: Int64) async throws -> LogCursor? {
+        let rows = try await self.client.query(
+            "SELECT transaction_id::text FROM events WHERE position = \(position)", logger: self.logger)
+        for try await transactionID in rows.decode(String.self) {
+            return LogCursor(transactionID: UInt64(transactionID) ?? 0, position: position)
+        }
+        return nil
+    }
+
+    public func scan(matching filter: EventFilter, _ body: (RecordedEvent) throws -> Void) async throws {
+        let parts = FilterParts(filter)
+        // One statement, so one snapshot; postgres-nio reads the rows off the socket only as they are
+        // consumed, so a history of any size streams through in constant memory.
         let rows = try await self.client.query(
             """
             SELECT \(unescaped: Self.columns) FROM events
-            WHERE transaction_id < \(horizon)::xid8
-              AND (transaction_id, position) > (\(transactionID)::xid8, \(cursor.position))
-            ORDER BY events.transaction_id, events.position
-            LIMIT \(limit)
+            WHERE (\(parts.types)::text[] IS NULL OR event_type = ANY(\(parts.types)::text[]))
+              AND (\(parts.streamPattern)::text IS NULL OR stream_id LIKE \(parts.streamPattern)::text)
+              AND (\(parts.recordedFrom)::timestamptz IS NULL OR recorded_at >= \(parts.recordedFrom)::timestamptz)
+              AND (\(parts.recordedBefore)::timestamptz IS NULL OR recorded_at < \(parts.recordedBefore)::timestamptz)
+              AND position BETWEEN \(parts.fromPosition) AND \(parts.toPosition)
+            ORDER BY events.position
             """, logger: self.logger)
-        return try await Self.decode(rows)
+        for try await row in rows {
+            try body(try Self.event(from: row))
+        }
+    }
+
+    public func count(matching filter: EventFilter) async throws -> Int64 {
+        let parts = FilterParts(filter)
+        let rows = try await self.client.query(
+            """
+            SELECT count(*) FROM events
+            WHERE (\(parts.types)::text[] IS NULL OR event_type = ANY(\(parts.types)::text[]))
+              AND (\(parts.streamPattern)::text IS NULL OR stream_id LIKE \(parts.streamPattern)::text)
+              AND (\(parts.recordedFrom)::timestamptz IS NULL OR recorded_at >= \(parts.recordedFrom)::timestamptz)
+              AND (\(parts.recordedBefore)::timestamptz IS NULL OR recorded_at < \(parts.recordedBefore)::timestamptz)
+              AND position BETWEEN \(parts.fromPosition) AND \(parts.toPosition)
+            """, logger: self.logger)
+        for try await count in rows.decode(Int64.self) { return count }
+        return 0
+    }
+
+    /// A filter as query parameters: NULL for a part that matches everything (unnamed statements are
+    /// planned with their values, so the server drops those conditions).
+    private struct FilterParts {
+        var types: [String]?
+        var streamPattern: String?
+        var recordedFrom: Date?
+        var recordedBefore: Date?
+        var fromPosition: Int64
+        var toPosition: Int64
+
+        init(_ filter: EventFilter) {
+            self.types = filter.types.isEmpty ? nil : filter.types
+            self.streamPattern = filter.streamPrefix.map { prefix in
+                // LIKE's wildcards and its escape character are literal in a prefix.
+                var pattern = ""
+                for character in prefix {
+                    if character == "%" || character == "_" || character == "\\" { pattern.append("\\") }
+                    pattern.append(character)
+                }
+                return pattern + "%"
+            }
+            self.recordedFrom = filter.recordedFrom
+            self.recordedBefore = filter.recordedBefore
+            self.fromPosition = filter.fromPosition ?? Int64.min
+            self.toPosition = filter.toPosition ?? Int64.max
+        }
     }
 
     public func openStreams(startedBy startType: String, in window: Range<Date>, lacking endTypes: [String], limit: Int) async throws
@@ -221,23 +310,22 @@ public struct PostgresEventStore: EventStore {
         """
 
     private static func decode(_ rows: PostgresRowSequence) async throws -> [RecordedEvent] {
-        // Metadata fields come out as columns: no JSON parsing per row on the relay's hot path.
         var events: [RecordedEvent] = []
-        for try await (
-            position, transactionID, id, stream, version, type, schemaVersion, data, correlation, causation, actor, partitionKey, recordedAt
-        )
-            in rows.decode((Int64, String, UUID, String, Int64, String, Int32, String, String?, String?, String?, String?, Date).self)
-        {
-            events.append(
-                RecordedEvent(
-                    id: id, streamID: stream, streamVersion: version, position: position,
-                    transactionID: UInt64(transactionID) ?? 0, type: type, schemaVersion: Int(schemaVersion),
-                    data: Data(data.utf8),
-                    metadata: EventMetadata(correlationId: correlation, causationId: causation, actor: actor, partitionKey: partitionKey),
-                    recordedAt: recordedAt
-                )
-            )
-        }
+        for try await row in rows { events.append(try Self.event(from: row)) }
         return events
+    }
+
+    /// One row of `columns`. Metadata fields come out as columns: no JSON parsing per row on the
+    /// relay's hot path.
+    private static func event(from row: PostgresRow) throws -> RecordedEvent {
+        let (position, transactionID, id, stream, version, type, schemaVersion, data, correlation, causation, actor, partitionKey, recordedAt) =
+            try row.decode((Int64, String, UUID, String, Int64, String, Int32, String, String?, String?, String?, String?, Date).self)
+        return RecordedEvent(
+            id: id, streamID: stream, streamVersion: version, position: position,
+            transactionID: UInt64(transactionID) ?? 0, type: type, schemaVersion: Int(schemaVersion),
+            data: Data(data.utf8),
+            metadata: EventMetadata(correlationId: correlation, causationId: causation, actor: actor, partitionKey: partitionKey),
+            recordedAt: recordedAt
+        )
     }
 }

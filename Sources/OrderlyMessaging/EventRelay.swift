@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import OrderlyEventStore
 import ServiceLifecycle
+import Synchronization
 
 /// Publishes the event log to Kafka in log order. The checkpoint moves only after every delivery
 /// report of a batch succeeded; after any failure the relay starts again from the checkpoint, so a
@@ -15,11 +16,15 @@ public struct EventRelay: Service {
         public var batchSize: Int
         public var idleDelay: Duration
         public var retryDelay: Duration
+        /// Which events to publish: everything for the live relay; a replay for a new consumer group
+        /// publishes only from a position on.
+        public var filter: EventFilter
 
         public init(
             topic: String = "order-events", checkpointName: String = "relay", batchSize: Int = 5000,
-            idleDelay: Duration = .milliseconds(20), retryDelay: Duration = .seconds(1)
+            idleDelay: Duration = .milliseconds(20), retryDelay: Duration = .seconds(1), filter: EventFilter = .all
         ) {
+            self.filter = filter
             self.topic = topic
             self.checkpointName = checkpointName
             self.batchSize = batchSize
@@ -68,13 +73,30 @@ public struct EventRelay: Service {
         try await self.publish(from: cursor, stoppingAfter: nil)
     }
 
+    /// Publishes from the checkpoint on until it has caught up with the log, under the leader lock,
+    /// then returns how many events went out (a replay for a new consumer group). Run again, it
+    /// resumes from its checkpoint.
+    public func catchUp() async throws -> Int {
+        let published = Mutex(0)
+        try await self.leaderLock.whileLeader {
+            let cursor = try await self.store.loadCheckpoint(self.settings.checkpointName)
+            self.logger.info("catching up", metadata: ["checkpoint": "\(cursor)", "topic": "\(self.settings.topic)"])
+            let count = try await self.publish(from: cursor, stoppingAfter: nil, untilCaughtUp: true)
+            published.withLock { $0 = count }
+        }
+        await self.producer.shutdown()
+        return published.withLock { $0 }
+    }
+
     /// Publishes the log from `cursor` on, batch after batch, until cancelled (or, given a count, once
-    /// at least that many events went out); returns how many it published. The next batch is read
-    /// while the current one waits for its delivery reports; the checkpoint still moves only after them.
+    /// at least that many events went out; or, if asked, once a read finds nothing new); returns how
+    /// many it published. The next batch is read while the current one waits for its delivery
+    /// reports; the checkpoint still moves only after them.
     @discardableResult
-    public func publish(from start: LogCursor, stoppingAfter count: Int?) async throws -> Int {
+    public func publish(from start: LogCursor, stoppingAfter count: Int?, untilCaughtUp: Bool = false) async throws -> Int {
         let store = self.store
         let limit = self.settings.batchSize
+        let filter = self.settings.filter
         var cursor = start
         var published = 0
         var prefetch: Task<[RecordedEvent], any Error>?
@@ -86,12 +108,12 @@ public struct EventRelay: Service {
             if let prefetched = prefetch {
                 events = try await prefetched.value
             } else {
-                events = try await store.readAll(after: cursor, limit: limit)
+                events = try await store.readAll(after: cursor, limit: limit, matching: filter)
             }
             prefetch = nil
             if let last = events.last {
                 let next = last.cursor
-                prefetch = Task { try await store.readAll(after: next, limit: limit) }
+                prefetch = Task { try await store.readAll(after: next, limit: limit, matching: filter) }
                 try await self.send(events)
                 cursor = next
                 published += events.count
@@ -102,7 +124,10 @@ public struct EventRelay: Service {
                 self.metrics.lagPositions.record(max(0, head - cursor.position))
                 if events.isEmpty { self.metrics.lagSeconds.record(0) }
             }
-            if events.isEmpty { try await Task.sleep(for: self.settings.idleDelay) }
+            if events.isEmpty {
+                if untilCaughtUp { break }
+                try await Task.sleep(for: self.settings.idleDelay)
+            }
         }
         return published
     }

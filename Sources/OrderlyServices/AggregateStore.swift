@@ -10,6 +10,10 @@ public enum StreamNames {
     public static func reservation(_ orderId: String) -> String { "reservation-\(orderId)" }
     public static func payment(_ orderId: String) -> String { "payment-\(orderId)" }
     public static func notification(_ orderId: String) -> String { "notification-\(orderId)" }
+    /// Every stream that belongs to one order (stock streams are shared by many orders).
+    public static func ofOrder(_ orderId: String) -> [String] {
+        [order(orderId), reservation(orderId), payment(orderId), notification(orderId)]
+    }
 }
 
 /// A stored event whose type or shape the domain does not know, in a stream it owns.

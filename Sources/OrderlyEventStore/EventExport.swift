@@ -1,0 +1,117 @@
+import Foundation
+import OrderlyDomain
+
+/// How events leave Orderly for analysts: the JSON shape of the events API and of JSON Lines exports,
+/// and the CSV rows. Events come out in their type's current schema version (older ones go through
+/// `EventCodec.upcast`), so every consumer of history reads one shape per type.
+public enum EventExportFormat: String, Sendable, CaseIterable {
+    case jsonLines = "jsonl"
+    case csv
+}
+
+public enum EventJSON {
+    /// The event as the current schema version. An event that cannot be upcast (a broken row) comes
+    /// out as stored, with its stored version, rather than being dropped from history.
+    public static func current(_ event: RecordedEvent) -> RecordedEvent {
+        let stored = EncodedEvent(type: event.type, schemaVersion: event.schemaVersion, data: event.data)
+        guard let upcast = try? EventCodec.upcast(stored), upcast.schemaVersion != event.schemaVersion else { return event }
+        var current = event
+        current.schemaVersion = upcast.schemaVersion
+        current.data = upcast.data
+        return current
+    }
+
+    /// `{"position", "eventId", "streamId", "streamVersion", "type", "schemaVersion", "recordedAt",
+    /// "metadata": {...}, "data": {...}}`; `data` is the event's JSON as stored (or upcast).
+    public static func write(_ event: RecordedEvent, to json: inout JSONWriter) {
+        let event = Self.current(event)
+        json.object { json in
+            json.field("position", event.position)
+            json.field("eventId", event.id.uuidString.lowercased())
+            json.field("streamId", event.streamID)
+            json.field("streamVersion", event.streamVersion)
+            json.field("type", event.type)
+            json.field("schemaVersion", Int64(event.schemaVersion))
+            json.field("recordedAt", UTCTime.iso8601(event.recordedAt))
+            json.key("metadata")
+            json.object { json in
+                json.field("correlationId", event.metadata.correlationId)
+                json.field("causationId", event.metadata.causationId)
+                json.field("actor", event.metadata.actor)
+            }
+            json.key("data")
+            json.raw(event.data)
+        }
+    }
+
+    public static func bytes(_ event: RecordedEvent) -> [UInt8] {
+        var json = JSONWriter(capacity: 512)
+        Self.write(event, to: &json)
+        return json.bytes
+    }
+}
+
+/// Writes events one after another in an export format into a byte buffer that the caller drains
+/// (to a file, stdout, a socket) whenever it grows past a threshold: memory stays flat.
+public struct EventExportWriter: Sendable {
+    public let format: EventExportFormat
+    private var json = JSONWriter(capacity: 1 << 20)
+
+    public static let csvHeader = "position,event_id,stream_id,stream_version,type,schema_version,recorded_at,correlation_id,causation_id,actor,data\n"
+
+    public init(format: EventExportFormat) {
+        self.format = format
+    }
+
+    /// What is written so far and not yet taken.
+    public var pending: Int { self.json.bytes.count }
+
+    public mutating func header() {
+        if self.format == .csv { self.json.raw(Self.csvHeader.utf8) }
+    }
+
+    public mutating func append(_ event: RecordedEvent) {
+        switch self.format {
+        case .jsonLines:
+            EventJSON.write(event, to: &self.json)
+            self.json.removeSeparator()
+            self.json.raw([UInt8(ascii: "\n")])
+            self.json.removeSeparator()
+        case .csv:
+            let event = EventJSON.current(event)
+            var row = "\(event.position),\(event.id.uuidString.lowercased()),\(Self.csvField(event.streamID)),\(event.streamVersion),"
+            row += "\(Self.csvField(event.type)),\(event.schemaVersion),\(UTCTime.iso8601(event.recordedAt)),"
+            row += "\(Self.csvField(event.metadata.correlationId ?? "")),\(Self.csvField(event.metadata.causationId ?? "")),"
+            row += "\(Self.csvField(event.metadata.actor ?? "")),"
+            self.json.raw(row.utf8)
+            self.json.removeSeparator()
+            self.json.raw(Self.csvQuoted(event.data))
+            self.json.removeSeparator()
+            self.json.raw([UInt8(ascii: "\n")])
+            self.json.removeSeparator()
+        }
+    }
+
+    /// Hands over what was written and starts an empty buffer (keeping its capacity).
+    public mutating func take(_ body: ([UInt8]) throws -> Void) rethrows {
+        try body(self.json.bytes)
+        self.json.removeAll()
+    }
+
+    /// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    static func csvQuoted(_ bytes: Data) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "\"")]
+        out.reserveCapacity(bytes.count + 8)
+        for byte in bytes {
+            if byte == UInt8(ascii: "\"") { out.append(byte) }
+            out.append(byte)
+        }
+        out.append(UInt8(ascii: "\""))
+        return out
+    }
+}

@@ -1,0 +1,61 @@
+import OrderlyDomain
+
+/// Views that write their own JSON (the same fields `Codable` would).
+protocol JSONWritable {
+    func write(to writer: inout JSONWriter)
+}
+
+extension OrderView: JSONWritable {
+    func write(to writer: inout JSONWriter) {
+        writer.object { json in
+            json.field("orderId", self.orderId)
+            json.field("customerId", self.customerId)
+            json.field("status", self.status)
+            json.field("currency", self.currency)
+            json.key("lines")
+            json.array(self.lines) { json, line in
+                json.object { json in
+                    json.field("sku", line.sku)
+                    json.field("quantity", Int64(line.quantity))
+                    json.field("unitPrice", line.unitPrice)
+                }
+            }
+            json.field("total", self.total)
+            json.field("placedAt", self.placedAt)
+            json.field("updatedAt", self.updatedAt)
+            json.key("timeline")
+            json.array(self.timeline) { json, entry in
+                json.object { json in
+                    json.field("type", entry.type)
+                    json.field("at", entry.at)
+                    json.field("position", entry.position)
+                }
+            }
+            json.field("cancellationReason", self.cancellationReason)
+            if let payment = self.payment {
+                json.key("payment")
+                json.object { json in
+                    json.field("status", payment.status)
+                    json.field("amount", payment.amount)
+                    json.field("reason", payment.reason)
+                }
+            }
+            if let notified = self.notified {
+                json.key("notified")
+                json.array(notified) { json, outcome in json.value(outcome) }
+            }
+            json.field("version", self.version)
+            json.field("position", self.position)
+            if let applied = self.applied {
+                json.key("applied")
+                json.object { json in
+                    for (stream, version) in applied.sorted(by: { $0.key < $1.key }) { json.field(stream, version) }
+                }
+            }
+            json.field("revision", self.revision)
+            json.field("statusChangedAt", self.statusChangedAt)
+            json.field("pageKey", self.pageKey)
+            json.field("placedAtMs", self.placedAtMs)
+        }
+    }
+}
