@@ -103,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "OrderlyCLI",
             dependencies: [
-                "OrderlyApp", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels", "OrderlyServices",
+                "OrderlyAPI", "OrderlyApp", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels", "OrderlyServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

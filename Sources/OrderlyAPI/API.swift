@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import OrderlyDomain
+import OrderlyEventStore
 import OrderlyReadModels
 import OrderlyServices
 
@@ -11,6 +12,13 @@ public struct APIDependencies: Sendable {
     public var orders: any OrderReadModel
     public var inventory: any InventoryReadModel
     public var sales: any SalesReadModel
+    /// The event log, read by the analysts' routes.
+    public var events: any EventStore
+    /// Verifies bearer tokens; nil when no key is configured (then no token is accepted and every
+    /// route that needs a role answers 401).
+    public var tokens: TokenAuthority?
+    /// How often the live event tail polls the log once caught up.
+    public var livePollInterval: Duration = .milliseconds(200)
     /// Named checks for `/ready`; each throws when its part does not answer.
     public var readinessChecks: [(String, @Sendable () async throws -> Void)]
     /// The process's metrics in the Prometheus text format, for `/metrics`.
@@ -18,13 +26,15 @@ public struct APIDependencies: Sendable {
 
     public init(
         commands: OrderCommands, orders: any OrderReadModel, inventory: any InventoryReadModel, sales: any SalesReadModel,
-        readinessChecks: [(String, @Sendable () async throws -> Void)],
+        events: any EventStore, tokens: TokenAuthority?, readinessChecks: [(String, @Sendable () async throws -> Void)],
         metricsText: @escaping @Sendable () -> [UInt8] = { [] }
     ) {
         self.commands = commands
         self.orders = orders
         self.inventory = inventory
         self.sales = sales
+        self.events = events
+        self.tokens = tokens
         self.readinessChecks = readinessChecks
         self.metricsText = metricsText
     }
@@ -34,10 +44,13 @@ public enum API {
     public static let maxBodyBytes = 64 * 1024
 
     /// The router every entry point (api, dev, tests) serves, so what is tested is what runs.
-    public static func buildRouter(_ dependencies: APIDependencies) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public static func buildRouter(_ dependencies: APIDependencies) -> Router<OrderlyRequestContext> {
+        let router = Router(context: OrderlyRequestContext.self)
         router.add(middleware: ProblemMiddleware())
+        router.add(middleware: AuthMiddleware(authority: dependencies.tokens))
         OrderRoutes(dependencies: dependencies).register(on: router)
+        EventRoutes(store: dependencies.events, livePollInterval: dependencies.livePollInterval, keepAliveInterval: .seconds(15))
+            .register(on: router)
         HealthRoutes(checks: dependencies.readinessChecks, metricsText: dependencies.metricsText).register(on: router)
         return router
     }

@@ -40,7 +40,7 @@ struct OrderRoutes {
         var position: Int64
     }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<OrderlyRequestContext>) {
         router.post("/orders") { request, _ in try await self.placeOrder(request) }
         router.get("/orders") { request, _ in try await self.listOrders(request) }
         router.get("/orders/{id}") { request, context in try await self.getOrder(request, context) }
@@ -92,14 +92,14 @@ struct OrderRoutes {
         return date
     }
 
-    func cancelOrder(_ context: BasicRequestContext) async throws -> JSONBody<PlaceOrderResponse> {
+    func cancelOrder(_ context: OrderlyRequestContext) async throws -> JSONBody<PlaceOrderResponse> {
         let id = try context.parameters.require("id")
         guard id.count <= 64 else { throw Problem.notFound("no order \(id)") }
         let result = try await self.dependencies.commands.cancelOrder(id, actor: nil)
         return JSONBody(status: .accepted, value: PlaceOrderResponse(orderId: result.orderId, position: result.position))
     }
 
-    func restock(_ request: Request, _ context: BasicRequestContext) async throws -> JSONBody<RestockResponse> {
+    func restock(_ request: Request, _ context: OrderlyRequestContext) async throws -> JSONBody<RestockResponse> {
         let sku = try context.parameters.require("sku")
         let body = try await decodeBody(RestockBody.self, from: request)
         let result = try await self.dependencies.commands.restock(
@@ -120,7 +120,7 @@ struct OrderRoutes {
 
     /// `GET /orders/{id}`; with `minPosition` (a command's `position`), waits up to `wait` seconds
     /// (default and at most 5) until the order reflects that position: read-your-writes.
-    func getOrder(_ request: Request, _ context: BasicRequestContext) async throws -> JSONBody<OrderView> {
+    func getOrder(_ request: Request, _ context: OrderlyRequestContext) async throws -> JSONBody<OrderView> {
         let id = try context.parameters.require("id")
         guard id.count <= 64 else { throw Problem.notFound("no order \(id)") }
         guard let minPosition = try Self.integer(request, "minPosition", in: 1...Int64.max) else {
@@ -205,7 +205,7 @@ struct HealthRoutes {
         var checks: [String: String]?
     }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register<Context: RequestContext>(on router: Router<Context>) {
         router.get("/health") { _, _ in JSONBody(value: Status(status: "ok")) }
         router.get("/ready") { _, _ in await self.ready() }
         router.get("/metrics") { _, _ in

@@ -14,6 +14,8 @@ public struct Problem: HTTPResponseError, Encodable {
     public var detail: String
     /// The offending input field, when there is one.
     public var field: String?
+    /// Extra response headers (`WWW-Authenticate` on a 401, `Retry-After` on a 429).
+    public var headers: HTTPFields = [:]
 
     enum CodingKeys: String, CodingKey {
         case type, title, detail, field, status
@@ -40,7 +42,7 @@ public struct Problem: HTTPResponseError, Encodable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let body = (try? encoder.encode(self)) ?? Data("{}".utf8)
-        var headers = HTTPFields()
+        var headers = self.headers
         headers[.contentType] = "application/problem+json"
         return Response(status: self.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }

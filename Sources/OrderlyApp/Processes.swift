@@ -16,7 +16,11 @@ public enum Processes {
     public static func api(
         _ settings: Settings, logger: Logger, extraServices: [any Service] = [],
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) throws -> some ApplicationProtocol {
+    ) async throws -> some ApplicationProtocol {
+        let tokens = try await settings.makeTokenAuthority()
+        if tokens == nil {
+            logger.warning("no ORDERLY_JWT_SECRET or ORDERLY_JWT_KEY_FILE: no bearer token is accepted, routes that need a role answer 401")
+        }
         let postgres = try settings.makePostgresClient(logger: logger)
         let store = PostgresEventStore(client: postgres, logger: logger)
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
@@ -27,6 +31,7 @@ public enum Processes {
             orders: MongoOrderReadModel(collections: collections),
             inventory: MongoInventoryReadModel(collections: collections),
             sales: MongoSalesReadModel(collections: collections),
+            events: store, tokens: tokens,
             readinessChecks: [
                 ("postgres", { try await store.ping() }),
                 ("kafka", { try await probe.ping() }),
@@ -153,7 +158,7 @@ public enum Processes {
         for kind in sagaServices {
             saga += try await self.sagaService(kind, settings, postgres: relayPostgres, opsPort: nil, logger: logger)
         }
-        return try self.api(
+        return try await self.api(
             settings, logger: logger, extraServices: [relayPostgres, relay] + projector + saga, onServerRunning: onServerRunning)
     }
 

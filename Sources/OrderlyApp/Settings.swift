@@ -1,4 +1,5 @@
 import Foundation
+import OrderlyAPI
 import Logging
 import OrderlyMessaging
 import PostgresNIO
@@ -34,6 +35,13 @@ public struct Settings: Sendable {
     public var opsPort: Int?
     public var httpHost: String
     public var httpPort: Int
+    /// HS256 secret for bearer tokens (at least 32 bytes). Never logged.
+    public var jwtSecret: String?
+    /// A PEM key file for RS256 or ES256 tokens (private to mint and verify, public to verify only);
+    /// used instead of the secret when set.
+    public var jwtKeyFile: String?
+    /// The `iss` every token must carry.
+    public var jwtIssuer: String = "orderly"
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
         Settings(
@@ -51,8 +59,18 @@ public struct Settings: Sendable {
             relayBatchSize: environment["ORDERLY_RELAY_BATCH_SIZE"].flatMap { Int($0) } ?? 5000,
             opsPort: environment["ORDERLY_OPS_PORT"].flatMap { Int($0) },
             httpHost: environment["ORDERLY_HTTP_HOST"] ?? "0.0.0.0",
-            httpPort: environment["ORDERLY_HTTP_PORT"].flatMap { Int($0) } ?? 8080
+            httpPort: environment["ORDERLY_HTTP_PORT"].flatMap { Int($0) } ?? 8080,
+            jwtSecret: environment["ORDERLY_JWT_SECRET"].flatMap { $0.isEmpty ? nil : $0 },
+            jwtKeyFile: environment["ORDERLY_JWT_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 },
+            jwtIssuer: environment["ORDERLY_JWT_ISSUER"] ?? "orderly"
         )
+    }
+
+    /// The token signer/verifier the settings name: the key file if set, else the secret, else none.
+    public func makeTokenAuthority() async throws -> TokenAuthority? {
+        if let path = self.jwtKeyFile { return try await TokenAuthority.keyFile(path: path, issuer: self.jwtIssuer) }
+        if let secret = self.jwtSecret { return try await TokenAuthority.hmac(secret: secret, issuer: self.jwtIssuer) }
+        return nil
     }
 
     /// `postgres://user[:password]@host[:port]/database`

@@ -16,7 +16,7 @@ struct Orderly: AsyncParsableCommand {
         commandName: "orderly",
         abstract: "An event-sourced order system: PostgreSQL event log, Kafka, MongoDB read models.",
         discussion: "Settings come from ORDERLY_* environment variables; see README.md.",
-        subcommands: [Migrate.self, API.self, Relay.self, Project.self, SagaService.self, Dev.self, Projections.self, Events.self, Orders.self, Bench.self]
+        subcommands: [Migrate.self, API.self, Relay.self, Project.self, SagaService.self, Dev.self, Projections.self, Events.self, Orders.self, Token.self, Bench.self]
     )
 }
 
@@ -60,7 +60,7 @@ struct API: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger("orderly.api")
-        let app = try Processes.api(Settings.fromEnvironment(), logger: logger)
+        let app = try await Processes.api(Settings.fromEnvironment(), logger: logger)
         try await app.runService()
     }
 }
