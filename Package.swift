@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
     ],
     targets: [
         // C libraries, each behind a small Swift wrapper in the module that uses it.
@@ -81,6 +82,7 @@ let package = Package(
                 "OrderlyDomain", "OrderlyEventStore", "OrderlyServices", "OrderlyReadModels", "OrderlyMessaging",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -117,6 +119,8 @@ let package = Package(
             dependencies: [
                 "OrderlyApp", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels", "OrderlyServices", "OrderlyAPI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

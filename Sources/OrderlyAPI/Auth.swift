@@ -90,11 +90,15 @@ public struct TokenAuthority: Sendable {
     }
 
     /// A signed token for `subject` with `role`, valid for `lifetime`.
-    public func mint(subject: String, role: Role, lifetime: Duration, now: Date = Date()) async throws -> String {
+    public func mint(subject: String, role: Role, lifetime: Duration, now: Date = Date()) async throws(AuthError) -> String {
         let claims = OrderlyClaims(
             sub: SubjectClaim(value: subject), role: role.rawValue, iss: IssuerClaim(value: self.issuer),
             exp: ExpirationClaim(value: now.addingTimeInterval(lifetime.timeInterval)), iat: IssuedAtClaim(value: now))
-        return try await self.keys.sign(claims)
+        do {
+            return try await self.keys.sign(claims)
+        } catch {
+            throw AuthError.misconfigured("this key cannot sign tokens (a public key only verifies): \(String(describing: error).prefix(200))")
+        }
     }
 
     public func verify(_ token: String) async throws(AuthError) -> Principal {

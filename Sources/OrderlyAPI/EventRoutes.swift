@@ -4,6 +4,8 @@ import Hummingbird
 import NIOCore
 import OrderlyDomain
 import OrderlyEventStore
+import ServiceLifecycle
+import Synchronization
 
 /// The event history for analysts (role analyst or admin): `GET /events`, `GET /streams/{id}/events`
 /// and the live tail `GET /events/live` (server-sent events).
@@ -96,11 +98,30 @@ struct EventRoutes {
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         let body = ResponseBody { writer in
+            // A server shutting down ends the tail (clients reconnect with Last-Event-ID) instead of
+            // waiting for every client to leave.
+            let stopping = StopFlag()
+            try await withGracefulShutdownHandler {
+                try await Self.follow(
+                    store: store, from: start, startFilter: startFilter, filter: filter, pollInterval: pollInterval,
+                    keepAliveInterval: keepAliveInterval, until: stopping, writer: &writer)
+            } onGracefulShutdown: {
+                stopping.stop()
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    private static func follow(
+        store: any EventStore, from start: LogCursor, startFilter: EventFilter, filter: EventFilter, pollInterval: Duration,
+        keepAliveInterval: Duration, until stopping: StopFlag, writer: inout any ResponseBodyWriter
+    ) async throws {
             var cursor = start
             var lastWrite = ContinuousClock.now
             // The tail reads every event and filters here, so its cursor moves past events it does
             // not send: an idle filter never rescans the same stretch of the log.
-            while !Task.isCancelled {
+            while !Task.isCancelled, !stopping.isStopped {
                 let batch = try await store.readAll(after: cursor, limit: 500, matching: startFilter)
                 var out = ByteBuffer()
                 for event in batch where filter.matches(event) {
@@ -118,9 +139,6 @@ struct EventRoutes {
                 }
                 if batch.count < 500 { try await Task.sleep(for: pollInterval) }
             }
-            try await writer.finish(nil)
-        }
-        return Response(status: .ok, headers: headers, body: body)
     }
 
     /// The log cursor to read after, for a position a client passed. A position with no event (never
@@ -133,7 +151,7 @@ struct EventRoutes {
 
     static func addFilters(_ request: Request, to filter: inout EventFilter) throws {
         let query = request.uri.queryParameters
-        let types = query.getAll("type").flatMap { $0.split(separator: ",").map(String.init) }
+        let types = query.getAll("type").flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
         for type in types where type.isEmpty || type.utf8.count > 100 {
             throw Problem.invalidQuery("type must be an event type name such as OrderPlaced", field: "type")
         }
@@ -153,4 +171,12 @@ struct EventRoutes {
         headers[.contentType] = "application/json"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
+}
+
+/// Set once, read often: tells a long-running response to end.
+final class StopFlag: Sendable {
+    private let stopped = Atomic(false)
+
+    func stop() { self.stopped.store(true, ordering: .relaxed) }
+    var isStopped: Bool { self.stopped.load(ordering: .relaxed) }
 }

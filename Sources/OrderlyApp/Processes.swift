@@ -164,7 +164,7 @@ public enum Processes {
 
     /// The topic must exist with its partition count before anyone produces: a broker that
     /// auto-creates it would pick its own count. Retries while the broker comes up.
-    static func ensureTopic(_ topic: String, _ settings: Settings, logger: Logger) async throws {
+    public static func ensureTopic(_ topic: String, _ settings: Settings, logger: Logger) async throws {
         var attempt = 0
         while true {
             do {

@@ -67,7 +67,10 @@ public struct EventExportWriter: Sendable {
     public var pending: Int { self.json.bytes.count }
 
     public mutating func header() {
-        if self.format == .csv { self.json.raw(Self.csvHeader.utf8) }
+        if self.format == .csv {
+            self.json.raw(Self.csvHeader.utf8)
+            self.json.removeSeparator()
+        }
     }
 
     public mutating func append(_ event: RecordedEvent) {

@@ -36,7 +36,7 @@ final class ChildProcess: @unchecked Sendable {
             "ORDERLY_DEAD_LETTER_TOPIC": settings.deadLetterTopic, "ORDERLY_PROJECTOR_GROUP": settings.projectorGroup,
             "ORDERLY_SERVICE_GROUP_PREFIX": settings.serviceGroupPrefix,
             "ORDERLY_SAGA_DEADLINE_SECONDS": "\(settings.sagaDeadline.components.seconds)",
-            "ORDERLY_OPS_PORT": "0", "LOG_LEVEL": "info",
+            "ORDERLY_OPS_PORT": "0", "LOG_LEVEL": "info", "ORDERLY_JWT_SECRET": settings.jwtSecret ?? "",
         ]
         environment.merge(extra) { $1 }
         return try ChildProcess(executable: TestServers.repositoryRoot + "/.build/debug/orderly", arguments: arguments, environment: environment)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import OrderlyAPI
 import OrderlyApp
 import OrderlyEventStore
 import OrderlyMessaging
@@ -19,6 +20,16 @@ enum TestServers {
     static var repositoryRoot: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
+    }
+
+    /// The HS256 secret every test api runs with.
+    static let jwtSecret = "orderly-test-secret-0123456789abcdef"
+
+    /// `Authorization: Bearer …` for a role, signed with the test secret.
+    static func bearer(_ role: Role, subject: String = "tester", issuer: String = "orderly", lifetime: Duration = .seconds(600)) async throws
+        -> String
+    {
+        "Bearer " + (try await TokenAuthority.hmac(secret: jwtSecret, issuer: issuer).mint(subject: subject, role: role, lifetime: lifetime))
     }
 
     static func uniqueName(_ prefix: String) -> String {
@@ -47,6 +58,7 @@ enum TestServers {
         settings.mongoDatabase = uniqueName("orderly_test")
         settings.httpHost = "127.0.0.1"
         settings.httpPort = 0
+        settings.jwtSecret = Self.jwtSecret
         return settings
     }
 
