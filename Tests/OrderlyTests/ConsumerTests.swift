@@ -33,7 +33,8 @@ func whileRunning<T: Sendable>(_ services: [any Service], _ body: @Sendable () a
         let encoded = try EventCodec.encode(.orderPlaced(placed))
         return RecordedEvent(
             id: UUID(), streamID: "order-\(orderID)", streamVersion: version, position: position, transactionID: UInt64(position),
-            type: encoded.type, schemaVersion: 1, data: data ?? encoded.data, metadata: EventMetadata(correlationId: orderID), recordedAt: Date())
+            type: encoded.type, schemaVersion: encoded.schemaVersion, data: data ?? encoded.data, metadata: EventMetadata(correlationId: orderID),
+            recordedAt: Date())
     }
 
     func publish(_ messages: [KafkaOutgoingMessage], settings: Settings) async throws {
