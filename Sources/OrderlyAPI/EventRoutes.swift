@@ -117,28 +117,28 @@ struct EventRoutes {
         store: any EventStore, from start: LogCursor, startFilter: EventFilter, filter: EventFilter, pollInterval: Duration,
         keepAliveInterval: Duration, until stopping: StopFlag, writer: inout any ResponseBodyWriter
     ) async throws {
-            var cursor = start
-            var lastWrite = ContinuousClock.now
-            // The tail reads every event and filters here, so its cursor moves past events it does
-            // not send: an idle filter never rescans the same stretch of the log.
-            while !Task.isCancelled, !stopping.isStopped {
-                let batch = try await store.readAll(after: cursor, limit: 500, matching: startFilter)
-                var out = ByteBuffer()
-                for event in batch where filter.matches(event) {
-                    out.writeString("id: \(event.position)\nevent: \(event.type)\ndata: ")
-                    out.writeBytes(EventJSON.bytes(event))
-                    out.writeString("\n\n")
-                }
-                if let last = batch.last { cursor = last.cursor }
-                if out.readableBytes > 0 {
-                    try await writer.write(out)
-                    lastWrite = .now
-                } else if ContinuousClock.now - lastWrite >= keepAliveInterval {
-                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                    lastWrite = .now
-                }
-                if batch.count < 500 { try await Task.sleep(for: pollInterval) }
+        var cursor = start
+        var lastWrite = ContinuousClock.now
+        // The tail reads every event and filters here, so its cursor moves past events it does
+        // not send: an idle filter never rescans the same stretch of the log.
+        while !Task.isCancelled, !stopping.isStopped {
+            let batch = try await store.readAll(after: cursor, limit: 500, matching: startFilter)
+            var out = ByteBuffer()
+            for event in batch where filter.matches(event) {
+                out.writeString("id: \(event.position)\nevent: \(event.type)\ndata: ")
+                out.writeBytes(EventJSON.bytes(event))
+                out.writeString("\n\n")
             }
+            if let last = batch.last { cursor = last.cursor }
+            if out.readableBytes > 0 {
+                try await writer.write(out)
+                lastWrite = .now
+            } else if ContinuousClock.now - lastWrite >= keepAliveInterval {
+                try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                lastWrite = .now
+            }
+            if batch.count < 500 { try await Task.sleep(for: pollInterval) }
+        }
     }
 
     /// The log cursor to read after, for a position a client passed. A position with no event (never

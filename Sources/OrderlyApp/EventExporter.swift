@@ -106,7 +106,9 @@ public enum EventReplay {
     /// Group names become topic names: letters, digits, `.`, `_` and `-` only.
     public static func isValidGroup(_ group: String) -> Bool {
         !group.isEmpty && group.count <= 200
-            && group.unicodeScalars.allSatisfy { ("0"..."9").contains($0) || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || "._-".unicodeScalars.contains($0) }
+            && group.unicodeScalars.allSatisfy {
+                ("0"..."9").contains($0) || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || "._-".unicodeScalars.contains($0)
+            }
     }
 
     /// A relay that publishes every event at or after `fromPosition` to the group's replay topic, in

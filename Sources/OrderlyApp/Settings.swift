@@ -1,6 +1,6 @@
 import Foundation
-import OrderlyAPI
 import Logging
+import OrderlyAPI
 import OrderlyMessaging
 import PostgresNIO
 

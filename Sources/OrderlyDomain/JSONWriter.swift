@@ -1,4 +1,3 @@
-
 /// A small JSON writer for the hottest documents (the order view, exported events): Foundation's
 /// `JSONEncoder` took a fifth of the projector's CPU (perf), which on 2 cores it takes from the
 /// document server. What it writes decodes to the same value (a test holds the two encoders equal).

@@ -57,7 +57,8 @@ public struct EventExportWriter: Sendable {
     public let format: EventExportFormat
     private var json = JSONWriter(capacity: 1 << 20)
 
-    public static let csvHeader = "position,event_id,stream_id,stream_version,type,schema_version,recorded_at,correlation_id,causation_id,actor,data\n"
+    public static let csvHeader =
+        "position,event_id,stream_id,stream_version,type,schema_version,recorded_at,correlation_id,causation_id,actor,data\n"
 
     public init(format: EventExportFormat) {
         self.format = format

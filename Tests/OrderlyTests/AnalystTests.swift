@@ -18,14 +18,17 @@ import Testing
 func appendEach(_ store: any EventStore, _ count: Int, type: String, stream: String, correlation: String) async throws -> [Int64] {
     var positions: [Int64] = []
     for index in 0..<count {
-        let event = NewEvent(type: type, data: Data(#"{"n":\#(index),"text":"a, \"quoted\"\nline"}"#.utf8), metadata: EventMetadata(correlationId: correlation, actor: "test"))
+        let event = NewEvent(
+            type: type, data: Data(#"{"n":\#(index),"text":"a, \"quoted\"\nline"}"#.utf8),
+            metadata: EventMetadata(correlationId: correlation, actor: "test"))
         positions.append(try await store.append([event], to: stream, expecting: .any).position)
     }
     return positions
 }
 
 /// OrderPlaced exactly as Orderly stored it before schema version 2 (top-level `paymentToken`).
-func insertVersion1OrderPlaced(_ client: PostgresClient, orderID: String, customer: String, sku: String, quantity: Int, unitPrice: Int64) async throws {
+func insertVersion1OrderPlaced(_ client: PostgresClient, orderID: String, customer: String, sku: String, quantity: Int, unitPrice: Int64) async throws
+{
     let placedAt = UTCTime.iso8601(Date())
     let data =
         #"{"currency":"EUR","customerId":"\#(customer)","lines":[{"quantity":\#(quantity),"sku":"\#(sku)","unitPrice":\#(unitPrice)}],"orderId":"\#(orderID)","paymentToken":"tok_ok","placedAt":"\#(placedAt)","total":\#(Int64(quantity) * unitPrice)}"#
@@ -175,7 +178,8 @@ func ordersDefinition() throws -> ProjectionDefinition {
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("export-\(UUID()).\(format.rawValue)")
             defer { try? FileManager.default.removeItem(at: file) }
             // A tiny flush threshold: the writer hands over many small chunks.
-            let written = try await EventExporter(store: store, filter: .all, format: format, flushBytes: 64).export(to: try OutputFile(path: file.path))
+            let written = try await EventExporter(store: store, filter: .all, format: format, flushBytes: 64).export(
+                to: try OutputFile(path: file.path))
             #expect(written == 3)
             let text = try String(contentsOf: file, encoding: .utf8)
             switch format {
@@ -294,8 +298,11 @@ func parseCSV(_ text: String) -> [[String]] {
             try await Task.sleep(for: .milliseconds(50))
             let asOf = Date()
             try await Task.sleep(for: .milliseconds(50))
-            try await append(.stockReserved(StockReserved(orderId: "h-1", lines: [OrderLine(sku: "S", quantity: 1, unitPrice: 700)], total: 700)), to: "reservation-h-1", store: store)
-            try await append(.paymentProcessed(PaymentProcessed(orderId: "h-1", amount: 700, currency: "EUR", chargeId: "ch-1")), to: "payment-h-1", store: store)
+            try await append(
+                .stockReserved(StockReserved(orderId: "h-1", lines: [OrderLine(sku: "S", quantity: 1, unitPrice: 700)], total: 700)),
+                to: "reservation-h-1", store: store)
+            try await append(
+                .paymentProcessed(PaymentProcessed(orderId: "h-1", amount: 700, currency: "EUR", chargeId: "ch-1")), to: "payment-h-1", store: store)
             try await append(
                 .orderCompleted(OrderCompleted(orderId: "h-1", customerId: "c-h", total: 700, currency: "EUR", completedAt: Date())), to: "order-h-1",
                 store: store)

@@ -40,12 +40,14 @@ struct EventPage: Decodable {
             (
                 "Bearer "
                     + (try await TokenAuthority.hmac(secret: String(repeating: "z", count: 40), issuer: "orderly").mint(
-                        subject: "x", role: .analyst, lifetime: .seconds(60))), 401, "invalid-token"
+                        subject: "x", role: .analyst, lifetime: .seconds(60))),
+                401, "invalid-token"
             ),
         ]
         try await app.test(.live) { client in
             try await TestServers.withPostgres(settings) { postgres in
-                try await appendEach(PostgresEventStore(client: postgres, logger: TestServers.logger), 1, type: "Alpha", stream: "order-a", correlation: "a")
+                try await appendEach(
+                    PostgresEventStore(client: postgres, logger: TestServers.logger), 1, type: "Alpha", stream: "order-a", correlation: "a")
             }
             for route in ["/events", "/streams/order-a/events"] {
                 for (token, status, type) in tokens {
