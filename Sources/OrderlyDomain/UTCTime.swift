@@ -6,26 +6,47 @@ public enum UTCTime {
     /// `2026-11-23T09:00:00.123Z`, milliseconds truncated: the same text as
     /// `Date.ISO8601FormatStyle(includingFractionalSeconds: true)` (a test holds them equal).
     public static func iso8601(_ date: Date) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        self.appendISO8601(date, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The same text as `iso8601`, appended as bytes (JSON writers, exports: no String in between).
+    public static func appendISO8601(_ date: Date, to bytes: inout [UInt8]) {
         let milliseconds = self.milliseconds(date)
         let (days, inDay) = self.split(milliseconds, by: 86_400_000)
         let (year, month, day) = self.civil(days)
-        var text = ""
-        text.reserveCapacity(24)
-        self.append(year, width: 4, to: &text)
-        text += "-"
-        self.append(month, width: 2, to: &text)
-        text += "-"
-        self.append(day, width: 2, to: &text)
-        text += "T"
-        self.append(inDay / 3_600_000, width: 2, to: &text)
-        text += ":"
-        self.append(inDay / 60_000 % 60, width: 2, to: &text)
-        text += ":"
-        self.append(inDay / 1000 % 60, width: 2, to: &text)
-        text += "."
-        self.append(inDay % 1000, width: 3, to: &text)
-        text += "Z"
-        return text
+        self.appendDigits(year, width: 4, to: &bytes)
+        bytes.append(UInt8(ascii: "-"))
+        self.appendDigits(month, width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: "-"))
+        self.appendDigits(day, width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: "T"))
+        self.appendDigits(inDay / 3_600_000, width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        self.appendDigits(inDay / 60_000 % 60, width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        self.appendDigits(inDay / 1000 % 60, width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: "."))
+        self.appendDigits(inDay % 1000, width: 3, to: &bytes)
+        bytes.append(UInt8(ascii: "Z"))
+    }
+
+    /// `value` in decimal, zero-padded to `width` (wider values and negatives as `String` writes them).
+    static func appendDigits(_ value: Int64, width: Int, to bytes: inout [UInt8]) {
+        guard value >= 0, value < 10_000 else {
+            let digits = String(value)
+            if digits.utf8.count < width { bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - digits.utf8.count)) }
+            bytes.append(contentsOf: digits.utf8)
+            return
+        }
+        var divisor: Int64 = 1
+        for _ in 1..<max(width, value >= 1000 ? 4 : value >= 100 ? 3 : value >= 10 ? 2 : 1) { divisor *= 10 }
+        while divisor > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+            divisor /= 10
+        }
     }
 
     /// A time a person typed (a query parameter, a CLI option): ISO 8601 with or without fractional

@@ -27,12 +27,12 @@ public enum EventJSON {
         let event = Self.current(event)
         json.object { json in
             json.field("position", event.position)
-            json.field("eventId", event.id.uuidString.lowercased())
+            json.field("eventId", event.id)
             json.field("streamId", event.streamID)
             json.field("streamVersion", event.streamVersion)
             json.field("type", event.type)
             json.field("schemaVersion", Int64(event.schemaVersion))
-            json.field("recordedAt", UTCTime.iso8601(event.recordedAt))
+            json.field("recordedAt", event.recordedAt)
             json.key("metadata")
             json.object { json in
                 json.field("correlationId", event.metadata.correlationId)

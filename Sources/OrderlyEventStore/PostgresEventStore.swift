@@ -318,14 +318,32 @@ public struct PostgresEventStore: EventStore {
     /// One row of `columns`. Metadata fields come out as columns: no JSON parsing per row on the
     /// relay's hot path.
     private static func event(from row: PostgresRow) throws -> RecordedEvent {
-        let (position, transactionID, id, stream, version, type, schemaVersion, data, correlation, causation, actor, partitionKey, recordedAt) =
-            try row.decode((Int64, String, UUID, String, Int64, String, Int32, String, String?, String?, String?, String?, Date).self)
+        // Column by column with concrete types: decoding the whole row as one 13-value tuple went
+        // through generic metadata at run time, a tenth of an export's CPU. The data column comes
+        // as raw bytes (one copy into `Data`, no String in between).
+        var cells = row.makeIterator()
+        func next<Value: PostgresDecodable>(_ type: Value.Type) throws -> Value {
+            guard let cell = cells.next() else { throw PostgresEventStoreError.missingColumn }
+            return try cell.decode(type, context: .default)
+        }
+        let position = try next(Int64.self)
+        let transactionID = try next(String.self)
+        let id = try next(UUID.self)
+        let stream = try next(String.self)
+        let version = try next(Int64.self)
+        let type = try next(String.self)
+        let schemaVersion = try next(Int32.self)
+        let data = try next(ByteBuffer.self)
+        let metadata = EventMetadata(
+            correlationId: try next(String?.self), causationId: try next(String?.self), actor: try next(String?.self),
+            partitionKey: try next(String?.self))
+        let recordedAt = try next(Date.self)
         return RecordedEvent(
-            id: id, streamID: stream, streamVersion: version, position: position,
-            transactionID: UInt64(transactionID) ?? 0, type: type, schemaVersion: Int(schemaVersion),
-            data: Data(data.utf8),
-            metadata: EventMetadata(correlationId: correlation, causationId: causation, actor: actor, partitionKey: partitionKey),
-            recordedAt: recordedAt
-        )
+            id: id, streamID: stream, streamVersion: version, position: position, transactionID: UInt64(transactionID) ?? 0,
+            type: type, schemaVersion: Int(schemaVersion), data: Data(data.readableBytesView), metadata: metadata, recordedAt: recordedAt)
     }
+}
+
+enum PostgresEventStoreError: Error {
+    case missingColumn
 }

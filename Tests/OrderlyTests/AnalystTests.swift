@@ -409,3 +409,19 @@ func parseCSV(_ text: String) -> [[String]] {
         return records
     }
 }
+
+@Suite struct EventJSONTests {
+    @Test func idsAndEscapesAreWrittenLikeFoundationDoes() throws {
+        for _ in 0..<1000 {
+            let id = UUID()
+            var json = JSONWriter()
+            json.value(id)
+            #expect(String(decoding: json.bytes, as: UTF8.self) == "\"\(id.uuidString.lowercased())\"")
+        }
+        let tricky = "quote \" backslash \\ tab \t newline \n bell \u{7} é 🙂"
+        var json = JSONWriter()
+        json.object { json in json.field("text", tricky) }
+        let decoded = try JSONSerialization.jsonObject(with: Data(json.bytes)) as? [String: String]
+        #expect(decoded?["text"] == tricky)
+    }
+}
