@@ -96,7 +96,11 @@ public struct Settings: Sendable {
     /// bench) and tests. Long-running processes put the client in their ServiceGroup instead.
     @discardableResult
     public func withPostgres<T: Sendable>(logger: Logger, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
-        let client = try self.makePostgresClient(logger: logger)
+        // The body may ask for a connection before `run()` has started; the client then warns,
+        // harmlessly (the lease waits). One-shot commands keep only its errors.
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .error)
+        let client = try self.makePostgresClient(logger: quiet)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
