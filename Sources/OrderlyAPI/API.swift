@@ -17,6 +17,8 @@ public struct APIDependencies: Sendable {
     /// Verifies bearer tokens; nil when no key is configured (then no token is accepted and every
     /// route that needs a role answers 401).
     public var tokens: TokenAuthority?
+    /// Limits commands per caller; nil: no limit.
+    public var rateLimiter: RateLimiter?
     /// How often the live event tail polls the log once caught up.
     public var livePollInterval: Duration = .milliseconds(200)
     /// Named checks for `/ready`; each throws when its part does not answer.
@@ -26,7 +28,8 @@ public struct APIDependencies: Sendable {
 
     public init(
         commands: OrderCommands, orders: any OrderReadModel, inventory: any InventoryReadModel, sales: any SalesReadModel,
-        events: any EventStore, tokens: TokenAuthority?, readinessChecks: [(String, @Sendable () async throws -> Void)],
+        events: any EventStore, tokens: TokenAuthority?, rateLimiter: RateLimiter? = nil,
+        readinessChecks: [(String, @Sendable () async throws -> Void)],
         metricsText: @escaping @Sendable () -> [UInt8] = { [] }
     ) {
         self.commands = commands
@@ -35,6 +38,7 @@ public struct APIDependencies: Sendable {
         self.sales = sales
         self.events = events
         self.tokens = tokens
+        self.rateLimiter = rateLimiter
         self.readinessChecks = readinessChecks
         self.metricsText = metricsText
     }
@@ -48,10 +52,16 @@ public enum API {
         let router = Router(context: OrderlyRequestContext.self)
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: AuthMiddleware(authority: dependencies.tokens))
+        if let limiter = dependencies.rateLimiter { router.add(middleware: RateLimitMiddleware(limiter: limiter)) }
         OrderRoutes(dependencies: dependencies).register(on: router)
         EventRoutes(store: dependencies.events, livePollInterval: dependencies.livePollInterval, keepAliveInterval: .seconds(15))
             .register(on: router)
         HealthRoutes(checks: dependencies.readinessChecks, metricsText: dependencies.metricsText).register(on: router)
+        router.get("/openapi.json") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
         return router
     }
 
@@ -78,12 +88,69 @@ struct JSONBody<Value: Encodable & Sendable>: ResponseGenerator {
     }
 }
 
+/// The fields a request body may have and their JSON types, checked before decoding: an unknown
+/// field (a misspelt optional one would otherwise be silently ignored) and a value of the wrong
+/// type are refused naming the field. Foundation's decoder reports a fractional or oversized number
+/// for an integer only as "not valid JSON", without the field.
+indirect enum BodyShape: Sendable {
+    case object([String: BodyShape])
+    case array(BodyShape)
+    case string
+    /// A JSON integer that fits 64 bits (not `2.0`, not `true`).
+    case integer
+
+    /// The first problem with `json`: an unknown field or a wrong type, with its path
+    /// (`lines[0].colour`); nil when it fits. Missing fields are left to the decoder.
+    func problem(in json: Any, at path: String = "") -> Problem? {
+        let field = path.isEmpty ? "body" : path
+        switch self {
+        case .object(let fields):
+            guard let object = json as? [String: Any] else { return Self.wrongType(field, "an object") }
+            for key in object.keys.sorted() {
+                let keyPath = path.isEmpty ? key : "\(path).\(key)"
+                guard let shape = fields[key] else { return Problem.invalidBody("\(keyPath) is not a field of this request", field: keyPath) }
+                guard let value = object[key], !(value is NSNull) else { continue }
+                if let found = shape.problem(in: value, at: keyPath) { return found }
+            }
+            return nil
+        case .array(let element):
+            guard let array = json as? [Any] else { return Self.wrongType(field, "an array") }
+            for (index, item) in array.enumerated() {
+                if let found = element.problem(in: item, at: "\(path)[\(index)]") { return found }
+            }
+            return nil
+        case .string:
+            return json is String ? nil : Self.wrongType(field, "a string")
+        case .integer:
+            guard let number = json as? NSNumber, !(json is NSDecimalNumber), !(json is Bool && String(cString: number.objCType) == "c"),
+                "silq".contains(String(cString: number.objCType))
+            else { return Self.wrongType(field, "an integer") }
+            return nil
+        }
+    }
+
+    private static func wrongType(_ field: String, _ expected: String) -> Problem {
+        Problem.invalidBody("\(field) must be \(expected)", field: field)
+    }
+}
+
+/// A request body with a known set of fields.
+protocol RequestBody: Decodable {
+    static var shape: BodyShape { get }
+}
+
 /// Reads a JSON body up to the size limit and decodes it, turning every decoding failure into a 400
-/// that names the field.
-func decodeBody<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+/// that names the field; a field the body type does not have is a 400 too.
+func decodeBody<T: RequestBody>(_ type: T.Type, from request: Request) async throws -> T {
     let buffer = try await request.body.collect(upTo: API.maxBodyBytes)
+    let data = Data(buffer.readableBytesView)
+    guard let json = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else {
+        throw Problem.invalidBody("the body is not valid JSON")
+    }
+    guard json is [String: Any] else { throw Problem.invalidBody("the body must be a JSON object") }
+    if let problem = T.shape.problem(in: json) { throw problem }
     do {
-        return try JSONDecoder().decode(type, from: Data(buffer.readableBytesView))
+        return try JSONDecoder().decode(type, from: data)
     } catch let DecodingError.keyNotFound(key, context) {
         throw Problem.invalidBody("\(path(context.codingPath + [key])) is required", field: path(context.codingPath + [key]))
     } catch let DecodingError.typeMismatch(expected, context) {

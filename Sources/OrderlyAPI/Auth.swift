@@ -18,6 +18,12 @@ public struct Principal: Sendable, Equatable {
         self.subject = subject
         self.role = role
     }
+
+    /// Whether the caller may see or act on that customer's orders: the customer themselves, or
+    /// any role above customer that got past the route's role check.
+    public func mayActFor(customer: String) -> Bool {
+        self.role != .customer || self.subject == customer
+    }
 }
 
 /// The claims Orderly signs and checks: subject, role, issuer, expiry (and when it was issued).
@@ -126,17 +132,16 @@ public struct TokenAuthority: Sendable {
     }
 }
 
-extension Duration {
-    fileprivate var timeInterval: Double { Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18 }
-}
-
 /// The api's request context: Hummingbird's, plus the caller once a bearer token has been verified.
 public struct OrderlyRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var principal: Principal?
+    /// The client's IP address (rate limits without a token).
+    public let clientAddress: String
 
     public init(source: Source) {
         self.coreContext = .init(source: source)
+        self.clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 
     /// The caller, if their role is one of `roles` (admin always is): 401 without a token, 403 with

@@ -12,7 +12,12 @@ import Synchronization
 struct OrderRoutes {
     let dependencies: APIDependencies
 
-    struct PlaceOrderBody: Decodable {
+    struct PlaceOrderBody: RequestBody {
+        static let shape = BodyShape.object([
+            "customerId": .string, "currency": .string, "paymentToken": .string,
+            "lines": .array(.object(["sku": .string, "quantity": .integer, "unitPrice": .integer])),
+        ])
+
         struct Line: Decodable {
             var sku: String
             var quantity: Int
@@ -30,7 +35,9 @@ struct OrderRoutes {
         var position: Int64
     }
 
-    struct RestockBody: Decodable {
+    struct RestockBody: RequestBody {
+        static let shape = BodyShape.object(["quantity": .integer, "unitPrice": .integer])
+
         var quantity: Int
         var unitPrice: Int64
     }
@@ -40,13 +47,32 @@ struct OrderRoutes {
         var position: Int64
     }
 
+    /// Who may call what: customers act on their own orders only (another customer's order answers
+    /// 404, as if it did not exist); staff restock and read every order; analysts read sales (and
+    /// the event history, in `EventRoutes`); admin may do everything.
     func register(on router: Router<OrderlyRequestContext>) {
-        router.post("/orders") { request, _ in try await self.placeOrder(request) }
-        router.get("/orders") { request, _ in try await self.listOrders(request) }
-        router.get("/orders/{id}") { request, context in try await self.getOrder(request, context) }
-        router.post("/orders/{id}/cancel") { _, context in try await self.cancelOrder(context) }
-        router.post("/inventory/{sku}/restock") { request, context in try await self.restock(request, context) }
+        router.post("/orders") { request, context in
+            let caller = try context.require(.customer)
+            return try await self.placeOrder(request, caller: caller)
+        }
+        router.get("/orders") { request, context in
+            let caller = try context.require(.customer, .staff)
+            return try await self.listOrders(request, caller: caller)
+        }
+        router.get("/orders/{id}") { request, context in
+            let caller = try context.require(.customer, .staff)
+            return try await self.getOrder(request, context, caller: caller)
+        }
+        router.post("/orders/{id}/cancel") { _, context in
+            let caller = try context.require(.customer)
+            return try await self.cancelOrder(context, caller: caller)
+        }
+        router.post("/inventory/{sku}/restock") { request, context in
+            let caller = try context.require(.staff)
+            return try await self.restock(request, context, caller: caller)
+        }
         router.get("/inventory/{sku}") { _, context in
+            try context.require(.customer, .staff)
             let sku = try context.parameters.require("sku")
             guard sku.count <= 64, let stock = try await self.dependencies.inventory.stock(sku: sku) else {
                 throw Problem.notFound("no stock recorded for SKU \(sku)")
@@ -54,13 +80,19 @@ struct OrderRoutes {
             return JSONBody(value: stock)
         }
         router.get("/customers/{id}/summary") { _, context in
+            let caller = try context.require(.customer, .staff)
             let id = try context.parameters.require("id")
-            guard id.count <= 64, let summary = try await self.dependencies.sales.customerSummary(customerId: id) else {
+            guard id.count <= 64, caller.mayActFor(customer: id),
+                let summary = try await self.dependencies.sales.customerSummary(customerId: id)
+            else {
                 throw Problem.notFound("no orders recorded for customer \(id)")
             }
             return JSONBody(value: summary)
         }
-        router.get("/sales/daily") { request, _ in try await self.dailySales(request) }
+        router.get("/sales/daily") { request, context in
+            try context.require(.staff, .analyst)
+            return try await self.dailySales(request)
+        }
     }
 
     struct DailySales: Codable, Sendable {
@@ -92,45 +124,54 @@ struct OrderRoutes {
         return date
     }
 
-    func cancelOrder(_ context: OrderlyRequestContext) async throws -> JSONBody<PlaceOrderResponse> {
+    func cancelOrder(_ context: OrderlyRequestContext, caller: Principal) async throws -> JSONBody<PlaceOrderResponse> {
         let id = try context.parameters.require("id")
         guard id.count <= 64 else { throw Problem.notFound("no order \(id)") }
-        let result = try await self.dependencies.commands.cancelOrder(id, actor: nil)
+        let result = try await self.dependencies.commands.cancelOrder(
+            id, actor: caller.subject, ownedBy: caller.role == .customer ? caller.subject : nil)
         return JSONBody(status: .accepted, value: PlaceOrderResponse(orderId: result.orderId, position: result.position))
     }
 
-    func restock(_ request: Request, _ context: OrderlyRequestContext) async throws -> JSONBody<RestockResponse> {
+    func restock(_ request: Request, _ context: OrderlyRequestContext, caller: Principal) async throws -> JSONBody<RestockResponse> {
         let sku = try context.parameters.require("sku")
         let body = try await decodeBody(RestockBody.self, from: request)
         let result = try await self.dependencies.commands.restock(
-            sku: sku, quantity: body.quantity, unitPrice: body.unitPrice, actor: "staff", idempotencyKey: try idempotencyKey(of: request))
+            sku: sku, quantity: body.quantity, unitPrice: body.unitPrice, actor: caller.subject, idempotencyKey: try idempotencyKey(of: request))
         return JSONBody(status: .accepted, value: RestockResponse(sku: sku, position: result.position))
     }
 
-    func placeOrder(_ request: Request) async throws -> JSONBody<PlaceOrderResponse> {
+    func placeOrder(_ request: Request, caller: Principal) async throws -> JSONBody<PlaceOrderResponse> {
         let body = try await decodeBody(PlaceOrderBody.self, from: request)
+        guard caller.mayActFor(customer: body.customerId) else {
+            throw Problem(
+                status: .forbidden, type: "forbidden", title: "Not allowed",
+                detail: "a customer may place orders only for themselves (customerId must be the token's subject)", field: "customerId")
+        }
         let input = OrderCommands.PlaceOrderInput(
             customerId: body.customerId, currency: body.currency,
             lines: body.lines.map { OrderLine(sku: $0.sku, quantity: $0.quantity, unitPrice: $0.unitPrice) },
             paymentToken: body.paymentToken)
         let key = try idempotencyKey(of: request)
-        let result = try await self.dependencies.commands.placeOrder(input, actor: body.customerId, idempotencyKey: key)
+        let result = try await self.dependencies.commands.placeOrder(input, actor: caller.subject, idempotencyKey: key)
         return JSONBody(status: .accepted, value: PlaceOrderResponse(orderId: result.orderId, position: result.position))
     }
 
     /// `GET /orders/{id}`; with `minPosition` (a command's `position`), waits up to `wait` seconds
     /// (default and at most 5) until the order reflects that position: read-your-writes.
-    func getOrder(_ request: Request, _ context: OrderlyRequestContext) async throws -> JSONBody<OrderView> {
+    func getOrder(_ request: Request, _ context: OrderlyRequestContext, caller: Principal) async throws -> JSONBody<OrderView> {
         let id = try context.parameters.require("id")
         guard id.count <= 64 else { throw Problem.notFound("no order \(id)") }
         guard let minPosition = try Self.integer(request, "minPosition", in: 1...Int64.max) else {
-            guard let order = try await self.dependencies.orders.order(id: id) else { throw Problem.notFound("no order \(id)") }
+            guard let order = try await self.dependencies.orders.order(id: id), caller.mayActFor(customer: order.customerId) else {
+                throw Problem.notFound("no order \(id)")
+            }
             return JSONBody(value: order)
         }
         let wait = try Self.integer(request, "wait", in: 0...5) ?? 5
         let deadline = ContinuousClock.now + .seconds(wait)
         while true {
             let order = try await self.dependencies.orders.order(id: id)
+            if let order, !caller.mayActFor(customer: order.customerId) { throw Problem.notFound("no order \(id)") }
             if let order, order.position >= minPosition { return JSONBody(value: order) }
             guard ContinuousClock.now < deadline else {
                 throw Problem(
@@ -143,7 +184,7 @@ struct OrderRoutes {
     }
 
     /// `GET /orders?customerId=&status=&from=&to=&limit=&cursor=`: newest first, by pages.
-    func listOrders(_ request: Request) async throws -> JSONBody<OrderPage> {
+    func listOrders(_ request: Request, caller: Principal) async throws -> JSONBody<OrderPage> {
         let query = request.uri.queryParameters
         var orderQuery = OrderQuery(limit: Int(try Self.integer(request, "limit", in: 1...200) ?? 50))
         if let customer = query["customerId"].map(String.init) {
@@ -151,6 +192,15 @@ struct OrderRoutes {
                 throw Problem.invalidQuery("customerId must be 1 to 64 characters", field: "customerId")
             }
             orderQuery.customerId = customer
+        }
+        // A customer sees only their own orders: no filter means theirs; another's is refused.
+        if caller.role == .customer {
+            guard orderQuery.customerId == nil || orderQuery.customerId == caller.subject else {
+                throw Problem(
+                    status: .forbidden, type: "forbidden", title: "Not allowed", detail: "a customer may list only their own orders",
+                    field: "customerId")
+            }
+            orderQuery.customerId = caller.subject
         }
         if let status = query["status"].map(String.init) {
             guard OrderStatus(rawValue: status) != nil else {

@@ -32,6 +32,8 @@ public enum Processes {
             inventory: MongoInventoryReadModel(collections: collections),
             sales: MongoSalesReadModel(collections: collections),
             events: store, tokens: tokens,
+            rateLimiter: settings.rateLimitPerSecond > 0
+                ? RateLimiter(ratePerSecond: settings.rateLimitPerSecond, burst: settings.rateLimitBurst) : nil,
             readinessChecks: [
                 ("postgres", { try await store.ping() }),
                 ("kafka", { try await probe.ping() }),

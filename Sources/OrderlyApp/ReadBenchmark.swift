@@ -94,7 +94,7 @@ public enum ReadBenchmark {
 
     /// `concurrency` clients, each sending `GET /orders/{id}` for random ids of `ids` one after
     /// another for `duration` (closed loop). A request counts when it answers 200 with a body.
-    public static func orderGets(baseURL: String, ids: [String], concurrency: Int, duration: Duration) async throws -> ReadResult {
+    public static func orderGets(baseURL: String, bearer: String, ids: [String], concurrency: Int, duration: Duration) async throws -> ReadResult {
         guard !ids.isEmpty else { throw ProjectionError(message: "no order ids to read") }
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
@@ -109,7 +109,8 @@ public enum ReadBenchmark {
                     var errors = 0
                     while ContinuousClock.now < end {
                         let sent = ContinuousClock.now
-                        let request = HTTPClientRequest(url: "\(baseURL)/orders/\(ids.randomElement() ?? "")")
+                        var request = HTTPClientRequest(url: "\(baseURL)/orders/\(ids.randomElement() ?? "")")
+                        request.headers.add(name: "Authorization", value: bearer)
                         do {
                             let response = try await client.execute(request, timeout: .seconds(10))
                             let body = try await response.body.collect(upTo: 1 << 20)

@@ -35,7 +35,9 @@ public enum SagaBenchmark {
 
     static func sku(_ index: Int) -> String { "SKU-BENCH-\(index % self.skus)" }
 
-    public static func run(baseURL: String, mongo: MongoClient, rate: Double, duration: Duration, settleTimeout: Duration) async throws -> Result {
+    public static func run(
+        baseURL: String, bearer: String, mongo: MongoClient, rate: Double, duration: Duration, settleTimeout: Duration
+    ) async throws -> Result {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
@@ -43,6 +45,7 @@ public enum SagaBenchmark {
 
         for index in 0..<self.skus {
             _ = try await self.post(
+                bearer,
                 client, "\(baseURL)/inventory/\(self.sku(index))/restock", #"{"quantity":1000000,"unitPrice":\#(self.unitPrice)}"#)
         }
         let total = Int(rate * duration.timeInterval)
@@ -50,7 +53,7 @@ public enum SagaBenchmark {
         let placements = try await withThrowingTaskGroup(of: Placement.self) { group in
             for index in 0..<total {
                 try await Task.sleep(until: started + .seconds(Double(index) / rate))
-                group.addTask { await self.place(client, baseURL: baseURL, index: index) }
+                group.addTask { await self.place(client, baseURL: baseURL, bearer: bearer, index: index) }
             }
             return try await group.reduce(into: [Placement]()) { $0.append($1) }
         }
@@ -94,13 +97,13 @@ public enum SagaBenchmark {
         var outcome: Outcome
     }
 
-    static func place(_ client: HTTPClient, baseURL: String, index: Int) async -> Placement {
+    static func place(_ client: HTTPClient, baseURL: String, bearer: String, index: Int) async -> Placement {
         let body =
             #"{"customerId":"bench-\#(index % 1000)","currency":"EUR","lines":[{"sku":"\#(self.sku(index))","quantity":1,"unitPrice":\#(self.unitPrice)}],"paymentToken":"tok_ok"}"#
         let sentAt = Date()
         let before = ContinuousClock.now
         do {
-            let (status, data) = try await self.post(client, "\(baseURL)/orders", body)
+            let (status, data) = try await self.post(bearer, client, "\(baseURL)/orders", body)
             guard status == 202 else { return Placement(outcome: .failed("http \(status)")) }
             struct Placed: Decodable { var orderId: String }
             let placed = try JSONDecoder().decode(Placed.self, from: data)
@@ -110,9 +113,10 @@ public enum SagaBenchmark {
         }
     }
 
-    static func post(_ client: HTTPClient, _ url: String, _ body: String) async throws -> (UInt, Data) {
+    static func post(_ bearer: String, _ client: HTTPClient, _ url: String, _ body: String) async throws -> (UInt, Data) {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
+        request.headers.add(name: "Authorization", value: bearer)
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(string: body))
         let response = try await client.execute(request, timeout: .seconds(30))

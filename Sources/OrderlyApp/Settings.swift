@@ -42,6 +42,10 @@ public struct Settings: Sendable {
     public var jwtKeyFile: String?
     /// The `iss` every token must carry.
     public var jwtIssuer: String = "orderly"
+    /// Commands (POST) per second each caller may send on average, and in one burst; 0 turns the
+    /// limit off.
+    public var rateLimitPerSecond: Double = 50
+    public var rateLimitBurst: Double = 100
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
         Settings(
@@ -62,7 +66,9 @@ public struct Settings: Sendable {
             httpPort: environment["ORDERLY_HTTP_PORT"].flatMap { Int($0) } ?? 8080,
             jwtSecret: environment["ORDERLY_JWT_SECRET"].flatMap { $0.isEmpty ? nil : $0 },
             jwtKeyFile: environment["ORDERLY_JWT_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 },
-            jwtIssuer: environment["ORDERLY_JWT_ISSUER"] ?? "orderly"
+            jwtIssuer: environment["ORDERLY_JWT_ISSUER"] ?? "orderly",
+            rateLimitPerSecond: environment["ORDERLY_RATE_LIMIT_PER_SECOND"].flatMap { Double($0) } ?? 50,
+            rateLimitBurst: environment["ORDERLY_RATE_LIMIT_BURST"].flatMap { Double($0) } ?? 100
         )
     }
 

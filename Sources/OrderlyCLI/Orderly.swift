@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import OrderlyAPI
 import OrderlyApp
 import OrderlyEventStore
 import OrderlyMessaging
@@ -203,7 +204,7 @@ struct BenchSaga: AsyncParsableCommand {
         let settings = Settings.fromEnvironment()
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
         let result = try await SagaBenchmark.run(
-            baseURL: self.url, mongo: mongo, rate: self.rate, duration: .milliseconds(Int64(self.seconds * 1000)),
+            baseURL: self.url, bearer: try await benchBearer(), mongo: mongo, rate: self.rate, duration: .milliseconds(Int64(self.seconds * 1000)),
             settleTimeout: .milliseconds(Int64(self.settle * 1000)))
         if self.json {
             print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
@@ -251,7 +252,7 @@ struct BenchOrderGet: AsyncParsableCommand {
         _ = makeLogger("orderly.bench")
         let ids = try String(contentsOfFile: self.idsFile, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
         let result = try await ReadBenchmark.orderGets(
-            baseURL: self.url, ids: ids, concurrency: self.concurrency, duration: .seconds(self.seconds))
+            baseURL: self.url, bearer: try await benchBearer(), ids: ids, concurrency: self.concurrency, duration: .seconds(self.seconds))
         if self.json {
             print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
         } else {
@@ -261,4 +262,12 @@ struct BenchOrderGet: AsyncParsableCommand {
                     + "\(result.errors) errors")
         }
     }
+}
+
+/// An admin token for the HTTP load generators, signed with the api's key from the environment.
+func benchBearer() async throws -> String {
+    guard let authority = try await Settings.fromEnvironment().makeTokenAuthority() else {
+        throw ValidationError("set ORDERLY_JWT_SECRET (or ORDERLY_JWT_KEY_FILE) to the api's: the load generator signs its own admin token")
+    }
+    return "Bearer " + (try await authority.mint(subject: "bench", role: .admin, lifetime: .seconds(24 * 3600)))
 }

@@ -79,13 +79,14 @@ public struct OrderCommands: Sendable {
     }
 
     /// A customer cancels an order that has not ended; the inventory and payment services then
-    /// release its stock and refund or void its payment.
-    public func cancelOrder(_ orderID: String, actor: String?) async throws -> CommandResult {
+    /// release its stock and refund or void its payment. With `ownedBy`, an order of another
+    /// customer is reported as not found (its existence is not revealed).
+    public func cancelOrder(_ orderID: String, actor: String?, ownedBy owner: String? = nil) async throws -> CommandResult {
         let metadata = EventMetadata(correlationId: orderID, causationId: UUID().uuidString.lowercased(), actor: actor)
         let now = self.now()
         let result = try await self.aggregates.update(Self.streamID(forOrder: orderID), as: Order.self, metadata: metadata) {
             order throws(OrderCommandError) in
-            guard order.status != nil else { throw .orderNotFound(orderID) }
+            guard order.status != nil, owner == nil || order.customerId == owner else { throw .orderNotFound(orderID) }
             guard !order.isTerminal else { throw .orderEnded(orderID, status: order.status?.rawValue ?? "") }
             return order.cancel(because: .customerRequest, at: now)
         }

@@ -14,11 +14,11 @@ import Testing
         let settings = try await TestServers.isolatedSettings()
         let app = try await Processes.dev(settings, logger: TestServers.logger, sagaServices: [])
         try await app.test(.live) { client in
-            let ready = try await client.execute(uri: "/ready", method: .get)
+            let ready = try await client.send(uri: "/ready", method: .get)
             #expect(ready.status == .ok, "\(String(buffer: ready.body))")
 
             let body = #"{"customerId":"c-1","currency":"EUR","lines":[{"sku":"SKU-1","quantity":2,"unitPrice":1299}],"paymentToken":"tok_ok"}"#
-            let placed = try await client.execute(
+            let placed = try await client.send(
                 uri: "/orders", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
             #expect(placed.status == .accepted)
             struct Placed: Decodable {
@@ -29,7 +29,7 @@ import Testing
             #expect(result.position >= 1)
 
             let order = try await TestServers.eventually { () -> OrderView? in
-                let response = try await client.execute(uri: "/orders/\(result.orderId)", method: .get)
+                let response = try await client.send(uri: "/orders/\(result.orderId)", method: .get)
                 guard response.status == .ok else { return nil }
                 return try JSONDecoder().decode(OrderView.self, from: Data(response.body.readableBytesView))
             }
@@ -63,16 +63,16 @@ import Testing
                 (String(repeating: " ", count: 70_000) + "{}", 413, "body-too-large"),
             ]
             for (body, status, type) in cases {
-                let response = try await client.execute(uri: "/orders", method: .post, body: ByteBuffer(string: body))
+                let response = try await client.send(uri: "/orders", method: .post, body: ByteBuffer(string: body))
                 #expect(Int(response.status.code) == status, "\(body.prefix(60))")
                 #expect(response.headers[.contentType] == "application/problem+json")
                 let problem = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
                 #expect((problem?["type"] as? String)?.hasSuffix("/\(type)") == true, "\(body.prefix(60))")
             }
-            let missing = try await client.execute(uri: "/orders/does-not-exist", method: .get)
+            let missing = try await client.send(uri: "/orders/does-not-exist", method: .get)
             #expect(missing.status == .notFound)
             #expect(missing.headers[.contentType] == "application/problem+json")
-            let health = try await client.execute(uri: "/health", method: .get)
+            let health = try await client.send(uri: "/health", method: .get)
             #expect(health.status == .ok)
         }
     }
@@ -84,22 +84,22 @@ import Testing
             let body = #"{"customerId":"c-9","currency":"EUR","lines":[{"sku":"SKU-1","quantity":1,"unitPrice":500}],"paymentToken":"tok_ok"}"#
             let reordered = #"{"paymentToken":"tok_ok","lines":[{"unitPrice":500,"quantity":1,"sku":"SKU-1"}],"currency":"EUR","customerId":"c-9"}"#
             let key = try #require(HTTPField.Name("Idempotency-Key"))
-            let first = try await client.execute(uri: "/orders", method: .post, headers: [key: "retry-1"], body: ByteBuffer(string: body))
-            let second = try await client.execute(uri: "/orders", method: .post, headers: [key: "retry-1"], body: ByteBuffer(string: reordered))
+            let first = try await client.send(uri: "/orders", method: .post, headers: [key: "retry-1"], body: ByteBuffer(string: body))
+            let second = try await client.send(uri: "/orders", method: .post, headers: [key: "retry-1"], body: ByteBuffer(string: reordered))
             #expect(first.status == .accepted)
             #expect(second.status == .accepted)
             #expect(String(buffer: second.body) == String(buffer: first.body))
 
             let changed = body.replacingOccurrences(of: #""quantity":1"#, with: #""quantity":2"#)
-            let mismatch = try await client.execute(uri: "/orders", method: .post, headers: [key: "retry-1"], body: ByteBuffer(string: changed))
+            let mismatch = try await client.send(uri: "/orders", method: .post, headers: [key: "retry-1"], body: ByteBuffer(string: changed))
             #expect(mismatch.status == .unprocessableContent)
             #expect(String(buffer: mismatch.body).contains("idempotency-key-reused"))
 
-            let badKey = try await client.execute(uri: "/orders", method: .post, headers: [key: "has space"], body: ByteBuffer(string: body))
+            let badKey = try await client.send(uri: "/orders", method: .post, headers: [key: "has space"], body: ByteBuffer(string: body))
             #expect(badKey.status == .badRequest)
             #expect(String(buffer: badKey.body).contains("invalid-idempotency-key"))
 
-            let other = try await client.execute(uri: "/orders", method: .post, headers: [key: "retry-2"], body: ByteBuffer(string: body))
+            let other = try await client.send(uri: "/orders", method: .post, headers: [key: "retry-2"], body: ByteBuffer(string: body))
             #expect(other.status == .accepted)
             #expect(String(buffer: other.body) != String(buffer: first.body))
         }

@@ -271,7 +271,7 @@ import Testing
             #expect(summary?.spent == ["EUR": 500] && summary?.ordersCancelled == 1)
             let today = UTCTime.day(Date()).text
             let sales = try await TestServers.eventually { () -> String? in
-                let response = try await client.execute(uri: "/sales/daily?from=\(today)&to=\(today)", method: .get)
+                let response = try await client.send(uri: "/sales/daily?from=\(today)&to=\(today)", method: .get)
                 let body = String(buffer: response.body)
                 return response.status == .ok && body.contains(#""completed":1"#) && body.contains(#""cancelled":1"#) ? body : nil
             }
@@ -280,11 +280,11 @@ import Testing
                 ("/sales/daily?from=2026-13-01", "from"), ("/sales/daily?from=2026-11-23&to=2026-11-01", "from"),
                 ("/sales/daily?from=2020-01-01&to=2026-01-01", "to"), ("/sales/daily?to=yesterday", "to"),
             ] {
-                let response = try await client.execute(uri: uri, method: .get)
+                let response = try await client.send(uri: uri, method: .get)
                 #expect(response.status == .badRequest, "\(uri)")
                 #expect(String(buffer: response.body).contains(#""field":"\#(field)""#), "\(uri): \(String(buffer: response.body))")
             }
-            let unknown = try await client.execute(uri: "/customers/nobody/summary", method: .get)
+            let unknown = try await client.send(uri: "/customers/nobody/summary", method: .get)
             #expect(unknown.status == .notFound && unknown.headers[.contentType] == "application/problem+json")
         }
     }
@@ -292,7 +292,7 @@ import Testing
 
 extension TestClientProtocol {
     func summary(_ customer: String) async throws -> CustomerOrdersView? {
-        let response = try await self.execute(uri: "/customers/\(customer)/summary", method: .get)
+        let response = try await self.send(uri: "/customers/\(customer)/summary", method: .get)
         guard response.status == .ok else { return nil }
         return try JSONDecoder().decode(CustomerOrdersView.self, from: Data(response.body.readableBytesView))
     }

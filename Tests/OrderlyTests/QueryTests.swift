@@ -176,7 +176,7 @@ import Testing
             for (query, field) in [
                 ("limit=0", "limit"), ("limit=abc", "limit"), ("status=LOST", "status"), ("from=yesterday", "from"), ("cursor=%21%21", "cursor"),
             ] {
-                let response = try await client.execute(uri: "/orders?\(query)", method: .get)
+                let response = try await client.send(uri: "/orders?\(query)", method: .get)
                 #expect(response.status == .badRequest, "\(query)")
                 #expect(String(buffer: response.body).contains(#""field":"\#(field)""#), "\(query)")
                 #expect(String(buffer: response.body).contains("invalid-query"), "\(query)")
@@ -192,21 +192,21 @@ import Testing
             let first = try await client.place([("S", 1, 100)], token: "tok_ok")
             _ = try await TestServers.eventually { try await client.order(first) }
             let body = #"{"customerId":"c-ryw","currency":"EUR","lines":[{"sku":"S","quantity":1,"unitPrice":100}],"paymentToken":"tok_ok"}"#
-            let placed = try await client.execute(uri: "/orders", method: .post, body: ByteBuffer(string: body))
+            let placed = try await client.send(uri: "/orders", method: .post, body: ByteBuffer(string: body))
             let result = try JSONDecoder().decode(PlacedOrder.self, from: Data(placed.body.readableBytesView))
             // No polling on the client's side: the query waits for the position.
-            let response = try await client.execute(uri: "/orders/\(result.orderId)?minPosition=\(result.position)", method: .get)
+            let response = try await client.send(uri: "/orders/\(result.orderId)?minPosition=\(result.position)", method: .get)
             #expect(response.status == .ok)
             let view = try JSONDecoder().decode(OrderView.self, from: Data(response.body.readableBytesView))
             #expect(view.orderId == result.orderId)
             #expect(view.position >= result.position)
 
             let started = ContinuousClock.now
-            let behind = try await client.execute(uri: "/orders/\(result.orderId)?minPosition=\(result.position + 1000)&wait=1", method: .get)
+            let behind = try await client.send(uri: "/orders/\(result.orderId)?minPosition=\(result.position + 1000)&wait=1", method: .get)
             #expect(behind.status == .serviceUnavailable)
             #expect(String(buffer: behind.body).contains("read-model-behind"))
             #expect(ContinuousClock.now - started >= .seconds(1))
-            let tooLong = try await client.execute(uri: "/orders/\(result.orderId)?minPosition=1&wait=60", method: .get)
+            let tooLong = try await client.send(uri: "/orders/\(result.orderId)?minPosition=1&wait=60", method: .get)
             #expect(tooLong.status == .badRequest)
         }
     }
@@ -214,7 +214,7 @@ import Testing
 
 extension TestClientProtocol {
     func page(_ uri: String) async throws -> OrderPage {
-        let response = try await self.execute(uri: uri, method: .get)
+        let response = try await self.send(uri: uri, method: .get)
         #expect(response.status == .ok, "\(uri): \(String(buffer: response.body))")
         return try JSONDecoder().decode(OrderPage.self, from: Data(response.body.readableBytesView))
     }

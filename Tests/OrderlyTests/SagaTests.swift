@@ -22,7 +22,7 @@ import Testing
             // A retried restock with the same Idempotency-Key adds its units once.
             let key = try #require(HTTPField.Name("Idempotency-Key"))
             for _ in 0..<2 {
-                let again = try await client.execute(
+                let again = try await client.send(
                     uri: "/inventory/SKU-P/restock", method: .post, headers: [key: "restock-p-1"],
                     body: ByteBuffer(string: #"{"quantity":3,"unitPrice":500}"#))
                 #expect(again.status == .accepted)
@@ -50,17 +50,17 @@ import Testing
             #expect(views[overLimit]?.payment?.reason == "AMOUNT_LIMIT_EXCEEDED")
 
             // A finished order cannot be cancelled; an unknown one is not found.
-            let late = try await client.execute(uri: "/orders/\(happy)/cancel", method: .post)
+            let late = try await client.send(uri: "/orders/\(happy)/cancel", method: .post)
             #expect(late.status == .conflict)
             #expect(String(buffer: late.body).contains("order-ended"))
-            let unknown = try await client.execute(uri: "/orders/no-such-order/cancel", method: .post)
+            let unknown = try await client.send(uri: "/orders/no-such-order/cancel", method: .post)
             #expect(unknown.status == .notFound)
             // The inventory read model ends where a fold of the SKU's stream ends.
             let log = try await SagaLog.load(settings)
             for sku in ["SKU-A", "SKU-P"] {
                 let expected = log.stock(sku)
                 let view = try await TestServers.eventually { () -> InventoryView? in
-                    let response = try await client.execute(uri: "/inventory/\(sku)", method: .get)
+                    let response = try await client.send(uri: "/inventory/\(sku)", method: .get)
                     guard response.status == .ok else { return nil }
                     let view = try JSONDecoder().decode(InventoryView.self, from: Data(response.body.readableBytesView))
                     return view.version == Int64(log.streams[StreamNames.stock(sku)]?.count ?? 0) ? view : nil
@@ -70,9 +70,9 @@ import Testing
                 #expect(view?.available == Int64(expected.available), "\(sku)")
                 #expect(view?.unitPrice == expected.unitPrice, "\(sku)")
             }
-            let noStock = try await client.execute(uri: "/inventory/SKU-NONE", method: .get)
+            let noStock = try await client.send(uri: "/inventory/SKU-NONE", method: .get)
             #expect(noStock.status == .notFound)
-            let badRestock = try await client.execute(
+            let badRestock = try await client.send(
                 uri: "/inventory/SKU-A/restock", method: .post, body: ByteBuffer(string: #"{"quantity":-1,"unitPrice":10}"#))
             #expect(badRestock.status == .unprocessableContent)
         }
@@ -95,7 +95,7 @@ import Testing
             let order = try await client.place([("SKU-C", 2, 700)], token: "tok_ok")
             let paid = try await TestServers.eventually { try await client.order(order).flatMap { $0.status == "PAID" ? $0 : nil } }
             #expect(paid?.payment?.status == "CHARGED")
-            let cancel = try await client.execute(uri: "/orders/\(order)/cancel", method: .post)
+            let cancel = try await client.send(uri: "/orders/\(order)/cancel", method: .post)
             #expect(cancel.status == .accepted)
             let views = try await client.waitForOutcomes([order]) { $0.payment?.status == "REFUNDED" }
             #expect(views[order]?.status == "CANCELLED")
@@ -212,7 +212,7 @@ struct PlacedOrder: Decodable {
 
 extension TestClientProtocol {
     func restock(_ sku: String, quantity: Int, unitPrice: Int) async throws {
-        let response = try await self.execute(
+        let response = try await self.send(
             uri: "/inventory/\(sku)/restock", method: .post, body: ByteBuffer(string: #"{"quantity":\#(quantity),"unitPrice":\#(unitPrice)}"#))
         #expect(response.status == .accepted, "\(String(buffer: response.body))")
     }
@@ -221,13 +221,13 @@ extension TestClientProtocol {
     func place(_ lines: [(String, Int, Int)], token: String, customer: String = "c-saga") async throws -> String {
         let lineText = lines.map { #"{"sku":"\#($0.0)","quantity":\#($0.1),"unitPrice":\#($0.2)}"# }.joined(separator: ",")
         let body = #"{"customerId":"\#(customer)","currency":"EUR","lines":[\#(lineText)],"paymentToken":"\#(token)"}"#
-        let response = try await self.execute(uri: "/orders", method: .post, body: ByteBuffer(string: body))
+        let response = try await self.send(uri: "/orders", method: .post, body: ByteBuffer(string: body))
         #expect(response.status == .accepted, "\(String(buffer: response.body))")
         return try JSONDecoder().decode(PlacedOrder.self, from: Data(response.body.readableBytesView)).orderId
     }
 
     func order(_ id: String) async throws -> OrderView? {
-        let response = try await self.execute(uri: "/orders/\(id)", method: .get)
+        let response = try await self.send(uri: "/orders/\(id)", method: .get)
         guard response.status == .ok else { return nil }
         return try JSONDecoder().decode(OrderView.self, from: Data(response.body.readableBytesView))
     }

@@ -1,5 +1,8 @@
 import Foundation
+import HTTPTypes
+import HummingbirdTesting
 import Logging
+import NIOCore
 import OrderlyAPI
 import OrderlyApp
 import OrderlyEventStore
@@ -59,6 +62,9 @@ enum TestServers {
         settings.httpHost = "127.0.0.1"
         settings.httpPort = 0
         settings.jwtSecret = Self.jwtSecret
+        // Tests place orders as fast as they can from one token; the limit itself has its own test.
+        settings.rateLimitPerSecond = 100_000
+        settings.rateLimitBurst = 100_000
         return settings
     }
 
@@ -80,5 +86,18 @@ enum TestServers {
             try await Task.sleep(for: interval)
         }
         return try await probe()
+    }
+}
+
+extension TestClientProtocol {
+    /// `execute` with a bearer token for `role` (admin unless told): every route but the operational
+    /// ones needs one.
+    func send(
+        uri: String, method: HTTPRequest.Method, headers: HTTPFields = [:], body: ByteBuffer? = nil, as role: Role = .admin,
+        subject: String = "tester"
+    ) async throws -> TestResponse {
+        var headers = headers
+        headers[.authorization] = try await TestServers.bearer(role, subject: subject)
+        return try await self.execute(uri: uri, method: method, headers: headers, body: body)
     }
 }
