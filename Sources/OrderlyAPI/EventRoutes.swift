@@ -59,7 +59,7 @@ struct EventRoutes {
     /// `GET /streams/{id}/events?fromVersion=&limit=`: one stream in version order.
     func stream(_ request: Request, _ context: OrderlyRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        guard !id.isEmpty, id.utf8.count <= 200 else { throw Problem.notFound("no stream \(id.prefix(200))") }
+        guard IdentifierRules.isWellFormed(id, maxLength: 200) else { throw Problem.notFound("no stream \(id.prefix(200))") }
         let from = try OrderRoutes.integer(request, "fromVersion", in: 1...Int64.max) ?? 1
         let limit = Int(try OrderRoutes.integer(request, "limit", in: 1...Self.maxLimit) ?? Self.maxLimit)
         let events = try await self.store.readStream(id, from: from, limit: limit)
@@ -146,19 +146,21 @@ struct EventRoutes {
     private func start(after position: Int64, field: String) async throws -> (LogCursor, EventFilter) {
         if position == 0 { return (.start, EventFilter()) }
         if let cursor = try await self.store.cursor(atPosition: position) { return (cursor, EventFilter()) }
+        // After the largest position there is nothing (and `+ 1` would overflow).
+        guard position < Int64.max else { return (.start, EventFilter(fromPosition: Int64.max, toPosition: Int64.min)) }
         return (.start, EventFilter(fromPosition: position + 1))
     }
 
     static func addFilters(_ request: Request, to filter: inout EventFilter) throws {
         let query = request.uri.queryParameters
         let types = query.getAll("type").flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
-        for type in types where type.isEmpty || type.utf8.count > 100 {
+        for type in types where !IdentifierRules.isWellFormed(type, maxLength: 100) {
             throw Problem.invalidQuery("type must be an event type name such as OrderPlaced", field: "type")
         }
         filter.types = types
         if let prefix = query["streamPrefix"].map(String.init) {
-            guard !prefix.isEmpty, prefix.utf8.count <= 200 else {
-                throw Problem.invalidQuery("streamPrefix must be 1 to 200 characters", field: "streamPrefix")
+            guard IdentifierRules.isWellFormed(prefix, maxLength: 200) else {
+                throw Problem.invalidQuery("streamPrefix must be 1 to 200 ASCII letters, digits and - _ . :", field: "streamPrefix")
             }
             filter.streamPrefix = prefix
         }

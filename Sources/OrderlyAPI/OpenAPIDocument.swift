@@ -906,8 +906,16 @@ enum OpenAPIDocument {
                       }
                     }
                   },
-                  "503": {
-                    "description": "The read model has not reached `minPosition` in time (`read-model-behind`)",
+                  "412": {
+                    "description": "The order has not reached `minPosition` in time (`read-model-behind`); retry after `Retry-After` seconds",
+                    "headers": {
+                      "Retry-After": {
+                        "schema": {
+                          "type": "integer",
+                          "minimum": 1
+                        }
+                      }
+                    },
                     "content": {
                       "application/problem+json": {
                         "schema": {
@@ -1372,7 +1380,7 @@ enum OpenAPIDocument {
                     "schema": {
                       "type": "string",
                       "minLength": 1,
-                      "pattern": "^[^,]+(,[^,]+)*$"
+                      "pattern": "^[A-Za-z0-9_.:-]+(,[A-Za-z0-9_.:-]+)*$"
                     }
                   },
                   {
@@ -1383,7 +1391,8 @@ enum OpenAPIDocument {
                     "schema": {
                       "type": "string",
                       "minLength": 1,
-                      "maxLength": 200
+                      "maxLength": 200,
+                      "pattern": "^[A-Za-z0-9_.:-]+$"
                     }
                   },
                   {
@@ -1488,7 +1497,8 @@ enum OpenAPIDocument {
                     "description": "Event types, comma-separated",
                     "schema": {
                       "type": "string",
-                      "minLength": 1
+                      "minLength": 1,
+                      "pattern": "^[A-Za-z0-9_.:-]+(,[A-Za-z0-9_.:-]+)*$"
                     }
                   },
                   {
@@ -1499,7 +1509,8 @@ enum OpenAPIDocument {
                     "schema": {
                       "type": "string",
                       "minLength": 1,
-                      "maxLength": 200
+                      "maxLength": 200,
+                      "pattern": "^[A-Za-z0-9_.:-]+$"
                     }
                   }
                 ],
@@ -1562,7 +1573,9 @@ enum OpenAPIDocument {
                     "description": "The stream id, such as order-<orderId>",
                     "schema": {
                       "type": "string",
-                      "minLength": 1
+                      "minLength": 1,
+                      "maxLength": 200,
+                      "pattern": "^[A-Za-z0-9_.:-]+$"
                     }
                   },
                   {

@@ -74,7 +74,7 @@ struct OrderRoutes {
         router.get("/inventory/{sku}") { _, context in
             try context.require(.customer, .staff)
             let sku = try context.parameters.require("sku")
-            guard sku.count <= 64, let stock = try await self.dependencies.inventory.stock(sku: sku) else {
+            guard IdentifierRules.isWellFormed(sku), let stock = try await self.dependencies.inventory.stock(sku: sku) else {
                 throw Problem.notFound("no stock recorded for SKU \(sku)")
             }
             return JSONBody(value: stock)
@@ -82,7 +82,7 @@ struct OrderRoutes {
         router.get("/customers/{id}/summary") { _, context in
             let caller = try context.require(.customer, .staff)
             let id = try context.parameters.require("id")
-            guard id.count <= 64, caller.mayActFor(customer: id),
+            guard IdentifierRules.isWellFormed(id), caller.mayActFor(customer: id),
                 let summary = try await self.dependencies.sales.customerSummary(customerId: id)
             else {
                 throw Problem.notFound("no orders recorded for customer \(id)")
@@ -126,7 +126,7 @@ struct OrderRoutes {
 
     func cancelOrder(_ context: OrderlyRequestContext, caller: Principal) async throws -> JSONBody<PlaceOrderResponse> {
         let id = try context.parameters.require("id")
-        guard id.count <= 64 else { throw Problem.notFound("no order \(id)") }
+        guard IdentifierRules.isWellFormed(id) else { throw Problem.notFound("no order \(id)") }
         let result = try await self.dependencies.commands.cancelOrder(
             id, actor: caller.subject, ownedBy: caller.role == .customer ? caller.subject : nil)
         return JSONBody(status: .accepted, value: PlaceOrderResponse(orderId: result.orderId, position: result.position))
@@ -160,7 +160,7 @@ struct OrderRoutes {
     /// (default and at most 5) until the order reflects that position: read-your-writes.
     func getOrder(_ request: Request, _ context: OrderlyRequestContext, caller: Principal) async throws -> JSONBody<OrderView> {
         let id = try context.parameters.require("id")
-        guard id.count <= 64 else { throw Problem.notFound("no order \(id)") }
+        guard IdentifierRules.isWellFormed(id) else { throw Problem.notFound("no order \(id)") }
         guard let minPosition = try Self.integer(request, "minPosition", in: 1...Int64.max) else {
             guard let order = try await self.dependencies.orders.order(id: id), caller.mayActFor(customer: order.customerId) else {
                 throw Problem.notFound("no order \(id)")
@@ -174,10 +174,16 @@ struct OrderRoutes {
             if let order, !caller.mayActFor(customer: order.customerId) { throw Problem.notFound("no order \(id)") }
             if let order, order.position >= minPosition { return JSONBody(value: order) }
             guard ContinuousClock.now < deadline else {
-                throw Problem(
-                    status: .serviceUnavailable, type: "read-model-behind", title: "The read model has not caught up",
-                    detail: "order \(id) did not reach position \(minPosition) within \(wait) s (it is at \(order?.position ?? 0)); retry shortly",
+                guard let order else { throw Problem.notFound("no order \(id) (the read model is not at position \(minPosition) yet)") }
+                // A 4xx, not a 5xx: usually the client passed a position of another order's command
+                // (an order's view moves only with its own events); else retry after a moment.
+                var problem = Problem(
+                    status: .preconditionFailed, type: "read-model-behind", title: "The read model has not caught up",
+                    detail: "order \(id) did not reach position \(minPosition) within \(wait) s (it is at \(order.position)); "
+                        + "pass the position this order's own command answered, or retry shortly",
                     field: "minPosition")
+                problem.headers[.retryAfter] = "1"
+                throw problem
             }
             try await Task.sleep(for: .milliseconds(50))
         }

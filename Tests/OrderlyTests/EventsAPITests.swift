@@ -106,6 +106,10 @@ struct EventPage: Decodable {
             let (_, streams, _) = try await page("streamPrefix=stock-&limit=100")
             #expect(streams?.events.allSatisfy { $0.streamId == "stock-p" } == true)
             #expect(streams?.events.count == 10)
+            // Found by the fuzz run: the largest position crashed the server (an overflow).
+            let (edgeStatus, edge, _) = try await page("after=9223372036854775807")
+            #expect(edgeStatus == 200)
+            #expect(edge?.events.isEmpty == true)
             let (_, future, _) = try await page("from=2999-01-01T00:00:00Z")
             #expect(future?.events.isEmpty == true)
             let (_, past, _) = try await page("to=2999-01-01&limit=1000")

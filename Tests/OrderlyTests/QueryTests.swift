@@ -203,7 +203,8 @@ import Testing
 
             let started = ContinuousClock.now
             let behind = try await client.send(uri: "/orders/\(result.orderId)?minPosition=\(result.position + 1000)&wait=1", method: .get)
-            #expect(behind.status == .serviceUnavailable)
+            #expect(behind.status == .preconditionFailed)
+            #expect(behind.headers[.retryAfter] == "1")
             #expect(String(buffer: behind.body).contains("read-model-behind"))
             #expect(ContinuousClock.now - started >= .seconds(1))
             let tooLong = try await client.send(uri: "/orders/\(result.orderId)?minPosition=1&wait=60", method: .get)
