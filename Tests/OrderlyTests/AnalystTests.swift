@@ -85,7 +85,7 @@ func insertVersion1OrderPlaced(_ client: PostgresClient, orderID: String, custom
         let app = try await Processes.dev(settings, logger: TestServers.logger)
         try await app.test(.live) { client in
             let view = try await TestServers.eventually { () -> OrderView? in
-                let response = try await client.execute(uri: "/orders/legacy-1", method: .get)
+                let response = try await client.send(uri: "/orders/legacy-1", method: .get)
                 guard response.status == .ok else { return nil }
                 let view = try JSONDecoder().decode(OrderView.self, from: Data(response.body.readableBytesView))
                 return view.status == "COMPLETED" ? view : nil
