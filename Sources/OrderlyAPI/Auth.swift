@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import JWTKit
+import OrderlyDomain
 
 /// Who may do what. A customer acts on their own orders only; staff restock and read every order;
 /// analysts read the event history; admin may do everything.

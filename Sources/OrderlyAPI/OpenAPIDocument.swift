@@ -23,6 +23,114 @@ enum OpenAPIDocument {
                 "description": "Claims: sub, role (customer, staff, analyst, admin), iss, exp. `orderly token --role ROLE --subject ID` mints one."
               }
             },
+            "responses": {
+              "BadRequest": {
+                "description": "Malformed request: invalid JSON, wrong types, unknown fields or bad query parameters (`invalid-body`, `invalid-query`, `invalid-idempotency-key`)",
+                "content": {
+                  "application/problem+json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Problem"
+                    }
+                  }
+                }
+              },
+              "Unauthorized": {
+                "description": "No token, or a token that is malformed, badly signed, expired or from another issuer (`unauthenticated`, `invalid-token`)",
+                "content": {
+                  "application/problem+json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Problem"
+                    }
+                  }
+                }
+              },
+              "Forbidden": {
+                "description": "The token's role may not do this (`forbidden`)",
+                "content": {
+                  "application/problem+json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Problem"
+                    }
+                  }
+                }
+              },
+              "NotFound": {
+                "description": "Not found, or not yours (`not-found`)",
+                "content": {
+                  "application/problem+json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Problem"
+                    }
+                  }
+                }
+              },
+              "Conflict": {
+                "description": "`order-ended`, or `concurrency-conflict` naming the stream and both versions",
+                "content": {
+                  "application/problem+json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Problem"
+                    }
+                  }
+                }
+              },
+              "ReadModelBehind": {
+                "description": "The order has not reached `minPosition` in time (`read-model-behind`); retry after `Retry-After` seconds",
+                "headers": {
+                  "Retry-After": {
+                    "schema": {
+                      "type": "integer",
+                      "minimum": 1
+                    }
+                  }
+                },
+                "content": {
+                  "application/problem+json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Problem"
+                    }
+                  }
+                }
+              },
+              "TooLarge": {
+                "description": "Body over 64 KiB (`body-too-large`)",
+                "content": {
+                  "application/problem+json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Problem"
+                    }
+                  }
+                }
+              },
+              "Unprocessable": {
+                "description": "A domain rule is broken (`validation-failed`, naming the field) or an idempotency key was reused with another body (`idempotency-key-reused`)",
+                "content": {
+                  "application/problem+json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Problem"
+                    }
+                  }
+                }
+              },
+              "RateLimited": {
+                "description": "Too many commands from this caller (`rate-limited`); retry after `Retry-After` seconds",
+                "headers": {
+                  "Retry-After": {
+                    "schema": {
+                      "type": "integer",
+                      "minimum": 1
+                    }
+                  }
+                },
+                "content": {
+                  "application/problem+json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Problem"
+                    }
+                  }
+                }
+              }
+            },
             "schemas": {
               "Problem": {
                 "type": "object",
@@ -624,72 +732,22 @@ enum OpenAPIDocument {
                     }
                   },
                   "400": {
-                    "description": "Malformed request: invalid JSON, wrong types, unknown fields or bad query parameters (`invalid-body`, `invalid-query`, `invalid-idempotency-key`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/BadRequest"
                   },
                   "401": {
-                    "description": "No token, or a token that is malformed, badly signed, expired or from another issuer (`unauthenticated`, `invalid-token`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unauthorized"
                   },
                   "403": {
-                    "description": "The token's role may not do this (`forbidden`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Forbidden"
                   },
                   "413": {
-                    "description": "Body over 64 KiB (`body-too-large`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/TooLarge"
                   },
                   "422": {
-                    "description": "A domain rule is broken (`validation-failed`, naming the field) or an idempotency key was reused with another body (`idempotency-key-reused`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unprocessable"
                   },
                   "429": {
-                    "description": "Too many commands from this caller (`rate-limited`); retry after `Retry-After` seconds",
-                    "headers": {
-                      "Retry-After": {
-                        "schema": {
-                          "type": "integer",
-                          "minimum": 1
-                        }
-                      }
-                    },
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/RateLimited"
                   }
                 }
               },
@@ -781,34 +839,13 @@ enum OpenAPIDocument {
                     }
                   },
                   "400": {
-                    "description": "Malformed request: invalid JSON, wrong types, unknown fields or bad query parameters (`invalid-body`, `invalid-query`, `invalid-idempotency-key`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/BadRequest"
                   },
                   "401": {
-                    "description": "No token, or a token that is malformed, badly signed, expired or from another issuer (`unauthenticated`, `invalid-token`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unauthorized"
                   },
                   "403": {
-                    "description": "The token's role may not do this (`forbidden`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Forbidden"
                   }
                 }
               }
@@ -867,62 +904,19 @@ enum OpenAPIDocument {
                     }
                   },
                   "400": {
-                    "description": "Malformed request: invalid JSON, wrong types, unknown fields or bad query parameters (`invalid-body`, `invalid-query`, `invalid-idempotency-key`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/BadRequest"
                   },
                   "401": {
-                    "description": "No token, or a token that is malformed, badly signed, expired or from another issuer (`unauthenticated`, `invalid-token`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unauthorized"
                   },
                   "403": {
-                    "description": "The token's role may not do this (`forbidden`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Forbidden"
                   },
                   "404": {
-                    "description": "Not found, or not yours (`not-found`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/NotFound"
                   },
                   "412": {
-                    "description": "The order has not reached `minPosition` in time (`read-model-behind`); retry after `Retry-After` seconds",
-                    "headers": {
-                      "Retry-After": {
-                        "schema": {
-                          "type": "integer",
-                          "minimum": 1
-                        }
-                      }
-                    },
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/ReadModelBehind"
                   }
                 }
               }
@@ -958,62 +952,19 @@ enum OpenAPIDocument {
                     }
                   },
                   "401": {
-                    "description": "No token, or a token that is malformed, badly signed, expired or from another issuer (`unauthenticated`, `invalid-token`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unauthorized"
                   },
                   "403": {
-                    "description": "The token's role may not do this (`forbidden`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Forbidden"
                   },
                   "404": {
-                    "description": "Not found, or not yours (`not-found`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/NotFound"
                   },
                   "409": {
-                    "description": "`order-ended`, or `concurrency-conflict` naming the stream and both versions",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Conflict"
                   },
                   "429": {
-                    "description": "Too many commands from this caller (`rate-limited`); retry after `Retry-After` seconds",
-                    "headers": {
-                      "Retry-After": {
-                        "schema": {
-                          "type": "integer",
-                          "minimum": 1
-                        }
-                      }
-                    },
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/RateLimited"
                   }
                 }
               }
@@ -1049,34 +1000,13 @@ enum OpenAPIDocument {
                     }
                   },
                   "401": {
-                    "description": "No token, or a token that is malformed, badly signed, expired or from another issuer (`unauthenticated`, `invalid-token`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unauthorized"
                   },
                   "403": {
-                    "description": "The token's role may not do this (`forbidden`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Forbidden"
                   },
                   "404": {
-                    "description": "Not found, or not yours (`not-found`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/NotFound"
                   }
                 }
               }
@@ -1134,72 +1064,22 @@ enum OpenAPIDocument {
                     }
                   },
                   "400": {
-                    "description": "Malformed request: invalid JSON, wrong types, unknown fields or bad query parameters (`invalid-body`, `invalid-query`, `invalid-idempotency-key`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/BadRequest"
                   },
                   "401": {
-                    "description": "No token, or a token that is malformed, badly signed, expired or from another issuer (`unauthenticated`, `invalid-token`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unauthorized"
                   },
                   "403": {
-                    "description": "The token's role may not do this (`forbidden`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Forbidden"
                   },
                   "413": {
-                    "description": "Body over 64 KiB (`body-too-large`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/TooLarge"
                   },
                   "422": {
-                    "description": "A domain rule is broken (`validation-failed`, naming the field) or an idempotency key was reused with another body (`idempotency-key-reused`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unprocessable"
                   },
                   "429": {
-                    "description": "Too many commands from this caller (`rate-limited`); retry after `Retry-After` seconds",
-                    "headers": {
-                      "Retry-After": {
-                        "schema": {
-                          "type": "integer",
-                          "minimum": 1
-                        }
-                      }
-                    },
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/RateLimited"
                   }
                 }
               }
@@ -1235,34 +1115,13 @@ enum OpenAPIDocument {
                     }
                   },
                   "401": {
-                    "description": "No token, or a token that is malformed, badly signed, expired or from another issuer (`unauthenticated`, `invalid-token`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unauthorized"
                   },
                   "403": {
-                    "description": "The token's role may not do this (`forbidden`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Forbidden"
                   },
                   "404": {
-                    "description": "Not found, or not yours (`not-found`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/NotFound"
                   }
                 }
               }
@@ -1308,34 +1167,13 @@ enum OpenAPIDocument {
                     }
                   },
                   "400": {
-                    "description": "Malformed request: invalid JSON, wrong types, unknown fields or bad query parameters (`invalid-body`, `invalid-query`, `invalid-idempotency-key`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/BadRequest"
                   },
                   "401": {
-                    "description": "No token, or a token that is malformed, badly signed, expired or from another issuer (`unauthenticated`, `invalid-token`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unauthorized"
                   },
                   "403": {
-                    "description": "The token's role may not do this (`forbidden`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Forbidden"
                   }
                 }
               }
@@ -1428,34 +1266,13 @@ enum OpenAPIDocument {
                     }
                   },
                   "400": {
-                    "description": "Malformed request: invalid JSON, wrong types, unknown fields or bad query parameters (`invalid-body`, `invalid-query`, `invalid-idempotency-key`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/BadRequest"
                   },
                   "401": {
-                    "description": "No token, or a token that is malformed, badly signed, expired or from another issuer (`unauthenticated`, `invalid-token`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unauthorized"
                   },
                   "403": {
-                    "description": "The token's role may not do this (`forbidden`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Forbidden"
                   }
                 }
               }
@@ -1526,34 +1343,13 @@ enum OpenAPIDocument {
                     }
                   },
                   "400": {
-                    "description": "Malformed request: invalid JSON, wrong types, unknown fields or bad query parameters (`invalid-body`, `invalid-query`, `invalid-idempotency-key`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/BadRequest"
                   },
                   "401": {
-                    "description": "No token, or a token that is malformed, badly signed, expired or from another issuer (`unauthenticated`, `invalid-token`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unauthorized"
                   },
                   "403": {
-                    "description": "The token's role may not do this (`forbidden`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Forbidden"
                   }
                 }
               }
@@ -1615,44 +1411,16 @@ enum OpenAPIDocument {
                     }
                   },
                   "400": {
-                    "description": "Malformed request: invalid JSON, wrong types, unknown fields or bad query parameters (`invalid-body`, `invalid-query`, `invalid-idempotency-key`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/BadRequest"
                   },
                   "401": {
-                    "description": "No token, or a token that is malformed, badly signed, expired or from another issuer (`unauthenticated`, `invalid-token`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Unauthorized"
                   },
                   "403": {
-                    "description": "The token's role may not do this (`forbidden`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/Forbidden"
                   },
                   "404": {
-                    "description": "Not found, or not yours (`not-found`)",
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/NotFound"
                   }
                 }
               }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import OrderlyDomain
 import Synchronization
 
 /// Token buckets per caller: `ratePerSecond` commands a second on average, `burst` at once. A
@@ -42,10 +43,6 @@ public final class RateLimiter: Sendable {
     private static func forgetIdle(_ buckets: inout [String: Bucket], now: ContinuousClock.Instant, rate: Double, burst: Double) {
         buckets = buckets.filter { _, bucket in bucket.tokens + (now - bucket.updated).timeInterval * rate < burst }
     }
-}
-
-extension Duration {
-    var timeInterval: Double { Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18 }
 }
 
 /// Limits command routes (POST) per caller; answers 429 `rate-limited` with `Retry-After` in whole
