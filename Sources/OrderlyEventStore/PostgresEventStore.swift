@@ -21,11 +21,13 @@ import PostgresNIO
 public struct PostgresEventStore: EventStore {
     public let client: PostgresClient
     let logger: Logger
+    let groupCommit: GroupCommit
     private static let metadataEncoder = JSONEncoder()
 
     public init(client: PostgresClient, logger: Logger) {
         self.client = client
         self.logger = logger
+        self.groupCommit = GroupCommit(client: client, logger: logger)
     }
 
     public func append(
@@ -48,24 +50,29 @@ public struct PostgresEventStore: EventStore {
             stream: stream, expected: expectedVersion, ids: events.map(\.id), types: events.map(\.type),
             schemaVersions: events.map { Int32($0.schemaVersion) }, data: events.map { String(decoding: $0.data, as: UTF8.self) },
             metadata: metadata, idempotencyKey: idempotency?.key, request: idempotency?.request)
+        return try await self.groupCommit.append(call, expected: expected)
+    }
+
+    /// Appends one command in its own transaction (`orderly_append`).
+    static func appendAlone(_ call: AppendCall, expected: ExpectedVersion, client: PostgresClient, logger: Logger) async throws -> AppendResult {
         do {
-            return try await self.run(call)
-        } catch let error as PSQLError where idempotency != nil && Self.isLostRace(error) {
+            return try await Self.run(call, client: client, logger: logger)
+        } catch let error as PSQLError where call.idempotencyKey != nil && Self.isLostRace(error) {
             // Another request with the same key (or to the same stream) committed first. Asking again
             // reads its idempotency row: the first result, or a mismatch, or a genuine conflict.
             do {
-                return try await self.run(call)
+                return try await Self.run(call, client: client, logger: logger)
             } catch let error as PSQLError {
-                throw Self.translate(error, stream: stream, expected: expected, key: idempotency?.key)
+                throw Self.translate(error, stream: call.stream, expected: expected, key: call.idempotencyKey)
             }
         } catch let error as PSQLError {
-            throw Self.translate(error, stream: stream, expected: expected, key: idempotency?.key)
+            throw Self.translate(error, stream: call.stream, expected: expected, key: call.idempotencyKey)
         }
     }
 
     /// One call of `orderly_append` (migrations/0002), which appends in one round trip. Prepared once
     /// per connection, so the server parses and plans it once.
-    private struct AppendCall: PostgresPreparedStatement {
+    struct AppendCall: PostgresPreparedStatement {
         typealias Row = (String, Int64, Int64, Bool)
 
         static let sql = """
@@ -103,8 +110,8 @@ public struct PostgresEventStore: EventStore {
         }
     }
 
-    private func run(_ call: AppendCall) async throws -> AppendResult {
-        for try await (stream, version, position, replayed) in try await self.client.execute(call, logger: self.logger) {
+    private static func run(_ call: AppendCall, client: PostgresClient, logger: Logger) async throws -> AppendResult {
+        for try await (stream, version, position, replayed) in try await client.execute(call, logger: logger) {
             return AppendResult(streamID: stream, streamVersion: version, position: position, isReplay: replayed)
         }
         throw EventStoreError.emptyAppend

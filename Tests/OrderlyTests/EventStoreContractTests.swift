@@ -263,6 +263,97 @@ extension EventStoreContractTests {
         }
     }
 
+    /// Group commit: writers sharing a few streams (and slow transactions holding them) while a reader
+    /// tails. Every stream must come out in version order, every event once; appends must really have
+    /// shared transactions; conflicts and idempotency keys keep their meaning per command.
+    @Test func groupCommitKeepsEachCommandsMeaningAndStreamOrder() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        try await TestServers.withPostgres(settings) { client in
+            let store = PostgresEventStore(client: client, logger: TestServers.logger)
+            let writers = 16
+            let appendsPerWriter = 40
+            let expected = writers * appendsPerWriter * 2
+            try await withThrowingTaskGroup(of: [RecordedEvent].self) { group in
+                group.addTask { try await readVisible(store, count: expected, limit: 113) }
+                for writer in 0..<writers {
+                    group.addTask {
+                        for append in 0..<appendsPerWriter {
+                            let stream = "order-shared-\((writer + append) % 4)"
+                            if writer % 8 == 0 && append % 10 == 0 {
+                                // Holds a shared stream for 100 ms after taking its positions.
+                                try await client.withTransaction(logger: TestServers.logger) { connection in
+                                    try await connection.query(
+                                        """
+                                        SELECT orderly_append(\(stream), NULL, ARRAY[gen_random_uuid(), gen_random_uuid()],
+                                            ARRAY['Tested','Tested'], ARRAY[1,1], ARRAY['{}','{}']::jsonb[], ARRAY['{}','{}']::jsonb[], NULL, NULL)
+                                        """, logger: TestServers.logger)
+                                    try await Task.sleep(for: .milliseconds(100))
+                                }
+                            } else {
+                                _ = try await store.append(makeEvents(2), to: stream, expecting: .any)
+                            }
+                        }
+                        return []
+                    }
+                }
+                var seen: [RecordedEvent] = []
+                for try await events in group { seen += events }
+                #expect(seen.count == expected)
+                #expect(Set(seen.map(\.id)).count == expected)
+                for (stream, events) in Dictionary(grouping: seen, by: \.streamID) {
+                    #expect(events.map(\.streamVersion) == Array(1...Int64(events.count)), "stream \(stream) out of order or with gaps")
+                }
+            }
+            // Some transactions carried more than one command (two events each).
+            var largest = 0
+            for try await count in try await client.query(
+                "SELECT count(*) FROM events GROUP BY transaction_id ORDER BY 1 DESC LIMIT 1", logger: TestServers.logger
+            ).decode(Int.self) {
+                largest = count
+            }
+            #expect(largest > 2, "no two appends ever shared a transaction")
+
+            // Concurrent commands with one expected version: exactly one wins, the rest conflict.
+            let racers = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<12 {
+                    group.addTask {
+                        do {
+                            _ = try await store.append(makeEvents(1), to: "order-race-gc", expecting: .noStream)
+                            return true
+                        } catch EventStoreError.wrongExpectedVersion(_, _, let actual) {
+                            #expect(actual == 1)
+                            return false
+                        }
+                    }
+                }
+                var wins = 0
+                for try await won in group where won { wins += 1 }
+                return wins
+            }
+            #expect(racers == 1)
+
+            // One key, same request, many at once: one append, the same answer for all. Another
+            // request under that key: refused.
+            let answers = try await withThrowingTaskGroup(of: AppendResult.self) { group in
+                for _ in 0..<10 {
+                    group.addTask {
+                        try await store.append(
+                            makeEvents(1), to: "order-key-gc", expecting: .any, idempotency: IdempotencyKey(key: "gc-1", request: "same"))
+                    }
+                }
+                var answers: [AppendResult] = []
+                for try await answer in group { answers.append(answer) }
+                return answers
+            }
+            #expect(Set(answers.map(\.position)).count == 1)
+            #expect(answers.filter { !$0.isReplay }.count == 1)
+            #expect(try await store.readStream("order-key-gc", from: 1).count == 1)
+            await #expect(throws: EventStoreError.idempotencyKeyReused(key: "gc-1")) {
+                try await store.append(makeEvents(1), to: "order-key-gc", expecting: .any, idempotency: IdempotencyKey(key: "gc-1", request: "other"))
+            }
+        }
+    }
+
     /// A writer that took a position but has not committed must hold readers back, not be skipped.
     @Test func aSlowTransactionIsWaitedForNotSkipped() async throws {
         let settings = try await TestServers.isolatedSettings()

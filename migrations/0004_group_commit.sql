@@ -1,0 +1,165 @@
+-- Group commit: the appends of many concurrent commands in one transaction and one round trip
+-- (orderly_append_many), so that many writers share one commit (one WAL flush) instead of paying
+-- one each. Every command keeps its own semantics: its expected version, its idempotency key, and a
+-- conflict of one command writes nothing for it and does not disturb the others.
+--
+-- Ordering for tailing readers. Readers take events in (transaction id, position) order, which must
+-- keep each stream in version order. A transaction gets its id at its first write. With one stream
+-- per transaction, claiming the stream's row is the first write, so a writer waiting for that row
+-- has no id yet and gets a higher one. A batch claims several streams' rows, and could get its id at
+-- the first claim and then wait for another stream's row held by a writer with a higher id. So every
+-- writer first takes a transaction-scoped advisory lock per stream, in one global order (the key's
+-- numeric order), before any write: waiting for a lock never happens while holding an id. Both
+-- functions take them; hash collisions only make two streams wait for each other.
+
+CREATE FUNCTION orderly_lock_streams(p_streams text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_key bigint;
+BEGIN
+    FOR v_key IN SELECT DISTINCT hashtextextended(s, 0) AS k FROM unnest(p_streams) AS s ORDER BY k LOOP
+        PERFORM pg_advisory_xact_lock(v_key);
+    END LOOP;
+END
+$$;
+
+-- The single-command append of 0002, now taking its stream's lock first.
+CREATE OR REPLACE FUNCTION orderly_append(
+    p_stream text, p_expected bigint, p_ids uuid[], p_types text[], p_schema_versions integer[],
+    p_data jsonb[], p_metadata jsonb[], p_idempotency_key text, p_request text)
+RETURNS TABLE (out_stream text, out_version bigint, out_position bigint, out_replayed boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count bigint := cardinality(p_ids);
+    v_new bigint;
+    v_actual bigint;
+    v_last bigint;
+    v_hash text;
+    v_key idempotency_keys%ROWTYPE;
+BEGIN
+    IF p_idempotency_key IS NOT NULL THEN
+        v_hash := encode(sha256(convert_to(p_request, 'UTF8')), 'hex');
+        SELECT * INTO v_key FROM idempotency_keys WHERE key = p_idempotency_key;
+        IF FOUND THEN
+            IF v_key.request_hash <> v_hash THEN
+                RAISE EXCEPTION USING ERRCODE = 'OR002', MESSAGE = 'idempotency key reused with a different request',
+                    DETAIL = p_idempotency_key;
+            END IF;
+            RETURN QUERY SELECT v_key.stream_id, v_key.stream_version, v_key.position, true;
+            RETURN;
+        END IF;
+    END IF;
+
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_stream, 0));
+    IF p_expected IS NULL THEN
+        INSERT INTO streams AS s (stream_id, version) VALUES (p_stream, v_count)
+        ON CONFLICT (stream_id) DO UPDATE SET version = s.version + EXCLUDED.version
+        RETURNING s.version INTO v_new;
+    ELSIF p_expected = 0 THEN
+        INSERT INTO streams (stream_id, version) VALUES (p_stream, v_count)
+        ON CONFLICT (stream_id) DO NOTHING
+        RETURNING version INTO v_new;
+    ELSE
+        UPDATE streams SET version = version + v_count
+        WHERE stream_id = p_stream AND version = p_expected
+        RETURNING version INTO v_new;
+    END IF;
+    IF v_new IS NULL THEN
+        SELECT version INTO v_actual FROM streams WHERE stream_id = p_stream;
+        RAISE EXCEPTION USING ERRCODE = 'OR001', MESSAGE = 'wrong expected version', DETAIL = coalesce(v_actual, 0)::text;
+    END IF;
+
+    WITH inserted AS (
+        INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata)
+        SELECT e.id, p_stream, v_new - v_count + e.n, e.type, e.schema_version, e.data, e.metadata
+        FROM unnest(p_ids, p_types, p_schema_versions, p_data, p_metadata)
+             WITH ORDINALITY AS e(id, type, schema_version, data, metadata, n)
+        ORDER BY e.n
+        RETURNING position
+    )
+    SELECT max(position) INTO v_last FROM inserted;
+
+    IF p_idempotency_key IS NOT NULL THEN
+        INSERT INTO idempotency_keys (key, request_hash, stream_id, stream_version, position)
+        VALUES (p_idempotency_key, v_hash, p_stream, v_new, v_last);
+    END IF;
+    RETURN QUERY SELECT p_stream, v_new, v_last, false;
+END
+$$;
+
+-- Many commands at once. Command i is (p_streams[i], p_expected[i] (-1: any, 0: no stream, n: exactly
+-- n), p_keys[i] ('' : none), p_requests[i]); event j belongs to command p_event_command[j], in order.
+-- One row per command, in command order: status 0 appended (or replayed by its key), 1 wrong expected
+-- version (actual version in out_actual), 2 idempotency key reused with another request. Commands run
+-- one after another inside the transaction, so two commands on one stream see each other.
+CREATE FUNCTION orderly_append_many(
+    p_streams text[], p_expected bigint[], p_keys text[], p_requests text[],
+    p_event_command integer[], p_ids uuid[], p_types text[], p_schema_versions integer[], p_data jsonb[], p_metadata jsonb[])
+RETURNS TABLE (out_command integer, out_status integer, out_version bigint, out_position bigint, out_replayed boolean,
+               out_actual bigint, out_stream text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_commands integer := cardinality(p_streams);
+    v_count bigint;
+    v_new bigint;
+    v_actual bigint;
+    v_last bigint;
+    v_hash text;
+    v_key idempotency_keys%ROWTYPE;
+BEGIN
+    PERFORM orderly_lock_streams(p_streams);
+    FOR i IN 1..v_commands LOOP
+        v_new := NULL;
+        v_hash := NULL;
+        IF p_keys[i] <> '' THEN
+            v_hash := encode(sha256(convert_to(p_requests[i], 'UTF8')), 'hex');
+            SELECT * INTO v_key FROM idempotency_keys WHERE key = p_keys[i];
+            IF FOUND THEN
+                IF v_key.request_hash <> v_hash THEN
+                    RETURN QUERY SELECT i, 2, 0::bigint, 0::bigint, false, 0::bigint, p_streams[i];
+                ELSE
+                    RETURN QUERY SELECT i, 0, v_key.stream_version, v_key.position, true, 0::bigint, v_key.stream_id;
+                END IF;
+                CONTINUE;
+            END IF;
+        END IF;
+
+        SELECT count(*) INTO v_count FROM unnest(p_event_command) AS c WHERE c = i;
+        IF p_expected[i] = -1 THEN
+            INSERT INTO streams AS s (stream_id, version) VALUES (p_streams[i], v_count)
+            ON CONFLICT (stream_id) DO UPDATE SET version = s.version + EXCLUDED.version
+            RETURNING s.version INTO v_new;
+        ELSIF p_expected[i] = 0 THEN
+            INSERT INTO streams (stream_id, version) VALUES (p_streams[i], v_count)
+            ON CONFLICT (stream_id) DO NOTHING
+            RETURNING version INTO v_new;
+        ELSE
+            UPDATE streams SET version = version + v_count
+            WHERE stream_id = p_streams[i] AND version = p_expected[i]
+            RETURNING version INTO v_new;
+        END IF;
+        IF v_new IS NULL THEN
+            SELECT version INTO v_actual FROM streams WHERE stream_id = p_streams[i];
+            RETURN QUERY SELECT i, 1, 0::bigint, 0::bigint, false, coalesce(v_actual, 0), p_streams[i];
+            CONTINUE;
+        END IF;
+
+        WITH inserted AS (
+            INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata)
+            SELECT e.id, p_streams[i], v_new - v_count + row_number() OVER (ORDER BY e.n), e.type, e.schema_version, e.data, e.metadata
+            FROM unnest(p_event_command, p_ids, p_types, p_schema_versions, p_data, p_metadata)
+                 WITH ORDINALITY AS e(command, id, type, schema_version, data, metadata, n)
+            WHERE e.command = i
+            ORDER BY e.n
+            RETURNING position
+        )
+        SELECT max(position) INTO v_last FROM inserted;
+
+        IF v_hash IS NOT NULL THEN
+            INSERT INTO idempotency_keys (key, request_hash, stream_id, stream_version, position)
+            VALUES (p_keys[i], v_hash, p_streams[i], v_new, v_last);
+        END IF;
+        RETURN QUERY SELECT i, 0, v_new, v_last, false, 0::bigint, p_streams[i];
+    END LOOP;
+END
+$$;
