@@ -88,78 +88,119 @@ END
 $$;
 
 -- Many commands at once. Command i is (p_streams[i], p_expected[i] (-1: any, 0: no stream, n: exactly
--- n), p_keys[i] ('' : none), p_requests[i]); event j belongs to command p_event_command[j], in order.
--- One row per command, in command order: status 0 appended (or replayed by its key), 1 wrong expected
--- version (actual version in out_actual), 2 idempotency key reused with another request. Commands run
--- one after another inside the transaction, so two commands on one stream see each other.
+-- n), p_counts[i] events, p_keys[i] ('' : none), p_requests[i]); event j belongs to command
+-- p_event_command[j], in order. One row per command, in command order: status 0 appended (or replayed
+-- by its key), 1 wrong expected version (actual version in out_actual), 2 idempotency key reused with
+-- another request. Commands claim their stream versions one after another inside the transaction, so
+-- two commands on one stream see each other; then all their events go in with one INSERT.
 CREATE FUNCTION orderly_append_many(
-    p_streams text[], p_expected bigint[], p_keys text[], p_requests text[],
+    p_streams text[], p_expected bigint[], p_counts integer[], p_keys text[], p_requests text[],
     p_event_command integer[], p_ids uuid[], p_types text[], p_schema_versions integer[], p_data jsonb[], p_metadata jsonb[])
 RETURNS TABLE (out_command integer, out_status integer, out_version bigint, out_position bigint, out_replayed boolean,
                out_actual bigint, out_stream text)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_commands integer := cardinality(p_streams);
-    v_count bigint;
+    v_status integer[] := array_fill(0, ARRAY[v_commands]);
+    v_version bigint[] := array_fill(0::bigint, ARRAY[v_commands]);
+    v_position bigint[] := array_fill(0::bigint, ARRAY[v_commands]);
+    v_replayed boolean[] := array_fill(false, ARRAY[v_commands]);
+    v_actual bigint[] := array_fill(0::bigint, ARRAY[v_commands]);
+    v_stream text[] := p_streams;
+    v_base bigint[] := array_fill(NULL::bigint, ARRAY[v_commands]);
+    v_hash text[] := array_fill(NULL::text, ARRAY[v_commands]);
+    v_store_key boolean[] := array_fill(false, ARRAY[v_commands]);
+    v_inserted bigint[];
     v_new bigint;
-    v_actual bigint;
-    v_last bigint;
-    v_hash text;
+    v_found bigint;
     v_key idempotency_keys%ROWTYPE;
 BEGIN
     PERFORM orderly_lock_streams(p_streams);
     FOR i IN 1..v_commands LOOP
-        v_new := NULL;
-        v_hash := NULL;
         IF p_keys[i] <> '' THEN
-            v_hash := encode(sha256(convert_to(p_requests[i], 'UTF8')), 'hex');
+            v_hash[i] := encode(sha256(convert_to(p_requests[i], 'UTF8')), 'hex');
             SELECT * INTO v_key FROM idempotency_keys WHERE key = p_keys[i];
             IF FOUND THEN
-                IF v_key.request_hash <> v_hash THEN
-                    RETURN QUERY SELECT i, 2, 0::bigint, 0::bigint, false, 0::bigint, p_streams[i];
+                IF v_key.request_hash <> v_hash[i] THEN
+                    v_status[i] := 2;
                 ELSE
-                    RETURN QUERY SELECT i, 0, v_key.stream_version, v_key.position, true, 0::bigint, v_key.stream_id;
+                    v_version[i] := v_key.stream_version;
+                    v_position[i] := v_key.position;
+                    v_replayed[i] := true;
+                    v_stream[i] := v_key.stream_id;
                 END IF;
+                CONTINUE;
+            END IF;
+            -- The same key twice in this batch: the later command replays (or is refused by) the first.
+            FOR j IN 1..i - 1 LOOP
+                IF p_keys[j] = p_keys[i] AND v_base[j] IS NOT NULL THEN
+                    IF v_hash[j] <> v_hash[i] THEN
+                        v_status[i] := 2;
+                    ELSE
+                        v_version[i] := v_version[j];
+                        v_replayed[i] := true;
+                        v_stream[i] := p_streams[j];
+                        v_base[i] := -j;  -- resolved after the insert, from command j
+                    END IF;
+                    EXIT;
+                END IF;
+            END LOOP;
+            IF v_status[i] = 2 OR v_replayed[i] THEN
                 CONTINUE;
             END IF;
         END IF;
 
-        SELECT count(*) INTO v_count FROM unnest(p_event_command) AS c WHERE c = i;
+        v_new := NULL;
         IF p_expected[i] = -1 THEN
-            INSERT INTO streams AS s (stream_id, version) VALUES (p_streams[i], v_count)
+            INSERT INTO streams AS s (stream_id, version) VALUES (p_streams[i], p_counts[i])
             ON CONFLICT (stream_id) DO UPDATE SET version = s.version + EXCLUDED.version
             RETURNING s.version INTO v_new;
         ELSIF p_expected[i] = 0 THEN
-            INSERT INTO streams (stream_id, version) VALUES (p_streams[i], v_count)
+            INSERT INTO streams (stream_id, version) VALUES (p_streams[i], p_counts[i])
             ON CONFLICT (stream_id) DO NOTHING
             RETURNING version INTO v_new;
         ELSE
-            UPDATE streams SET version = version + v_count
+            UPDATE streams SET version = version + p_counts[i]
             WHERE stream_id = p_streams[i] AND version = p_expected[i]
             RETURNING version INTO v_new;
         END IF;
         IF v_new IS NULL THEN
-            SELECT version INTO v_actual FROM streams WHERE stream_id = p_streams[i];
-            RETURN QUERY SELECT i, 1, 0::bigint, 0::bigint, false, coalesce(v_actual, 0), p_streams[i];
+            SELECT version INTO v_found FROM streams WHERE stream_id = p_streams[i];
+            v_status[i] := 1;
+            v_actual[i] := coalesce(v_found, 0);
             CONTINUE;
         END IF;
+        v_version[i] := v_new;
+        v_base[i] := v_new - p_counts[i];
+        v_store_key[i] := p_keys[i] <> '';
+    END LOOP;
 
-        WITH inserted AS (
-            INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata)
-            SELECT e.id, p_streams[i], v_new - v_count + row_number() OVER (ORDER BY e.n), e.type, e.schema_version, e.data, e.metadata
-            FROM unnest(p_event_command, p_ids, p_types, p_schema_versions, p_data, p_metadata)
-                 WITH ORDINALITY AS e(command, id, type, schema_version, data, metadata, n)
-            WHERE e.command = i
-            ORDER BY e.n
-            RETURNING position
-        )
-        SELECT max(position) INTO v_last FROM inserted;
+    -- Every admitted command's events in one INSERT, in command order; the last position of each.
+    WITH inserted AS (
+        INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata)
+        SELECT e.id, p_streams[e.command], v_base[e.command] + row_number() OVER (PARTITION BY e.command ORDER BY e.n),
+               e.type, e.schema_version, e.data, e.metadata
+        FROM unnest(p_event_command, p_ids, p_types, p_schema_versions, p_data, p_metadata)
+             WITH ORDINALITY AS e(command, id, type, schema_version, data, metadata, n)
+        WHERE v_base[e.command] >= 0
+        ORDER BY e.n
+        RETURNING stream_id, stream_version, position
+    )
+    SELECT array_agg(inserted.position ORDER BY c.i) INTO v_inserted
+    FROM generate_series(1, v_commands) AS c(i)
+    LEFT JOIN inserted ON v_base[c.i] >= 0 AND inserted.stream_id = p_streams[c.i] AND inserted.stream_version = v_version[c.i];
 
-        IF v_hash IS NOT NULL THEN
-            INSERT INTO idempotency_keys (key, request_hash, stream_id, stream_version, position)
-            VALUES (p_keys[i], v_hash, p_streams[i], v_new, v_last);
+    FOR i IN 1..v_commands LOOP
+        IF v_base[i] >= 0 THEN
+            v_position[i] := v_inserted[i];
+        ELSIF v_base[i] < 0 THEN
+            v_position[i] := v_position[-v_base[i]::integer];
         END IF;
-        RETURN QUERY SELECT i, 0, v_new, v_last, false, 0::bigint, p_streams[i];
+        IF v_store_key[i] THEN
+            INSERT INTO idempotency_keys (key, request_hash, stream_id, stream_version, position)
+            VALUES (p_keys[i], v_hash[i], p_streams[i], v_version[i], v_position[i]);
+        END IF;
+        RETURN QUERY SELECT i, v_status[i], v_version[i], coalesce(v_position[i], 0), v_replayed[i], v_actual[i], v_stream[i];
     END LOOP;
 END
 $$;

@@ -130,6 +130,7 @@ final class GroupCommit: Sendable {
         for (index, call) in calls.enumerated() {
             many.streams.append(call.stream)
             many.expected.append(call.expected ?? -1)
+            many.counts.append(Int32(call.ids.count))
             many.keys.append(call.idempotencyKey ?? "")
             many.requests.append(call.request ?? "")
             many.eventCommand.append(contentsOf: repeatElement(Int32(index + 1), count: call.ids.count))
@@ -158,14 +159,15 @@ final class GroupCommit: Sendable {
 
         static let sql = """
             SELECT out_command, out_status, out_version, out_position, out_replayed, out_actual, out_stream
-            FROM orderly_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9::text[]::jsonb[], $10::text[]::jsonb[])
+            FROM orderly_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text[]::jsonb[], $11::text[]::jsonb[])
             """
         static let bindingDataTypes: [PostgresDataType] = [
-            .textArray, .int8Array, .textArray, .textArray, .int4Array, .uuidArray, .textArray, .int4Array, .textArray, .textArray,
+            .textArray, .int8Array, .int4Array, .textArray, .textArray, .int4Array, .uuidArray, .textArray, .int4Array, .textArray, .textArray,
         ]
 
         var streams: [String] = []
         var expected: [Int64] = []
+        var counts: [Int32] = []
         var keys: [String] = []
         var requests: [String] = []
         var eventCommand: [Int32] = []
@@ -176,9 +178,10 @@ final class GroupCommit: Sendable {
         var metadata: [String] = []
 
         func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 10)
+            var bindings = PostgresBindings(capacity: 11)
             bindings.append(self.streams)
             bindings.append(self.expected)
+            bindings.append(self.counts)
             bindings.append(self.keys)
             bindings.append(self.requests)
             bindings.append(self.eventCommand)

@@ -348,6 +348,28 @@ extension EventStoreContractTests {
             #expect(Set(answers.map(\.position)).count == 1)
             #expect(answers.filter { !$0.isReplay }.count == 1)
             #expect(try await store.readStream("order-key-gc", from: 1).count == 1)
+            // One key, two different requests at once: one request wins; the other is refused every time.
+            let mixed = try await withThrowingTaskGroup(of: (String, Bool).self) { group in
+                for index in 0..<8 {
+                    let request = index % 2 == 0 ? "A" : "B"
+                    group.addTask {
+                        do {
+                            _ = try await store.append(
+                                makeEvents(1), to: "order-key-gc2", expecting: .any, idempotency: IdempotencyKey(key: "gc-2", request: request))
+                            return (request, true)
+                        } catch EventStoreError.idempotencyKeyReused {
+                            return (request, false)
+                        }
+                    }
+                }
+                var results: [(String, Bool)] = []
+                for try await result in group { results.append(result) }
+                return results
+            }
+            let winners = Set(mixed.filter(\.1).map(\.0))
+            #expect(winners.count == 1, "\(mixed)")
+            #expect(mixed.filter { !$0.1 }.allSatisfy { !winners.contains($0.0) })
+            #expect(try await store.readStream("order-key-gc2", from: 1).count == 1)
             await #expect(throws: EventStoreError.idempotencyKeyReused(key: "gc-1")) {
                 try await store.append(makeEvents(1), to: "order-key-gc", expecting: .any, idempotency: IdempotencyKey(key: "gc-1", request: "other"))
             }
