@@ -78,19 +78,23 @@ final class GroupCommit: Sendable {
 
     private func send(_ batch: [Pending]) async {
         if batch.count == 1, let only = batch.first {
-            await Self.resume(only) { try await PostgresEventStore.appendAlone(only.call, expected: only.expected, client: self.client, logger: self.logger) }
+            await Self.resume(only) {
+                try await PostgresEventStore.appendAlone(only.call, expected: only.expected, client: self.client, logger: self.logger)
+            }
             return
         }
         let outcomes: [Outcome]
         do {
             outcomes = try await self.appendMany(batch.map(\.call))
         } catch {
-            self.logger.debug("group commit failed; appending its commands one by one", metadata: ["error": "\(error)", "commands": "\(batch.count)"])
+            self.logger.debug(
+                "group commit failed; appending its commands one by one", metadata: ["error": "\(error)", "commands": "\(batch.count)"])
             await withTaskGroup(of: Void.self) { group in
                 for pending in batch {
                     group.addTask {
                         await Self.resume(pending) {
-                            try await PostgresEventStore.appendAlone(pending.call, expected: pending.expected, client: self.client, logger: self.logger)
+                            try await PostgresEventStore.appendAlone(
+                                pending.call, expected: pending.expected, client: self.client, logger: self.logger)
                         }
                     }
                 }
