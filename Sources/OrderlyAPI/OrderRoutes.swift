@@ -161,13 +161,14 @@ struct OrderRoutes {
     func getOrder(_ request: Request, _ context: OrderlyRequestContext, caller: Principal) async throws -> JSONBody<OrderView> {
         let id = try context.parameters.require("id")
         guard IdentifierRules.isWellFormed(id) else { throw Problem.notFound("no order \(id)") }
+        // Checked even without minPosition: a bad parameter is refused, never silently ignored.
+        let wait = try Self.integer(request, "wait", in: 0...5) ?? 5
         guard let minPosition = try Self.integer(request, "minPosition", in: 1...Int64.max) else {
             guard let order = try await self.dependencies.orders.order(id: id), caller.mayActFor(customer: order.customerId) else {
                 throw Problem.notFound("no order \(id)")
             }
             return JSONBody(value: order)
         }
-        let wait = try Self.integer(request, "wait", in: 0...5) ?? 5
         let deadline = ContinuousClock.now + .seconds(wait)
         while true {
             let order = try await self.dependencies.orders.order(id: id)

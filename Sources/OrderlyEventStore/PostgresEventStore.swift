@@ -5,14 +5,15 @@ import PostgresNIO
 
 /// The event log in PostgreSQL (schema in `migrations/`).
 ///
-/// Appending: one call of the `orderly_append` function (migrations/0002), a single round trip and a
-/// single transaction. It first writes its stream's row in `streams` (insert for a new stream,
-/// `UPDATE ... WHERE version = expected` for an exact version). That row lock serialises writers of one
-/// stream only, gives a clean conflict with the actual version, and, being the transaction's first
-/// write, also fixes its transaction id: the writer holding a stream's row always has a lower
-/// transaction id than one waiting for it, so (transaction id, position) order keeps every stream in
-/// version order. `UNIQUE (stream_id, stream_version)` is the backstop. An idempotency key is stored
-/// in the same transaction as the events.
+/// Appending: one call of `orderly_append` (migrations/0005), a single round trip and a single
+/// transaction, or, for appends that arrive while others are under way, one call of
+/// `orderly_append_many` for all of them (`GroupCommit`). A writer first takes a transaction-scoped
+/// advisory lock per stream, before any write: that serialises writers of one stream only, the
+/// stream's version is then the highest `stream_version` in `events` (a clean conflict with the actual
+/// version), and since a transaction gets its id at its first write, a writer that waited for a
+/// stream's lock always has a higher transaction id than the one that held it, so (transaction id,
+/// position) order keeps every stream in version order. `UNIQUE (stream_id, stream_version)` is the
+/// backstop. An idempotency key is stored in the same transaction as the events.
 ///
 /// Tailing: `readAll` returns only rows whose writing transaction is below the oldest transaction
 /// still running (`pg_snapshot_xmin(pg_current_snapshot())`), ordered by (transaction id, position).

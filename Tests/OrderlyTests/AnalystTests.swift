@@ -34,14 +34,11 @@ func insertVersion1OrderPlaced(_ client: PostgresClient, orderID: String, custom
         #"{"currency":"EUR","customerId":"\#(customer)","lines":[{"quantity":\#(quantity),"sku":"\#(sku)","unitPrice":\#(unitPrice)}],"orderId":"\#(orderID)","paymentToken":"tok_ok","placedAt":"\#(placedAt)","total":\#(Int64(quantity) * unitPrice)}"#
     let metadata = #"{"actor":"\#(customer)","correlationId":"\#(orderID)"}"#
     let stream = "order-\(orderID)"
-    try await client.withTransaction(logger: TestServers.logger) { connection in
-        try await connection.query("INSERT INTO streams (stream_id, version) VALUES (\(stream), 1)", logger: TestServers.logger)
-        try await connection.query(
-            """
-            INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata)
-            VALUES (\(UUID()), \(stream), 1, 'OrderPlaced', 1, \(data)::jsonb, \(metadata)::jsonb)
-            """, logger: TestServers.logger)
-    }
+    try await client.query(
+        """
+        INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata)
+        VALUES (\(UUID()), \(stream), 1, 'OrderPlaced', 1, \(data)::jsonb, \(metadata)::jsonb)
+        """, logger: TestServers.logger)
 }
 
 @Suite struct UpcastingTests {

@@ -23,8 +23,11 @@ import Testing
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
         var generator = SystemRandomNumberGenerator()
-        for _ in 0..<5000 {
-            let date = Date(timeIntervalSince1970: Double.random(in: 0..<4_102_444_800, using: &generator))
+        // Random times, plus a run of them around 2001-01-01 (Foundation's reference date), where its
+        // own rounding of the fraction differs from whole seconds plus milliseconds.
+        let nearReference = (0..<2000).map { _ in Date(timeIntervalSinceReferenceDate: Double.random(in: -3_000_000..<3_000_000, using: &generator)) }
+        let anywhere = (0..<5000).map { _ in Date(timeIntervalSince1970: Double.random(in: 0..<4_102_444_800, using: &generator)) }
+        for date in nearReference + anywhere {
             #expect(
                 UTCTime.iso8601(date) == date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)), "\(date.timeIntervalSince1970)")
             let parts = calendar.dateComponents([.year, .month, .day], from: date)
@@ -209,6 +212,9 @@ import Testing
             #expect(ContinuousClock.now - started >= .seconds(1))
             let tooLong = try await client.send(uri: "/orders/\(result.orderId)?minPosition=1&wait=60", method: .get)
             #expect(tooLong.status == .badRequest)
+            // Found by the fuzz run: `wait` without `minPosition` was ignored instead of refused.
+            let ignored = try await client.send(uri: "/orders/\(result.orderId)?wait=6", method: .get)
+            #expect(ignored.status == .badRequest)
         }
     }
 }
