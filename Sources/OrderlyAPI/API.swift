@@ -50,6 +50,9 @@ public enum API {
     /// The router every entry point (api, dev, tests) serves, so what is tested is what runs.
     public static func buildRouter(_ dependencies: APIDependencies) -> Router<OrderlyRequestContext> {
         let router = Router(context: OrderlyRequestContext.self)
+        // Outermost, so it counts the final status of every request (problems included), by route
+        // template (`/orders/{id}`), method and status.
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: AuthMiddleware(authority: dependencies.tokens))
         if let limiter = dependencies.rateLimiter { router.add(middleware: RateLimitMiddleware(limiter: limiter)) }

@@ -273,4 +273,45 @@ import Testing
         #expect(!log.contains(bad.dropFirst(7)), "a rejected token was logged")
         #expect(!log.contains(TestServers.jwtSecret), "the signing secret was logged")
     }
+
+    /// `/metrics` counts requests by route template, method and final status (problems included).
+    @Test func requestsAreCountedByRouteAndStatus() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let port = Int.random(in: 30000..<40000)
+        let api = try ChildProcess.orderly(["api"], settings: settings, extra: ["ORDERLY_HTTP_PORT": "\(port)", "ORDERLY_HTTP_HOST": "127.0.0.1"])
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        var metrics = ""
+        do {
+            var up = false
+            for _ in 0..<150 where !up {
+                up = (try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health"), timeout: .seconds(1)).status == .ok) ?? false
+                if !up { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(up, "\(api.output)")
+            let staff = try await TestServers.bearer(.staff)
+            for (path, bearer) in [("/orders/o-1", staff), ("/orders/o-2", staff), ("/orders/o-3", nil), ("/nowhere", nil)] {
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+                if let bearer { request.headers.add(name: "Authorization", value: bearer) }
+                _ = try await http.execute(request, timeout: .seconds(10)).body.collect(upTo: 1 << 16)
+            }
+            let response = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(10))
+            metrics = String(buffer: try await response.body.collect(upTo: 1 << 22))
+        } catch {
+            Issue.record(error)
+        }
+        try await http.shutdown()
+        api.kill(SIGTERM)
+        api.process.waitUntilExit()
+        let lines = metrics.split(separator: "\n")
+        func count(_ route: String, _ status: Int) -> String? {
+            lines.first {
+                $0.hasPrefix("hb_requests{") && $0.contains("http_route=\"\(route)\"") && $0.contains("http_response_status_code=\"\(status)\"")
+            }
+            .map { String($0.split(separator: " ").last ?? "") }
+        }
+        #expect(count("/orders/{id}", 404) == "2", "\(metrics.prefix(2000))")
+        #expect(count("/orders/{id}", 401) == "1")
+        #expect(count("NotFound", 404) == "1")
+        #expect(metrics.contains("http_server_request_duration_bucket{http_route=\"/orders/{id}\""))
+    }
 }
