@@ -11,6 +11,10 @@
 -- writer first takes a transaction-scoped advisory lock per stream, in one global order (the key's
 -- numeric order), before any write: waiting for a lock never happens while holding an id. Both
 -- functions take them; hash collisions only make two streams wait for each other.
+--
+-- Those locks alone serialise the writers of a stream, so a stream's current version is the highest
+-- stream_version in `events` (one backward step of the (stream_id, stream_version) unique index, which
+-- stays the backstop). The `streams` table of 0001, a second row written on every append, goes.
 
 CREATE FUNCTION orderly_lock_streams(p_streams text[]) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -23,7 +27,7 @@ BEGIN
 END
 $$;
 
--- The single-command append of 0002, now taking its stream's lock first.
+-- The single-command append of 0002, now under its stream's lock and with the version from `events`.
 CREATE OR REPLACE FUNCTION orderly_append(
     p_stream text, p_expected bigint, p_ids uuid[], p_types text[], p_schema_versions integer[],
     p_data jsonb[], p_metadata jsonb[], p_idempotency_key text, p_request text)
@@ -31,8 +35,7 @@ RETURNS TABLE (out_stream text, out_version bigint, out_position bigint, out_rep
 LANGUAGE plpgsql AS $$
 DECLARE
     v_count bigint := cardinality(p_ids);
-    v_new bigint;
-    v_actual bigint;
+    v_current bigint;
     v_last bigint;
     v_hash text;
     v_key idempotency_keys%ROWTYPE;
@@ -51,27 +54,14 @@ BEGIN
     END IF;
 
     PERFORM pg_advisory_xact_lock(hashtextextended(p_stream, 0));
-    IF p_expected IS NULL THEN
-        INSERT INTO streams AS s (stream_id, version) VALUES (p_stream, v_count)
-        ON CONFLICT (stream_id) DO UPDATE SET version = s.version + EXCLUDED.version
-        RETURNING s.version INTO v_new;
-    ELSIF p_expected = 0 THEN
-        INSERT INTO streams (stream_id, version) VALUES (p_stream, v_count)
-        ON CONFLICT (stream_id) DO NOTHING
-        RETURNING version INTO v_new;
-    ELSE
-        UPDATE streams SET version = version + v_count
-        WHERE stream_id = p_stream AND version = p_expected
-        RETURNING version INTO v_new;
-    END IF;
-    IF v_new IS NULL THEN
-        SELECT version INTO v_actual FROM streams WHERE stream_id = p_stream;
-        RAISE EXCEPTION USING ERRCODE = 'OR001', MESSAGE = 'wrong expected version', DETAIL = coalesce(v_actual, 0)::text;
+    SELECT coalesce(max(stream_version), 0) INTO v_current FROM events WHERE stream_id = p_stream;
+    IF p_expected IS NOT NULL AND p_expected <> v_current THEN
+        RAISE EXCEPTION USING ERRCODE = 'OR001', MESSAGE = 'wrong expected version', DETAIL = v_current::text;
     END IF;
 
     WITH inserted AS (
         INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata)
-        SELECT e.id, p_stream, v_new - v_count + e.n, e.type, e.schema_version, e.data, e.metadata
+        SELECT e.id, p_stream, v_current + e.n, e.type, e.schema_version, e.data, e.metadata
         FROM unnest(p_ids, p_types, p_schema_versions, p_data, p_metadata)
              WITH ORDINALITY AS e(id, type, schema_version, data, metadata, n)
         ORDER BY e.n
@@ -81,9 +71,9 @@ BEGIN
 
     IF p_idempotency_key IS NOT NULL THEN
         INSERT INTO idempotency_keys (key, request_hash, stream_id, stream_version, position)
-        VALUES (p_idempotency_key, v_hash, p_stream, v_new, v_last);
+        VALUES (p_idempotency_key, v_hash, p_stream, v_current + v_count, v_last);
     END IF;
-    RETURN QUERY SELECT p_stream, v_new, v_last, false;
+    RETURN QUERY SELECT p_stream, v_current + v_count, v_last, false;
 END
 $$;
 
@@ -91,7 +81,7 @@ $$;
 -- n), p_counts[i] events, p_keys[i] ('' : none), p_requests[i]); event j belongs to command
 -- p_event_command[j], in order. One row per command, in command order: status 0 appended (or replayed
 -- by its key), 1 wrong expected version (actual version in out_actual), 2 idempotency key reused with
--- another request. Commands claim their stream versions one after another inside the transaction, so
+-- another request. Commands take their stream versions one after another inside the transaction, so
 -- two commands on one stream see each other; then all their events go in with one INSERT.
 CREATE FUNCTION orderly_append_many(
     p_streams text[], p_expected bigint[], p_counts integer[], p_keys text[], p_requests text[],
@@ -111,8 +101,7 @@ DECLARE
     v_hash text[] := array_fill(NULL::text, ARRAY[v_commands]);
     v_store_key boolean[] := array_fill(false, ARRAY[v_commands]);
     v_inserted bigint[];
-    v_new bigint;
-    v_found bigint;
+    v_current bigint;
     v_key idempotency_keys%ROWTYPE;
 BEGIN
     PERFORM orderly_lock_streams(p_streams);
@@ -131,7 +120,7 @@ BEGIN
                 END IF;
                 CONTINUE;
             END IF;
-            -- The same key twice in this batch: the later command replays (or is refused by) the first.
+            -- The same key earlier in this batch: this command replays (or is refused by) that one.
             FOR j IN 1..i - 1 LOOP
                 IF p_keys[j] = p_keys[i] AND v_base[j] IS NOT NULL THEN
                     IF v_hash[j] <> v_hash[i] THEN
@@ -140,7 +129,7 @@ BEGIN
                         v_version[i] := v_version[j];
                         v_replayed[i] := true;
                         v_stream[i] := p_streams[j];
-                        v_base[i] := -j;  -- resolved after the insert, from command j
+                        v_base[i] := -j;
                     END IF;
                     EXIT;
                 END IF;
@@ -150,32 +139,27 @@ BEGIN
             END IF;
         END IF;
 
-        v_new := NULL;
-        IF p_expected[i] = -1 THEN
-            INSERT INTO streams AS s (stream_id, version) VALUES (p_streams[i], p_counts[i])
-            ON CONFLICT (stream_id) DO UPDATE SET version = s.version + EXCLUDED.version
-            RETURNING s.version INTO v_new;
-        ELSIF p_expected[i] = 0 THEN
-            INSERT INTO streams (stream_id, version) VALUES (p_streams[i], p_counts[i])
-            ON CONFLICT (stream_id) DO NOTHING
-            RETURNING version INTO v_new;
-        ELSE
-            UPDATE streams SET version = version + p_counts[i]
-            WHERE stream_id = p_streams[i] AND version = p_expected[i]
-            RETURNING version INTO v_new;
+        -- The stream's version: after an earlier command of this batch on it, else from the events.
+        v_current := NULL;
+        FOR j IN REVERSE i - 1..1 LOOP
+            IF p_streams[j] = p_streams[i] AND v_base[j] >= 0 THEN
+                v_current := v_version[j];
+                EXIT;
+            END IF;
+        END LOOP;
+        IF v_current IS NULL THEN
+            SELECT coalesce(max(stream_version), 0) INTO v_current FROM events WHERE stream_id = p_streams[i];
         END IF;
-        IF v_new IS NULL THEN
-            SELECT version INTO v_found FROM streams WHERE stream_id = p_streams[i];
+        IF p_expected[i] <> -1 AND p_expected[i] <> v_current THEN
             v_status[i] := 1;
-            v_actual[i] := coalesce(v_found, 0);
+            v_actual[i] := v_current;
             CONTINUE;
         END IF;
-        v_version[i] := v_new;
-        v_base[i] := v_new - p_counts[i];
+        v_version[i] := v_current + p_counts[i];
+        v_base[i] := v_current;
         v_store_key[i] := p_keys[i] <> '';
     END LOOP;
 
-    -- Every admitted command's events in one INSERT, in command order; the last position of each.
     WITH inserted AS (
         INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata)
         SELECT e.id, p_streams[e.command], v_base[e.command] + row_number() OVER (PARTITION BY e.command ORDER BY e.n),
@@ -204,3 +188,5 @@ BEGIN
     END LOOP;
 END
 $$;
+
+DROP TABLE streams;

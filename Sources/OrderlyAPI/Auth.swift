@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import JWTKit
+import NIOCore
 import OrderlyDomain
 
 /// Who may do what. A customer acts on their own orders only; staff restock and read every order;
@@ -137,13 +138,15 @@ public struct TokenAuthority: Sendable {
 public struct OrderlyRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var principal: Principal?
-    /// The client's IP address (rate limits without a token).
-    public let clientAddress: String
+    /// The client's address (rate limits without a token); turned into text only when needed.
+    public let remoteAddress: SocketAddress?
 
     public init(source: Source) {
         self.coreContext = .init(source: source)
-        self.clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        self.remoteAddress = source.channel.remoteAddress
     }
+
+    public var clientAddress: String { self.remoteAddress?.ipAddress ?? "unknown" }
 
     /// The caller, if their role is one of `roles` (admin always is): 401 without a token, 403 with
     /// the wrong role.

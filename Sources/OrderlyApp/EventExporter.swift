@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import OrderlyDomain
 import OrderlyEventStore
 import OrderlyMessaging
 import PostgresNIO
@@ -103,12 +104,10 @@ public enum EventReplay {
     /// The topic a group's replay goes to.
     public static func topic(for group: String, settings: Settings) -> String { "\(settings.topic).replay.\(group)" }
 
-    /// Group names become topic names: letters, digits, `.`, `_` and `-` only.
+    /// Group names become topic names: an identifier without `:` (Kafka allows letters, digits, `.`,
+    /// `_` and `-`).
     public static func isValidGroup(_ group: String) -> Bool {
-        !group.isEmpty && group.count <= 200
-            && group.unicodeScalars.allSatisfy {
-                ("0"..."9").contains($0) || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || "._-".unicodeScalars.contains($0)
-            }
+        IdentifierRules.isWellFormed(group, maxLength: 200) && !group.contains(":")
     }
 
     /// A relay that publishes every event at or after `fromPosition` to the group's replay topic, in

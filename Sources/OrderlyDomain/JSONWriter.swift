@@ -140,8 +140,10 @@ public struct JSONWriter: Sendable {
         self.needsComma = true
     }
 
-    /// The next value is not preceded by a comma (values written side by side, as lines).
-    public mutating func removeSeparator() {
+    /// Bytes outside any JSON value (a line break between JSON Lines, a CSV row): no comma before
+    /// them, none after.
+    public mutating func text(_ bytes: some Sequence<UInt8>) {
+        self.bytes.append(contentsOf: bytes)
         self.needsComma = false
     }
 

@@ -68,31 +68,23 @@ public struct EventExportWriter: Sendable {
     public var pending: Int { self.json.bytes.count }
 
     public mutating func header() {
-        if self.format == .csv {
-            self.json.raw(Self.csvHeader.utf8)
-            self.json.removeSeparator()
-        }
+        if self.format == .csv { self.json.text(Self.csvHeader.utf8) }
     }
 
     public mutating func append(_ event: RecordedEvent) {
         switch self.format {
         case .jsonLines:
             EventJSON.write(event, to: &self.json)
-            self.json.removeSeparator()
-            self.json.raw([UInt8(ascii: "\n")])
-            self.json.removeSeparator()
+            self.json.text([UInt8(ascii: "\n")])
         case .csv:
             let event = EventJSON.current(event)
             var row = "\(event.position),\(event.id.uuidString.lowercased()),\(Self.csvField(event.streamID)),\(event.streamVersion),"
             row += "\(Self.csvField(event.type)),\(event.schemaVersion),\(UTCTime.iso8601(event.recordedAt)),"
             row += "\(Self.csvField(event.metadata.correlationId ?? "")),\(Self.csvField(event.metadata.causationId ?? "")),"
             row += "\(Self.csvField(event.metadata.actor ?? "")),"
-            self.json.raw(row.utf8)
-            self.json.removeSeparator()
-            self.json.raw(Self.csvQuoted(event.data))
-            self.json.removeSeparator()
-            self.json.raw([UInt8(ascii: "\n")])
-            self.json.removeSeparator()
+            self.json.text(row.utf8)
+            self.json.text(Self.csvQuoted(event.data))
+            self.json.text([UInt8(ascii: "\n")])
         }
     }
 

@@ -5,7 +5,7 @@ import PostgresNIO
 
 /// The event log in PostgreSQL (schema in `migrations/`).
 ///
-/// Appending: one call of `orderly_append` (migrations/0005), a single round trip and a single
+/// Appending: one call of `orderly_append` (migrations/0004), a single round trip and a single
 /// transaction, or, for appends that arrive while others are under way, one call of
 /// `orderly_append_many` for all of them (`GroupCommit`). A writer first takes a transaction-scoped
 /// advisory lock per stream, before any write: that serialises writers of one stream only, the
