@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Metrics
 import NIOCore
 import OrderlyDomain
 import OrderlyEventStore
@@ -52,8 +53,10 @@ struct OrderRoutes {
     /// the event history, in `EventRoutes`); admin may do everything.
     func register(on router: Router<OrderlyRequestContext>) {
         router.post("/orders") { request, context in
-            let caller = try context.require(.customer)
-            return try await self.placeOrder(request, caller: caller)
+            try await Self.counted("place_order") {
+                let caller = try context.require(.customer)
+                return try await self.placeOrder(request, caller: caller)
+            }
         }
         router.get("/orders") { request, context in
             let caller = try context.require(.customer, .staff)
@@ -64,12 +67,16 @@ struct OrderRoutes {
             return try await self.getOrder(request, context, caller: caller)
         }
         router.post("/orders/{id}/cancel") { _, context in
-            let caller = try context.require(.customer)
-            return try await self.cancelOrder(context, caller: caller)
+            try await Self.counted("cancel_order") {
+                let caller = try context.require(.customer)
+                return try await self.cancelOrder(context, caller: caller)
+            }
         }
         router.post("/inventory/{sku}/restock") { request, context in
-            let caller = try context.require(.staff)
-            return try await self.restock(request, context, caller: caller)
+            try await Self.counted("restock") {
+                let caller = try context.require(.staff)
+                return try await self.restock(request, context, caller: caller)
+            }
         }
         router.get("/inventory/{sku}") { _, context in
             try context.require(.customer, .staff)
@@ -122,6 +129,21 @@ struct OrderRoutes {
             UTCTime.day(date).text == text
         else { throw Problem.invalidQuery("\(name) must be a day such as 2026-11-23", field: name) }
         return date
+    }
+
+    /// Counts each command by outcome in `orderly_commands_total{command, outcome}`: `accepted`, or
+    /// the problem type it was refused with (`validation-failed`, `concurrency-conflict`, …;
+    /// `internal` for a failure of ours).
+    static func counted<Result>(_ command: String, _ body: () async throws -> Result) async throws -> Result {
+        do {
+            let result = try await body()
+            Counter(label: "orderly_commands_total", dimensions: [("command", command), ("outcome", "accepted")]).increment()
+            return result
+        } catch {
+            let outcome = Problem(describing: error)?.type ?? "internal"
+            Counter(label: "orderly_commands_total", dimensions: [("command", command), ("outcome", outcome)]).increment()
+            throw error
+        }
     }
 
     func cancelOrder(_ context: OrderlyRequestContext, caller: Principal) async throws -> JSONBody<PlaceOrderResponse> {

@@ -54,6 +54,7 @@ public final class OutputFile: Sendable {
     private let closes: Bool
 
     public static let standardOutput = OutputFile(descriptor: STDOUT_FILENO, closes: false)
+    public static let standardError = OutputFile(descriptor: STDERR_FILENO, closes: false)
 
     private init(descriptor: Int32, closes: Bool) {
         self.descriptor = descriptor
@@ -74,7 +75,7 @@ public final class OutputFile: Sendable {
                 let result = Glibc.write(self.descriptor, buffer.baseAddress.map { $0 + offset }, buffer.count - offset)
                 if result < 0 {
                     if errno == EINTR { continue }
-                    throw OutputFileError(path: self.descriptor == STDOUT_FILENO ? "stdout" : "output", code: errno)
+                    throw OutputFileError(path: self.descriptor == STDOUT_FILENO ? "stdout" : self.descriptor == STDERR_FILENO ? "stderr" : "output", code: errno)
                 }
                 offset += result
             }

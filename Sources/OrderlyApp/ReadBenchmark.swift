@@ -128,8 +128,16 @@ public enum ReadBenchmark {
         let latencies = perClient.flatMap(\.0).map { $0.timeInterval * 1000 }.sorted()
         return ReadResult(
             requests: latencies.count, errors: perClient.map(\.1).reduce(0, +), seconds: seconds,
-            requestsPerSecond: Double(latencies.count) / seconds, p50Milliseconds: SagaBenchmark.percentile(latencies, 0.5),
-            p99Milliseconds: SagaBenchmark.percentile(latencies, 0.99))
+            requestsPerSecond: Double(latencies.count) / seconds, p50Milliseconds: ReadBenchmark.percentile(latencies, 0.5),
+            p99Milliseconds: ReadBenchmark.percentile(latencies, 0.99))
+    }
+}
+
+extension ReadBenchmark {
+    /// The value at `fraction` (0.5: median) of already sorted values; 0 for none.
+    static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
     }
 }
 

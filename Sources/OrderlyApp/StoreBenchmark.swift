@@ -40,7 +40,7 @@ public enum StoreBenchmark {
         }
         let seconds = (ContinuousClock.now - started).timeInterval
         let milliseconds = latencies.map { $0.timeInterval * 1000 }
-        func percentile(_ fraction: Double) -> Double { SagaBenchmark.percentile(milliseconds, fraction) }
+        func percentile(_ fraction: Double) -> Double { ReadBenchmark.percentile(milliseconds, fraction) }
         return Result(
             writers: writers, batch: batch, seconds: seconds, appends: latencies.count, events: latencies.count * batch,
             eventsPerSecond: Double(latencies.count * batch) / seconds, p50Milliseconds: percentile(0.5),

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import OrderlyAPI
 import OrderlyApp
+import OrderlyDomain
 import OrderlyEventStore
 import OrderlyMessaging
 import OrderlyReadModels
@@ -24,14 +25,11 @@ struct Orderly: AsyncParsableCommand {
     )
 }
 
-/// Logging set up once per process; `LOG_LEVEL` overrides the level.
-func makeLogger(_ label: String) -> Logger {
+/// Metrics and logging set up once per process: JSON lines on stderr unless `ORDERLY_LOG_FORMAT=text`;
+/// `LOG_LEVEL` sets the level (default `defaultLevel`).
+func makeLogger(_ label: String, defaultLevel: Logger.Level = .info) -> Logger {
     Observability.bootstrapMetrics()
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
-        return handler
-    }
+    Observability.bootstrapLogging(defaultLevel: defaultLevel)
     return Logger(label: label)
 }
 
@@ -126,8 +124,9 @@ struct Dev: AsyncParsableCommand {
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load generators; scripts/bench runs them beside raw baselines.",
-        subcommands: [BenchStore.self, BenchRelay.self, BenchSaga.self, BenchProjector.self, BenchOrderGet.self])
+        abstract: "Load generators: `orderly bench` drives the api (see `bench load`); scripts/bench runs the rest beside raw baselines.",
+        subcommands: [BenchLoad.self, BenchStore.self, BenchRelay.self, BenchProjector.self, BenchOrderGet.self],
+        defaultSubcommand: BenchLoad.self)
 }
 
 struct BenchStore: AsyncParsableCommand {
@@ -141,7 +140,7 @@ struct BenchStore: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        let logger = makeLogger("orderly.bench")
+        let logger = makeLogger("orderly.bench", defaultLevel: .warning)
         let result = try await Settings.fromEnvironment().withPostgres(logger: logger) { client in
             try await StoreBenchmark.run(
                 store: PostgresEventStore(client: client, logger: logger), writers: self.writers, batch: self.batch,
@@ -168,7 +167,7 @@ struct BenchRelay: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        let logger = makeLogger("orderly.bench")
+        let logger = makeLogger("orderly.bench", defaultLevel: .warning)
         let settings = Settings.fromEnvironment()
         let topic = "bench-relay-\(UUID().uuidString.prefix(8).lowercased())"
         let result = try await settings.withPostgres(logger: logger) { client in
@@ -188,32 +187,87 @@ struct BenchRelay: AsyncParsableCommand {
     }
 }
 
-struct BenchSaga: AsyncParsableCommand {
+struct BenchLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "saga",
-        abstract: "Place orders over HTTP at a steady rate; report the time from POST /orders to COMPLETED in the read model.")
+        commandName: "load",
+        abstract: "Drive a running api over HTTP with concurrent clients and a mix of scenarios (the default bench).",
+        discussion: """
+            Flat out (closed loop) by default; with --rate, orders start on a fixed schedule (open loop) and latency
+            counts from the scheduled start. Scenarios: happy (must complete), declined (card declined), out-of-stock
+            (a SKU never stocked), cancel (placed, then cancelled at once). Reports requests/s, p50/p90/p99/max per
+            request kind, errors by kind; with --saga also each order's time from POST /orders to its terminal status
+            in the orders read model (MongoDB from ORDERLY_MONGO_URI), checked against its scenario.
+            Signs its own admin token with ORDERLY_JWT_SECRET (or ORDERLY_JWT_KEY_FILE), which must be the api's.
+            """)
 
     @Option(help: "Base URL of a running api.") var url = "http://127.0.0.1:8080"
-    @Option(help: "Orders per second.") var rate = 100.0
-    @Option(help: "How long to place orders, in seconds.") var seconds = 60.0
-    @Option(help: "How long to wait afterwards for the last sagas to end, in seconds.") var settle = 60.0
-    @Flag(help: "Print the result as JSON.") var json = false
+    @Option(help: "Concurrent clients (at a fixed rate: the most connections open at once).") var clients = 16
+    @Option(help: "Orders started per second (open loop); flat out when not given.") var rate: Double?
+    @Option(help: "How long to run, in seconds.") var seconds = 30.0
+    @Option(help: "Scenario weights, NAME=WEIGHT,… (happy, declined, out-of-stock, cancel).")
+    var mix = LoadGenerator.Mix.standard.description
+    @Flag(help: "Wait for every order's terminal status and report placement → terminal times.") var saga = false
+    @Option(help: "With --saga: how long to wait for the last orders to end, in seconds.") var settle = 60.0
+    @Option(name: .shortAndLong, help: "Write the result as JSON to this file.") var output: String?
+    @Flag(help: "Print the result as JSON instead of a summary.") var json = false
+
+    func validate() throws {
+        guard self.clients > 0 else { throw ValidationError("--clients must be at least 1") }
+        guard self.seconds > 0, self.settle >= 0 else { throw ValidationError("--seconds must be positive and --settle not negative") }
+        if let rate = self.rate, !(rate > 0) { throw ValidationError("--rate must be positive") }
+        do { _ = try LoadGenerator.Mix(parsing: self.mix) } catch { throw ValidationError("\(error)") }
+    }
 
     func run() async throws {
-        _ = makeLogger("orderly.bench")
+        _ = makeLogger("orderly.bench", defaultLevel: .warning)
         let settings = Settings.fromEnvironment()
-        let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
-        let result = try await SagaBenchmark.run(
-            baseURL: self.url, bearer: try await benchBearer(), mongo: mongo, rate: self.rate, duration: .milliseconds(Int64(self.seconds * 1000)),
+        let options = LoadGenerator.Options(
+            baseURL: self.url, bearer: try await benchBearer(), clients: self.clients, rate: self.rate,
+            duration: .milliseconds(Int64(self.seconds * 1000)), mix: try LoadGenerator.Mix(parsing: self.mix), saga: self.saga,
             settleTimeout: .milliseconds(Int64(self.settle * 1000)))
-        if self.json {
-            print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
-        } else {
-            print(
-                "\(result.orders) orders at \(result.rate)/s: \(result.completed) completed, \(result.cancelled) cancelled, "
-                    + "\(result.unfinished) unfinished, errors \(result.errors); POST→COMPLETED p50 \(Int(result.p50Milliseconds)) ms, "
-                    + "p99 \(Int(result.p99Milliseconds)) ms, max \(Int(result.maxMilliseconds)) ms")
+        let mongo = self.saga ? try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase) : nil
+        let bar = ProgressLine()
+        let result = try await LoadGenerator.run(options, mongo: mongo) { progress in
+            let rate = Double(progress.requests) / max(0.001, progress.elapsed.timeInterval)
+            bar.show(
+                phase: "load", done: Int64(progress.elapsed.timeInterval), total: Int64(progress.duration.timeInterval),
+                unit: "s, \(progress.requests) requests, \(Int(rate))/s, \(progress.errors) errors")
         }
+        bar.finish()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(result)
+        if let output { try data.write(to: URL(fileURLWithPath: output)) }
+        if self.json {
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(Self.summary(result))
+        }
+    }
+
+    static func summary(_ result: LoadGenerator.Result) -> String {
+        func ms(_ value: Double) -> String { String(format: "%.1f", value) }
+        var lines = [
+            "\(result.mode), \(result.clients) clients\(result.rate.map { ", \($0) orders/s" } ?? ""), mix \(result.mix), "
+                + "\(ms(result.seconds)) s: \(result.requests) requests (\(Int(result.requestsPerSecond))/s), "
+                + "\(result.orders) orders (\(Int(result.ordersPerSecond))/s), \(result.errorCount) errors"
+        ]
+        for (kind, latency) in result.latencyMilliseconds.sorted(by: { $0.key < $1.key }) {
+            lines.append(
+                "  \(kind): p50 \(ms(latency.p50)) ms, p90 \(ms(latency.p90)) ms, p99 \(ms(latency.p99)) ms, max \(ms(latency.max)) ms")
+        }
+        for (kind, count) in result.errors.sorted(by: { $0.key < $1.key }) { lines.append("  error \(kind): \(count)") }
+        if let saga = result.saga {
+            lines.append(
+                "  saga: \(saga.completed) completed, \(saga.cancelled) cancelled, \(saga.unfinished) unfinished; POST → terminal "
+                    + "p50 \(ms(saga.milliseconds.p50)) ms, p99 \(ms(saga.milliseconds.p99)) ms, max \(ms(saga.milliseconds.max)) ms")
+            for (name, scenario) in result.scenarios.sorted(by: { $0.key < $1.key }) {
+                lines.append(
+                    "    \(name): \(scenario.orders) orders, \(scenario.endedAsExpected ?? 0) ended as expected, "
+                        + "p99 \(ms(scenario.sagaMilliseconds?.p99 ?? 0)) ms")
+            }
+        }
+        return lines.joined(separator: "\n")
     }
 }
 
@@ -226,7 +280,7 @@ struct BenchProjector: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        let logger = makeLogger("orderly.bench")
+        let logger = makeLogger("orderly.bench", defaultLevel: .warning)
         let settings = Settings.fromEnvironment()
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
         let result = try await ReadBenchmark.projector(settings: settings, mongo: mongo, count: self.events, idsFile: self.idsFile, logger: logger)
@@ -249,7 +303,7 @@ struct BenchOrderGet: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        _ = makeLogger("orderly.bench")
+        _ = makeLogger("orderly.bench", defaultLevel: .warning)
         let ids = try String(contentsOfFile: self.idsFile, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
         let result = try await ReadBenchmark.orderGets(
             baseURL: self.url, bearer: try await benchBearer(), ids: ids, concurrency: self.concurrency, duration: .seconds(self.seconds))

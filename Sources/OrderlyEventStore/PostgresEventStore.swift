@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import OrderlyDomain
 import PostgresNIO
 
@@ -58,7 +59,23 @@ public struct PostgresEventStore: EventStore {
             stream: stream, expected: expectedVersion, ids: events.map(\.id), types: events.map(\.type),
             schemaVersions: events.map { Int32($0.schemaVersion) }, data: events.map { String(decoding: $0.data, as: UTF8.self) },
             metadata: metadata, idempotencyKey: idempotency?.key, request: idempotency?.request)
-        return try await self.groupCommit.append(call, expected: expected)
+        let result = try await self.groupCommit.append(call, expected: expected)
+        if !result.isReplay { self.recordAppended(events, result) }
+        return result
+    }
+
+    /// One log line and a count per type for every append that wrote events: with the correlation id
+    /// (the order) and causation id in each line, one order's saga reads across every process's log.
+    private func recordAppended(_ events: [NewEvent], _ result: AppendResult) {
+        for event in events { Counter(label: "orderly_events_appended_total", dimensions: [("type", event.type)]).increment() }
+        guard self.logger.logLevel <= .info, let first = events.first else { return }
+        self.logger.info(
+            "appended",
+            metadata: [
+                "stream": "\(result.streamID)", "streamVersion": "\(result.streamVersion)", "position": "\(result.position)",
+                "eventTypes": .array(events.map { .string($0.type) }), "correlationId": "\(first.metadata.correlationId ?? "")",
+                "causationId": "\(first.metadata.causationId ?? "")", "actor": "\(first.metadata.actor ?? "")",
+            ])
     }
 
     /// Appends one command in its own transaction (`orderly_append`).

@@ -205,7 +205,8 @@ public struct EventConsumer: Service {
         }
         for (record, event) in admitted {
             var logger = self.logger
-            logger[metadataKey: "order.id"] = "\(event.metadata.correlationId ?? "")"
+            logger[metadataKey: "correlationId"] = "\(event.metadata.correlationId ?? "")"
+            logger[metadataKey: "event.id"] = "\(event.id.uuidString.lowercased())"
             logger[metadataKey: "event.type"] = "\(event.type)"
             logger[metadataKey: "event.position"] = "\(event.position)"
             do {

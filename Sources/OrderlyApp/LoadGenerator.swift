@@ -1,0 +1,454 @@
+import AsyncHTTPClient
+import Foundation
+import Histogram
+import NIOCore
+import NIOHTTP1
+import OrderlyDomain
+import OrderlyReadModels
+import Synchronization
+
+/// `orderly bench`: drives a running api over HTTP the way its users do, with a mix of scenarios,
+/// either flat out (closed loop: each client sends its next request when the last one answered) or
+/// at a fixed rate (open loop: orders start on schedule whatever the answers, and latency counts from
+/// the scheduled start, so a stalled server is not hidden by clients that waited for it).
+///
+/// Reports requests/s, latency percentiles per request kind (HdrHistogram, microsecond resolution),
+/// errors by kind, and in saga mode the time from sending `POST /orders` to the order's terminal
+/// status in the `orders` read model (the projector stamps `statusChangedAt` with its own clock, so
+/// no polling interval adds to it), with each scenario's outcome checked against what it must be.
+public enum LoadGenerator {
+    /// What one simulated customer does.
+    public enum Scenario: String, CaseIterable, Codable, Sendable {
+        /// Stocked SKU, approved card: must end COMPLETED.
+        case happy
+        /// Card declined: must end CANCELLED (PAYMENT_DECLINED).
+        case declined
+        /// A SKU with no stock: must end CANCELLED (OUT_OF_STOCK).
+        case outOfStock = "out-of-stock"
+        /// Places an order and cancels it at once: ends CANCELLED, or COMPLETED when the saga won the race
+        /// (the cancel then answers 409 order-ended, which is not an error).
+        case cancel
+
+        var paymentToken: String { self == .declined ? "tok_declined" : "tok_ok" }
+    }
+
+    /// Scenario weights, e.g. `happy=70,declined=10,out-of-stock=10,cancel=10`. Orders take scenarios
+    /// in a fixed interleaving by index, so two runs of one mix do the same work.
+    public struct Mix: Sendable, CustomStringConvertible {
+        public var weights: [(scenario: Scenario, weight: Int)]
+        private let wheel: [Scenario]
+
+        public init(_ weights: [(scenario: Scenario, weight: Int)]) throws {
+            guard weights.contains(where: { $0.weight > 0 }) else {
+                throw LoadGeneratorError("the mix needs at least one scenario with a positive weight")
+            }
+            self.init(checked: weights)
+        }
+
+        private init(checked weights: [(scenario: Scenario, weight: Int)]) {
+            let kept = weights.filter { $0.weight > 0 }
+            self.weights = kept
+            // Spread each scenario evenly over the wheel instead of running them in blocks.
+            let total = kept.map(\.weight).reduce(0, +)
+            var slots: [(Double, Scenario)] = []
+            for (scenario, weight) in kept {
+                for index in 0..<weight { slots.append(((Double(index) + 0.5) / Double(weight) * Double(total), scenario)) }
+            }
+            self.wheel = slots.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+
+        /// `happy=70,declined=10`; names are the scenarios' raw values.
+        public init(parsing text: String) throws {
+            var weights: [(scenario: Scenario, weight: Int)] = []
+            for part in text.split(separator: ",") {
+                let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard pair.count == 2, let scenario = Scenario(rawValue: pair[0]), let weight = Int(pair[1]), weight >= 0 else {
+                    throw LoadGeneratorError(
+                        "bad mix entry '\(part)': use NAME=WEIGHT with NAME one of \(Scenario.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                weights.append((scenario, weight))
+            }
+            try self.init(weights)
+        }
+
+        public static let standard = Mix(checked: [(.happy, 70), (.declined, 10), (.outOfStock, 10), (.cancel, 10)])
+
+        func scenario(for index: Int) -> Scenario { self.wheel[index % self.wheel.count] }
+
+        public var description: String { self.weights.map { "\($0.scenario.rawValue)=\($0.weight)" }.joined(separator: ",") }
+    }
+
+    public struct Options: Sendable {
+        public var baseURL: String
+        public var bearer: String
+        /// Concurrent clients flat out; at a fixed rate, the most connections open at once.
+        public var clients: Int
+        /// Orders started per second; nil: flat out.
+        public var rate: Double?
+        public var duration: Duration
+        public var mix: Mix
+        /// Wait for every order's terminal status in the read model and report placement → terminal.
+        public var saga: Bool
+        public var settleTimeout: Duration
+
+        public init(
+            baseURL: String, bearer: String, clients: Int, rate: Double?, duration: Duration, mix: Mix, saga: Bool, settleTimeout: Duration
+        ) {
+            self.baseURL = baseURL
+            self.bearer = bearer
+            self.clients = clients
+            self.rate = rate
+            self.duration = duration
+            self.mix = mix
+            self.saga = saga
+            self.settleTimeout = settleTimeout
+        }
+    }
+
+    /// Milliseconds.
+    public struct Latency: Codable, Sendable {
+        public var count: UInt64
+        public var p50: Double
+        public var p90: Double
+        public var p99: Double
+        public var max: Double
+        public var mean: Double
+    }
+
+    public struct ScenarioResult: Codable, Sendable {
+        public var orders: Int
+        public var accepted: Int
+        /// Saga mode: orders that ended as the scenario must.
+        public var endedAsExpected: Int?
+        /// Saga mode: placement → terminal status.
+        public var sagaMilliseconds: Latency?
+    }
+
+    public struct SagaResult: Codable, Sendable {
+        public var completed: Int
+        public var cancelled: Int
+        /// Accepted orders with no terminal status when the wait ended.
+        public var unfinished: Int
+        /// Placement → terminal status, every scenario.
+        public var milliseconds: Latency
+    }
+
+    public struct Result: Codable, Sendable {
+        public var mode: String
+        public var clients: Int
+        public var rate: Double?
+        public var mix: String
+        public var seconds: Double
+        public var requests: Int
+        public var requestsPerSecond: Double
+        public var orders: Int
+        public var ordersPerSecond: Double
+        /// By request kind: `place_order`, `cancel_order`; `all` for every request.
+        public var latencyMilliseconds: [String: Latency]
+        /// By kind: `place_order: http 500`, `cancel_order: timeout`, `unexpected-outcome <scenario>: …`, …
+        public var errors: [String: Int]
+        public var errorCount: Int
+        public var scenarios: [String: ScenarioResult]
+        public var saga: SagaResult?
+    }
+
+    /// Moments of a run, for a progress line.
+    public struct Progress: Sendable {
+        public var elapsed: Duration
+        public var duration: Duration
+        public var requests: Int
+        public var errors: Int
+    }
+
+    /// Orders' SKUs: stocked ones spread round robin (one SKU for all would measure a single hot
+    /// aggregate), and one that is never stocked.
+    static let stockedSKUs = 100
+    static let unitPrice = 100
+    static let emptySKU = "SKU-BENCH-EMPTY"
+    static func sku(_ index: Int) -> String { "SKU-BENCH-\(index % Self.stockedSKUs)" }
+
+    public static func run(_ options: Options, mongo: MongoClient?, progress: @escaping @Sendable (Progress) -> Void = { _ in }) async throws
+        -> Result
+    {
+        guard !options.saga || mongo != nil else { throw LoadGeneratorError("saga mode reads the orders read model: give it MongoDB") }
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: options.clients)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        defer { _ = client.shutdown() }
+        let http = Requests(client: client, baseURL: options.baseURL, bearer: options.bearer)
+
+        for index in 0..<Self.stockedSKUs {
+            let (status, body) = try await http.send(
+                "/inventory/\(Self.sku(index))/restock", #"{"quantity":1000000,"unitPrice":\#(Self.unitPrice)}"#)
+            guard status == 202 else {
+                throw LoadGeneratorError("restocking \(Self.sku(index)) answered HTTP \(status): \(String(decoding: body, as: UTF8.self))")
+            }
+        }
+
+        let recorder = Recorder()
+        let started = ContinuousClock.now
+        let end = started + options.duration
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                let (requests, errors) = recorder.counts
+                progress(Progress(elapsed: ContinuousClock.now - started, duration: options.duration, requests: requests, errors: errors))
+            }
+        }
+        defer { ticker.cancel() }
+
+        if let rate = options.rate {
+            let total = Int(rate * options.duration.timeInterval)
+            await withTaskGroup(of: Void.self) { group in
+                for index in 0..<total {
+                    let scheduled = started + .seconds(Double(index) / rate)
+                    try? await Task.sleep(until: scheduled)
+                    group.addTask { await Self.order(index, options.mix.scenario(for: index), http, recorder, startedAt: scheduled) }
+                }
+            }
+        } else {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<options.clients {
+                    group.addTask {
+                        while ContinuousClock.now < end {
+                            let index = recorder.nextIndex()
+                            await Self.order(index, options.mix.scenario(for: index), http, recorder, startedAt: .now)
+                        }
+                    }
+                }
+            }
+        }
+        let seconds = (ContinuousClock.now - started).timeInterval
+        ticker.cancel()
+
+        var saga: SagaResult?
+        var outcomes: [String: OrderView] = [:]
+        if options.saga, let mongo {
+            outcomes = try await Self.waitForOutcomes(mongo: mongo, ids: recorder.placed.map(\.orderId), timeout: options.settleTimeout)
+            saga = recorder.judge(outcomes)
+        }
+        return recorder.result(options: options, seconds: seconds, saga: saga)
+    }
+
+    /// One order of a scenario: place it (and cancel it), recording each request.
+    static func order(_ index: Int, _ scenario: Scenario, _ http: Requests, _ recorder: Recorder, startedAt: ContinuousClock.Instant) async {
+        let sku = scenario == .outOfStock ? Self.emptySKU : Self.sku(index)
+        let body =
+            #"{"customerId":"bench-\#(index % 1000)","currency":"EUR","lines":[{"sku":"\#(sku)","quantity":1,"unitPrice":\#(Self.unitPrice)}],"paymentToken":"\#(scenario.paymentToken)"}"#
+        let sentAt = Date()
+        let placed: String?
+        do {
+            let (status, data) = try await http.send("/orders", body)
+            if status == 202, let id = Self.orderID(in: data) {
+                placed = id
+                recorder.request("place_order", since: startedAt)
+            } else {
+                placed = nil
+                recorder.failure("place_order", "http \(status)")
+            }
+        } catch {
+            placed = nil
+            recorder.failure("place_order", Self.kind(of: error))
+        }
+        recorder.order(scenario, id: placed, sentAt: sentAt)
+        guard scenario == .cancel, let placed else { return }
+        let cancelStart = ContinuousClock.now
+        do {
+            let (status, _) = try await http.send("/orders/\(placed)/cancel", "")
+            // 409: the saga ended the order first; the right answer, not a failure.
+            if status == 202 || status == 409 {
+                recorder.request("cancel_order", since: cancelStart)
+            } else {
+                recorder.failure("cancel_order", "http \(status)")
+            }
+        } catch {
+            recorder.failure("cancel_order", Self.kind(of: error))
+        }
+    }
+
+    static func orderID(in data: Data) -> String? {
+        struct Placed: Decodable { var orderId: String }
+        return try? JSONDecoder().decode(Placed.self, from: data).orderId
+    }
+
+    static func kind(of error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            if error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout { return "timeout" }
+            return "http client: \(error.shortDescription)"
+        }
+        return "\(type(of: error))"
+    }
+
+    /// Reads the orders from MongoDB until each has ended (or `timeout` passes).
+    static func waitForOutcomes(mongo: MongoClient, ids: [String], timeout: Duration) async throws -> [String: OrderView] {
+        let orders = try await ActiveCollections(client: mongo).collection(OrdersProjection.name)
+        var done: [String: OrderView] = [:]
+        let deadline = ContinuousClock.now + timeout
+        while done.count < ids.count, ContinuousClock.now < deadline {
+            let pending = ids.filter { done[$0] == nil }
+            for start in stride(from: 0, to: pending.count, by: 500) {
+                let chunk = pending[start..<min(start + 500, pending.count)]
+                let documents = try await orders.find(["_id": ["$in": .array(chunk.map { .string($0) })]])
+                for document in documents {
+                    let view = try JSONDecoder().decode(OrderView.self, from: try document.jsonData())
+                    if view.status == "COMPLETED" || view.status == "CANCELLED" { done[view.orderId] = view }
+                }
+            }
+            if done.count < ids.count { try await Task.sleep(for: .seconds(1)) }
+        }
+        return done
+    }
+}
+
+public struct LoadGeneratorError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension HTTPClientError {
+    /// The error's case name without its payload.
+    fileprivate var shortDescription: String { String(describing: self).split(separator: "(").first.map(String.init) ?? "error" }
+}
+
+/// The api's routes as the load generator calls them: JSON bodies, the bench's bearer token.
+struct Requests: Sendable {
+    let client: HTTPClient
+    let baseURL: String
+    let bearer: String
+
+    func send(_ path: String, _ body: String) async throws -> (status: UInt, body: Data) {
+        var request = HTTPClientRequest(url: self.baseURL + path)
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: self.bearer)
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await self.client.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        return (response.status.code, Data(bytes.readableBytesView))
+    }
+}
+
+/// Everything a run records, shared by its tasks.
+final class Recorder: Sendable {
+    struct Placed: Sendable {
+        var orderId: String
+        var scenario: LoadGenerator.Scenario
+        var sentAt: Date
+    }
+
+    private struct State {
+        var latencies: [String: Histogram<UInt64>] = [:]
+        var errors: [String: Int] = [:]
+        var requests = 0
+        var errorCount = 0
+        var orders: [LoadGenerator.Scenario: Int] = [:]
+        var placed: [Placed] = []
+        var scenarioResults: [LoadGenerator.Scenario: (expected: Int, histogram: Histogram<UInt64>)] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let issued = Atomic<Int>(0)
+
+    /// The next order's index, for clients running flat out.
+    func nextIndex() -> Int { self.issued.add(1, ordering: .relaxed).oldValue }
+
+    static func histogram() -> Histogram<UInt64> {
+        // Microseconds, 1 µs to an hour, three significant digits.
+        Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+    }
+
+    func request(_ kind: String, since start: ContinuousClock.Instant) {
+        let micros = UInt64(max(0, (ContinuousClock.now - start).timeInterval * 1_000_000))
+        self.state.withLock { state in
+            state.requests += 1
+            _ = state.latencies[kind, default: Self.histogram()].record(micros)
+            _ = state.latencies["all", default: Self.histogram()].record(micros)
+        }
+    }
+
+    func failure(_ kind: String, _ reason: String) {
+        self.state.withLock { state in
+            state.requests += 1
+            state.errorCount += 1
+            state.errors["\(kind): \(reason)", default: 0] += 1
+        }
+    }
+
+    func order(_ scenario: LoadGenerator.Scenario, id: String?, sentAt: Date) {
+        self.state.withLock { state in
+            state.orders[scenario, default: 0] += 1
+            if let id { state.placed.append(Placed(orderId: id, scenario: scenario, sentAt: sentAt)) }
+        }
+    }
+
+    var counts: (requests: Int, errors: Int) { self.state.withLock { ($0.requests, $0.errorCount) } }
+    var placed: [Placed] { self.state.withLock { $0.placed } }
+
+    /// Checks each accepted order's terminal status against its scenario and measures placement →
+    /// terminal. An order that ended otherwise is an error of kind `unexpected-outcome <scenario>`.
+    func judge(_ outcomes: [String: OrderView]) -> LoadGenerator.SagaResult {
+        self.state.withLock { state in
+            var all = Self.histogram()
+            var completed = 0
+            var cancelled = 0
+            for placed in state.placed {
+                guard let view = outcomes[placed.orderId] else { continue }
+                if view.status == "COMPLETED" { completed += 1 } else { cancelled += 1 }
+                let expected: Bool =
+                    switch placed.scenario {
+                    case .happy: view.status == "COMPLETED"
+                    case .declined: view.status == "CANCELLED" && view.cancellationReason == "PAYMENT_DECLINED"
+                    case .outOfStock: view.status == "CANCELLED" && view.cancellationReason == "OUT_OF_STOCK"
+                    case .cancel: view.status == "COMPLETED" || view.cancellationReason == "CUSTOMER_REQUEST"
+                    }
+                var entry = state.scenarioResults[placed.scenario] ?? (0, Self.histogram())
+                if expected {
+                    entry.expected += 1
+                } else {
+                    state.errorCount += 1
+                    state.errors["unexpected-outcome \(placed.scenario.rawValue): \(view.status) \(view.cancellationReason ?? "")", default: 0] +=
+                        1
+                }
+                if let changed = view.statusChangedAt.flatMap(UTCTime.parse) {
+                    let micros = UInt64(max(0, changed.timeIntervalSince(placed.sentAt)) * 1_000_000)
+                    _ = entry.histogram.record(micros)
+                    _ = all.record(micros)
+                }
+                state.scenarioResults[placed.scenario] = entry
+            }
+            return LoadGenerator.SagaResult(
+                completed: completed, cancelled: cancelled, unfinished: state.placed.count - completed - cancelled,
+                milliseconds: Self.summary(all))
+        }
+    }
+
+    func result(options: LoadGenerator.Options, seconds: Double, saga: LoadGenerator.SagaResult?) -> LoadGenerator.Result {
+        self.state.withLock { state in
+            var scenarios: [String: LoadGenerator.ScenarioResult] = [:]
+            for (scenario, orders) in state.orders {
+                let judged = state.scenarioResults[scenario]
+                scenarios[scenario.rawValue] = LoadGenerator.ScenarioResult(
+                    orders: orders, accepted: state.placed.count(where: { $0.scenario == scenario }),
+                    endedAsExpected: saga == nil ? nil : judged?.expected ?? 0,
+                    sagaMilliseconds: saga == nil ? nil : judged.map { Self.summary($0.histogram) })
+            }
+            var errors = state.errors
+            if let saga, saga.unfinished > 0 { errors["unfinished saga", default: 0] += saga.unfinished }
+            let orders = state.orders.values.reduce(0, +)
+            return LoadGenerator.Result(
+                mode: options.rate == nil ? "flat-out" : "fixed-rate", clients: options.clients, rate: options.rate,
+                mix: options.mix.description, seconds: seconds, requests: state.requests,
+                requestsPerSecond: Double(state.requests) / seconds, orders: orders, ordersPerSecond: Double(orders) / seconds,
+                latencyMilliseconds: state.latencies.mapValues(Self.summary), errors: errors,
+                errorCount: state.errorCount + (saga?.unfinished ?? 0), scenarios: scenarios, saga: saga)
+        }
+    }
+
+    static func summary(_ histogram: Histogram<UInt64>) -> LoadGenerator.Latency {
+        func ms(_ micros: UInt64) -> Double { Double(micros) / 1000 }
+        guard histogram.totalCount > 0 else { return LoadGenerator.Latency(count: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0) }
+        return LoadGenerator.Latency(
+            count: histogram.totalCount, p50: ms(histogram.valueAtPercentile(50)), p90: ms(histogram.valueAtPercentile(90)),
+            p99: ms(histogram.valueAtPercentile(99)), max: ms(histogram.max), mean: histogram.mean / 1000)
+    }
+}
