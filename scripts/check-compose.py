@@ -1,6 +1,9 @@
 """Checks docker-compose.yml without a Docker engine: it must parse, every service needs a health
-check (one-shot jobs excepted), and every Orderly container's command must be a real `orderly`
-subcommand, as listed by the binary's own --help."""
+check (one-shot jobs excepted), every Orderly container's command must be a real `orderly`
+subcommand, as listed by the binary's own --help, Prometheus (deploy/prometheus.yml) must scrape
+every long-running Orderly service, and the Grafana dashboard must use the provisioned data source."""
+import json
+import os
 import re
 import subprocess
 import sys
@@ -34,7 +37,29 @@ for name, service in services.items():
     elif "healthcheck" not in service:
         problems.append(f"{name}: no healthcheck")
 
+# Prometheus scrapes every long-running Orderly service, and Grafana's dashboard uses the
+# provisioned data source.
+root = os.path.dirname(os.path.abspath(path))
+with open(os.path.join(root, "deploy/prometheus.yml")) as handle:
+    prometheus = yaml.safe_load(handle)
+scraped = {name for job in prometheus.get("scrape_configs", []) for sd in job.get("dns_sd_configs", []) for name in sd.get("names", [])}
+for name, service in services.items():
+    if service.get("build") is not None and service.get("restart") != "no" and name not in scraped:
+        problems.append(f"{name}: not scraped by deploy/prometheus.yml")
+for name in ("prometheus", "grafana"):
+    if name not in services:
+        problems.append(f"missing service: {name}")
+with open(os.path.join(root, "deploy/grafana/provisioning/datasources/prometheus.yml")) as handle:
+    uids = {source["uid"] for source in yaml.safe_load(handle)["datasources"]}
+with open(os.path.join(root, "deploy/grafana/dashboards/orderly.json")) as handle:
+    dashboard = json.load(handle)
+for panel in dashboard["panels"]:
+    for target in [panel] + panel.get("targets", []):
+        uid = (target.get("datasource") or {}).get("uid")
+        if uid not in uids:
+            problems.append(f"dashboard panel {panel.get('title')}: data source {uid} is not provisioned ({sorted(uids)})")
+
 if problems:
     print("docker-compose.yml check failed:\n  " + "\n  ".join(problems))
     sys.exit(1)
-print(f"docker-compose.yml: {len(services)} services, commands checked against {sorted(subcommands)}")
+print(f"docker-compose.yml: {len(services)} services, commands checked against {sorted(subcommands)}; Prometheus scrapes {sorted(scraped)}; dashboard: {len(dashboard['panels'])} panels")

@@ -75,10 +75,18 @@ public final class OutputFile: Sendable {
                 let result = Glibc.write(self.descriptor, buffer.baseAddress.map { $0 + offset }, buffer.count - offset)
                 if result < 0 {
                     if errno == EINTR { continue }
-                    throw OutputFileError(path: self.descriptor == STDOUT_FILENO ? "stdout" : self.descriptor == STDERR_FILENO ? "stderr" : "output", code: errno)
+                    throw OutputFileError(path: self.name, code: errno)
                 }
                 offset += result
             }
+        }
+    }
+
+    var name: String {
+        switch self.descriptor {
+        case STDOUT_FILENO: "stdout"
+        case STDERR_FILENO: "stderr"
+        default: "output"
         }
     }
 

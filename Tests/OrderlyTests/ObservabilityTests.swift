@@ -1,0 +1,230 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import OrderlyAPI
+import OrderlyApp
+import OrderlyReadModels
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The whole system as separate processes (api, relay, projector, four saga services), driven by the
+/// load generator, scraped by a real Prometheus: what an operator relies on.
+@Suite struct ObservabilityTests {
+    /// Every process with its /metrics port.
+    struct System {
+        var processes: [String: ChildProcess] = [:]
+        var metricsPorts: [String: Int] = [:]
+        var apiPort = 0
+
+        static func start(_ settings: Settings) throws -> System {
+            var system = System()
+            let base = Int.random(in: 20_000..<60_000)
+            system.apiPort = base
+            system.processes["api"] = try ChildProcess.orderly(
+                ["api"], settings: settings, extra: ["ORDERLY_HTTP_PORT": "\(base)", "ORDERLY_HTTP_HOST": "127.0.0.1"])
+            system.metricsPorts["api"] = base
+            let others: [(String, [String])] = [
+                ("relay", ["relay"]), ("projector", ["project"]), ("order", ["service", "order"]), ("inventory", ["service", "inventory"]),
+                ("payment", ["service", "payment"]), ("notification", ["service", "notification"]),
+            ]
+            for (offset, (name, arguments)) in others.enumerated() {
+                let port = base + 1 + offset
+                system.processes[name] = try ChildProcess.orderly(arguments, settings: settings, extra: ["ORDERLY_OPS_PORT": "\(port)"])
+                system.metricsPorts[name] = port
+            }
+            return system
+        }
+
+        func stop() {
+            for process in self.processes.values {
+                process.kill(SIGTERM)
+                process.process.waitUntilExit()
+            }
+        }
+
+        func output(_ name: String) -> String { self.processes[name]?.output ?? "" }
+    }
+
+    @Test func loadGeneratorLogsMetricsAndDashboardAgreeOnOneRun() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let system = try System.start(settings)
+        let prometheus = try Prometheus.start(targets: system.metricsPorts)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer {
+            system.stop()
+            prometheus.process.stop()
+            _ = http.shutdown()
+        }
+        let ready = try await TestServers.eventually(timeout: .seconds(60)) { () -> Bool? in
+            let response = try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(system.apiPort)/ready"), timeout: .seconds(2))
+            return response?.status == .ok ? true : nil
+        }
+        try #require(ready == true, "the api never got ready:\n\(system.output("api").suffix(2000))")
+
+        // 60 orders at 20/s, every scenario, each order followed to its end.
+        let options = LoadGenerator.Options(
+            baseURL: "http://127.0.0.1:\(system.apiPort)", bearer: try await TestServers.bearer(.admin), clients: 8, rate: 20,
+            duration: .seconds(3), mix: .standard, saga: true, settleTimeout: .seconds(120))
+        let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+        let result = try await LoadGenerator.run(options, mongo: mongo)
+        #expect(result.orders == 60)
+        #expect(result.errorCount == 0, "\(result.errors)\n\(system.output("order").suffix(2000))")
+        #expect(result.saga?.unfinished == 0)
+        #expect(result.saga.map { $0.completed + $0.cancelled } == 60)
+        #expect(Set(result.scenarios.keys) == ["happy", "declined", "out-of-stock", "cancel"])
+        for (name, scenario) in result.scenarios {
+            #expect(scenario.orders > 0 && scenario.accepted == scenario.orders, "\(name)")
+            #expect(scenario.endedAsExpected == scenario.orders, "\(name) ended otherwise")
+        }
+        let placing = try #require(result.latencyMilliseconds["place_order"])
+        #expect(placing.count == 60)
+        #expect(placing.p50 > 0 && placing.p50 <= placing.p99 && placing.p99 <= placing.max)
+        #expect(result.latencyMilliseconds["cancel_order"]?.count == UInt64(result.scenarios["cancel"]?.orders ?? -1))
+        let saga = try #require(result.saga?.milliseconds)
+        #expect(saga.count == 60 && saga.p50 > 0 && saga.p99 <= saga.max)
+
+        // Logs: JSON lines, and one completed order's saga followed through every process by its correlation id.
+        for (name, process) in system.processes {
+            for line in process.output.split(separator: "\n") where line.hasPrefix("{") {
+                let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                #expect(object?["time"] is String && object?["level"] is String && object?["message"] is String, "\(name): \(line)")
+            }
+        }
+        let completed = try #require(
+            Self.appended(in: system.output("order")).first { $0.types == ["OrderCompleted"] },
+            "the order service logged no completion:\n\(system.output("order").suffix(2000))")
+        let order = completed.correlationId
+        let expected: [(process: String, type: String, actor: String)] = [
+            ("api", "OrderPlaced", "tester"), ("inventory", "StockReserved", "inventory-service"),
+            ("payment", "PaymentProcessed", "payment-service"), ("order", "OrderCompleted", "order-service"),
+            ("notification", "NotificationSent", "notification-service"),
+        ]
+        var causes: Set<String> = []
+        for step in expected {
+            let line = Self.appended(in: system.output(step.process)).first { $0.correlationId == order && $0.types.contains(step.type) }
+            #expect(line != nil, "\(step.process) logged no \(step.type) for order \(order)")
+            #expect(line?.actor == step.actor)
+            if let cause = line?.causationId, !cause.isEmpty { causes.insert(cause) }
+        }
+        #expect(causes.count == expected.count, "each step is caused by a different event: \(causes)")
+
+        // Metrics: the api counted exactly what the load generator saw accepted.
+        let apiMetrics = try await httpGet("http://127.0.0.1:\(system.apiPort)/metrics")
+        #expect(apiMetrics.contains(#"orderly_commands_total{command="place_order",outcome="accepted"} 60"#), "\(apiMetrics)")
+        #expect(apiMetrics.contains(#"orderly_events_appended_total{type="OrderPlaced"} 60"#))
+
+        // The dashboard: every query returns series from these processes (so no panel names a
+        // metric or label that does not exist), read through Prometheus as Grafana would.
+        let dashboard = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: TestServers.repositoryRoot + "/deploy/grafana/dashboards/orderly.json")))
+        let panels = try #require((dashboard as? [String: Any])?["panels"] as? [[String: Any]])
+        let expressions = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+        #expect(expressions.count >= 12)
+        let prometheusReady = try await TestServers.eventually { () -> Bool? in
+            let response = try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(prometheus.port)/-/ready"), timeout: .seconds(2))
+            return response?.status == .ok ? true : nil
+        }
+        try #require(prometheusReady == true, "prometheus did not start:\n\(prometheus.process.output.suffix(2000))")
+        for expression in expressions {
+            // Labels the query groups by (its legend shows them) must be on the series it returns.
+            let grouped = Self.groupingLabels(expression)
+            let series = try await TestServers.eventually(timeout: .seconds(30)) { () -> [[String: Any]]? in
+                let series = try await prometheus.query(expression, http: http)
+                return series.isEmpty ? nil : series
+            }
+            #expect(series != nil, "the dashboard query \(expression) returns nothing")
+            let labels = Set((series ?? []).flatMap { (($0["metric"] as? [String: Any]) ?? [:]).keys })
+            #expect(grouped.isSubset(of: labels), "\(expression): no series has the labels \(grouped.subtracting(labels))")
+        }
+        let placed = try await prometheus.value(#"sum(orderly_commands_total{command="place_order",outcome="accepted"})"#, http: http)
+        #expect(placed == 60)
+    }
+
+    /// The labels of every `by (…)` in a PromQL expression, but `le` (histogram buckets, consumed by
+    /// `histogram_quantile`).
+    static func groupingLabels(_ expression: String) -> Set<String> {
+        var labels: Set<String> = []
+        var rest = Substring(expression)
+        while let range = rest.range(of: "by (") {
+            rest = rest[range.upperBound...]
+            guard let close = rest.firstIndex(of: ")") else { break }
+            for label in rest[..<close].split(separator: ",") { labels.insert(label.trimmingCharacters(in: .whitespaces)) }
+        }
+        labels.remove("le")
+        return labels
+    }
+
+    struct AppendedLine {
+        var correlationId: String
+        var causationId: String
+        var actor: String
+        var types: [String]
+    }
+
+    /// The "appended" log lines of a process.
+    static func appended(in output: String) -> [AppendedLine] {
+        output.split(separator: "\n").compactMap { line in
+            guard line.hasPrefix("{"), let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                object["message"] as? String == "appended", let correlation = object["correlationId"] as? String
+            else { return nil }
+            return AppendedLine(
+                correlationId: correlation, causationId: object["causationId"] as? String ?? "", actor: object["actor"] as? String ?? "",
+                types: object["eventTypes"] as? [String] ?? [])
+        }
+    }
+}
+
+/// A real Prometheus (Debian's, installed by scripts/install) scraping the test's processes every second.
+struct Prometheus {
+    let process: ChildProcess
+    let port: Int
+
+    static func start(targets: [String: Int]) throws -> Prometheus {
+        let executable = "/usr/bin/prometheus"
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw PrometheusMissing(description: "no \(executable): scripts/install installs Debian's prometheus package")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orderly-prometheus-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var config = "global:\n  scrape_interval: 1s\nscrape_configs:\n"
+        for (name, port) in targets.sorted(by: { $0.key < $1.key }) {
+            config += "  - job_name: \(name)\n    static_configs:\n      - targets: ['127.0.0.1:\(port)']\n"
+        }
+        try Data(config.utf8).write(to: directory.appendingPathComponent("prometheus.yml"))
+        let port = Int.random(in: 60_000..<65_000)
+        let process = try ChildProcess(
+            executable: executable,
+            arguments: [
+                "--config.file=\(directory.path)/prometheus.yml", "--storage.tsdb.path=\(directory.path)/data",
+                "--web.listen-address=127.0.0.1:\(port)",
+            ], environment: [:])
+        return Prometheus(process: process, port: port)
+    }
+
+    func query(_ expression: String, http: HTTPClient) async throws -> [[String: Any]] {
+        var components = URLComponents(string: "http://127.0.0.1:\(self.port)/api/v1/query")
+        components?.queryItems = [URLQueryItem(name: "query", value: expression)]
+        let url = try #require(components?.url?.absoluteString)
+        let response = try await http.execute(HTTPClientRequest(url: url), timeout: .seconds(5))
+        let body = try await response.body.collect(upTo: 1 << 22)
+        let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+        guard object?["status"] as? String == "success" else {
+            throw PrometheusMissing(description: "query \(expression) failed: \(String(buffer: body))")
+        }
+        return ((object?["data"] as? [String: Any])?["result"] as? [[String: Any]]) ?? []
+    }
+
+    /// The single value an aggregating query returns.
+    func value(_ expression: String, http: HTTPClient) async throws -> Double? {
+        let sample = try await self.query(expression, http: http).first?["value"] as? [Any]
+        return (sample?.last as? String).flatMap(Double.init)
+    }
+}
+
+struct PrometheusMissing: Error, CustomStringConvertible {
+    var description: String
+}
