@@ -50,11 +50,11 @@ public enum LoadGenerator {
             self.weights = kept
             // Spread each scenario evenly over the wheel instead of running them in blocks.
             let total = kept.map(\.weight).reduce(0, +)
-            var slots: [(Double, Scenario)] = []
-            for (scenario, weight) in kept {
-                for index in 0..<weight { slots.append(((Double(index) + 0.5) / Double(weight) * Double(total), scenario)) }
+            var slots: [(at: Double, order: Int, scenario: Scenario)] = []
+            for (order, (scenario, weight)) in kept.enumerated() {
+                for index in 0..<weight { slots.append(((Double(index) + 0.5) / Double(weight) * Double(total), order, scenario)) }
             }
-            self.wheel = slots.sorted { $0.0 < $1.0 }.map(\.1)
+            self.wheel = slots.sorted { ($0.at, $0.order) < ($1.at, $1.order) }.map(\.scenario)
         }
 
         /// `happy=70,declined=10`; names are the scenarios' raw values.
@@ -73,7 +73,7 @@ public enum LoadGenerator {
 
         public static let standard = Mix(checked: [(.happy, 70), (.declined, 10), (.outOfStock, 10), (.cancel, 10)])
 
-        func scenario(for index: Int) -> Scenario { self.wheel[index % self.wheel.count] }
+        public func scenario(for index: Int) -> Scenario { self.wheel[index % self.wheel.count] }
 
         public var description: String { self.weights.map { "\($0.scenario.rawValue)=\($0.weight)" }.joined(separator: ",") }
     }

@@ -228,3 +228,30 @@ struct Prometheus {
 struct PrometheusMissing: Error, CustomStringConvertible {
     var description: String
 }
+
+@Suite struct LoadMixTests {
+    @Test func aMixSpreadsEachScenarioEvenlyByItsWeight() throws {
+        let mix = try LoadGenerator.Mix(parsing: "happy=6, declined=2,out-of-stock=1,cancel=1")
+        let first = (0..<10).map { mix.scenario(for: $0) }
+        #expect(first.count { $0 == .happy } == 6)
+        #expect(first.count { $0 == .declined } == 2)
+        #expect(first.count { $0 == .outOfStock } == 1 && first.count { $0 == .cancel } == 1)
+        // Spread, not in blocks: no scenario takes more than 2 orders in a row here.
+        #expect(!zip(first, zip(first.dropFirst(), first.dropFirst(2))).contains { $0 == $1.0 && $1.0 == $1.1 })
+        #expect((0..<20).map { mix.scenario(for: $0) } == first + first)
+        #expect(mix.description == "happy=6,declined=2,out-of-stock=1,cancel=1")
+        #expect(try LoadGenerator.Mix(parsing: "happy=1,cancel=0").description == "happy=1")
+    }
+
+    @Test func aBadMixIsRefusedWithTheNamesItTakes() {
+        for text in ["happy", "happy=-1", "sad=3", "happy=0", "", "happy=x"] {
+            #expect(throws: LoadGeneratorError.self, "\(text)") { try LoadGenerator.Mix(parsing: text) }
+        }
+        do {
+            _ = try LoadGenerator.Mix(parsing: "sad=3")
+            Issue.record("an unknown scenario was accepted")
+        } catch {
+            #expect("\(error)".contains("happy, declined, out-of-stock, cancel"))
+        }
+    }
+}
