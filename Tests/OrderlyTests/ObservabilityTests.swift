@@ -87,6 +87,19 @@ import Testing
         let saga = try #require(result.saga?.milliseconds)
         #expect(saga.count == 60 && saga.p50 > 0 && saga.p99 <= saga.max)
 
+        // The command line: flat out for a second, the result written as a JSON file.
+        let resultFile = FileManager.default.temporaryDirectory.appendingPathComponent("orderly-bench-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: resultFile) }
+        let bench = try ChildProcess.orderly(
+            ["bench", "--url", "http://127.0.0.1:\(system.apiPort)", "--clients", "2", "--seconds", "1", "--mix", "happy=1", "-o", resultFile.path],
+            settings: settings)
+        bench.process.waitUntilExit()
+        #expect(bench.process.terminationStatus == 0, "\(bench.output)")
+        let written = try JSONDecoder().decode(LoadGenerator.Result.self, from: Data(contentsOf: resultFile))
+        #expect(written.mode == "flat-out" && written.clients == 2 && written.mix == "happy=1")
+        #expect(written.orders > 0 && written.errorCount == 0 && written.scenarios.keys.sorted() == ["happy"], "\(written)")
+        #expect(bench.output.contains("place_order: p50"), "the summary goes to stdout:\n\(bench.output)")
+
         // Logs: JSON lines, and one completed order's saga followed through every process by its correlation id.
         for (name, process) in system.processes {
             for line in process.output.split(separator: "\n") where line.hasPrefix("{") {
@@ -114,8 +127,9 @@ import Testing
 
         // Metrics: the api counted exactly what the load generator saw accepted.
         let apiMetrics = try await httpGet("http://127.0.0.1:\(system.apiPort)/metrics")
-        #expect(apiMetrics.contains(#"orderly_commands_total{command="place_order",outcome="accepted"} 60"#), "\(apiMetrics)")
-        #expect(apiMetrics.contains(#"orderly_events_appended_total{type="OrderPlaced"} 60"#))
+        let placedByCLI = Int64(written.orders)
+        #expect(apiMetrics.contains(#"orderly_commands_total{command="place_order",outcome="accepted"} \#(60 + placedByCLI)"#), "\(apiMetrics)")
+        #expect(apiMetrics.contains(#"orderly_events_appended_total{type="OrderPlaced"} \#(60 + placedByCLI)"#))
 
         // The dashboard: every query returns series from these processes (so no panel names a
         // metric or label that does not exist), read through Prometheus as Grafana would.
@@ -140,8 +154,11 @@ import Testing
             let labels = Set((series ?? []).flatMap { (($0["metric"] as? [String: Any]) ?? [:]).keys })
             #expect(grouped.isSubset(of: labels), "\(expression): no series has the labels \(grouped.subtracting(labels))")
         }
-        let placed = try await prometheus.value(#"sum(orderly_commands_total{command="place_order",outcome="accepted"})"#, http: http)
-        #expect(placed == 60)
+        let placed = try await TestServers.eventually { () -> Double? in
+            let value = try await prometheus.value(#"sum(orderly_commands_total{command="place_order",outcome="accepted"})"#, http: http)
+            return value == Double(60 + placedByCLI) ? value : nil
+        }
+        #expect(placed == Double(60 + placedByCLI), "Prometheus did not scrape the api's count")
     }
 
     /// The labels of every `by (…)` in a PromQL expression, but `le` (histogram buckets, consumed by
