@@ -22,17 +22,16 @@ import Testing
 
         static func start(_ settings: Settings) throws -> System {
             var system = System()
-            let base = Int.random(in: 20_000..<60_000)
-            system.apiPort = base
+            system.apiPort = TestPorts.next()
             system.processes["api"] = try ChildProcess.orderly(
-                ["api"], settings: settings, extra: ["ORDERLY_HTTP_PORT": "\(base)", "ORDERLY_HTTP_HOST": "127.0.0.1"])
-            system.metricsPorts["api"] = base
+                ["api"], settings: settings, extra: ["ORDERLY_HTTP_PORT": "\(system.apiPort)", "ORDERLY_HTTP_HOST": "127.0.0.1"])
+            system.metricsPorts["api"] = system.apiPort
             let others: [(String, [String])] = [
                 ("relay", ["relay"]), ("projector", ["project"]), ("order", ["service", "order"]), ("inventory", ["service", "inventory"]),
                 ("payment", ["service", "payment"]), ("notification", ["service", "notification"]),
             ]
-            for (offset, (name, arguments)) in others.enumerated() {
-                let port = base + 1 + offset
+            for (name, arguments) in others {
+                let port = TestPorts.next()
                 system.processes[name] = try ChildProcess.orderly(arguments, settings: settings, extra: ["ORDERLY_OPS_PORT": "\(port)"])
                 system.metricsPorts[name] = port
             }
@@ -212,7 +211,7 @@ struct Prometheus {
             config += "  - job_name: \(name)\n    static_configs:\n      - targets: ['127.0.0.1:\(port)']\n"
         }
         try Data(config.utf8).write(to: directory.appendingPathComponent("prometheus.yml"))
-        let port = Int.random(in: 60_000..<65_000)
+        let port = TestPorts.next()
         let process = try ChildProcess(
             executable: executable,
             arguments: [

@@ -134,7 +134,7 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
 
     @Test func theRelayServesHealthAndItsMetrics() async throws {
         let settings = try await TestServers.isolatedSettings()
-        let port = Int.random(in: 30_000..<40_000)
+        let port = TestPorts.next()
         let relay = try ChildProcess.orderly(["relay"], settings: settings, extra: ["ORDERLY_OPS_PORT": "\(port)"])
         let events = try await seedEvents(settings, streams: 4, eventsPerStream: 10)
         _ = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(events.map(\.id)))

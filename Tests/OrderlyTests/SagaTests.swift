@@ -168,7 +168,7 @@ import Testing
         let settings = try await TestServers.isolatedSettings()
         // The order and payment services run as processes of their own, like in production.
         let app = try await Processes.dev(settings, logger: TestServers.logger, sagaServices: [.inventory, .notification])
-        let opsPort = Int.random(in: 40_000..<50_000)
+        let opsPort = TestPorts.next()
         let orderService = try ChildProcess.orderly(["service", "order"], settings: settings, extra: ["ORDERLY_OPS_PORT": "\(opsPort)"])
         try await app.test(.live) { client in
             try await client.restock("SKU-K", quantity: 1000, unitPrice: 100)

@@ -237,7 +237,7 @@ import Testing
     /// Tokens and the signing secret never reach the logs, even at the most verbose level.
     @Test func noTokenOrSecretIsEverLogged() async throws {
         let settings = try await TestServers.isolatedSettings()
-        let port = Int.random(in: 20000..<30000)
+        let port = TestPorts.next()
         let api = try ChildProcess.orderly(
             ["api"], settings: settings, extra: ["ORDERLY_HTTP_PORT": "\(port)", "ORDERLY_HTTP_HOST": "127.0.0.1", "LOG_LEVEL": "trace"])
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
@@ -277,7 +277,7 @@ import Testing
     /// `/metrics` counts requests by route template, method and final status (problems included).
     @Test func requestsAreCountedByRouteAndStatus() async throws {
         let settings = try await TestServers.isolatedSettings()
-        let port = Int.random(in: 30000..<40000)
+        let port = TestPorts.next()
         let api = try ChildProcess.orderly(["api"], settings: settings, extra: ["ORDERLY_HTTP_PORT": "\(port)", "ORDERLY_HTTP_HOST": "127.0.0.1"])
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         var metrics = ""

@@ -1,6 +1,7 @@
 import Foundation
 import OrderlyApp
 import OrderlyMessaging
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -67,7 +68,7 @@ final class PrivateBroker: @unchecked Sendable {
     private(set) var child: ChildProcess?
 
     init() {
-        self.port = Int.random(in: 21_000..<29_000)
+        self.port = TestPorts.next()
     }
 
     var brokers: String { "127.0.0.1:\(self.port)" }
@@ -88,5 +89,35 @@ final class PrivateBroker: @unchecked Sendable {
     deinit {
         self.child?.kill(SIGCONT)
         self.child?.stop()
+    }
+}
+
+/// Ports for the tests' own servers (apis, ops endpoints, brokers, Prometheus): below Linux's
+/// ephemeral range (32768 and up), where the many client connections of tests running in parallel
+/// take their local ports and a random server port there was seen taken ("Address already in
+/// use"); never handed out twice in one run; and free when handed out.
+enum TestPorts {
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    static func next() -> Int {
+        while true {
+            let port = Int.random(in: 20_000..<32_000)
+            guard self.handedOut.withLock({ $0.insert(port).inserted }), self.isFree(port) else { continue }
+            return port
+        }
+    }
+
+    /// Whether 127.0.0.1:port can be bound right now.
+    static func isFree(_ port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
     }
 }
