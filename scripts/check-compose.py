@@ -17,7 +17,7 @@ with open(path) as handle:
 
 services = compose.get("services") or {}
 problems = []
-required = {"postgres", "kafka", "mongo", "api", "relay", "projector"}
+required = {"postgres", "kafka", "mongo", "api", "lb", "relay", "projector"}
 missing = required - services.keys()
 if missing:
     problems.append(f"missing services: {sorted(missing)}")
