@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import OrderlyDomain
 import PostgresNIO
+import Synchronization
 
 /// The event log in PostgreSQL (schema in `migrations/`).
 ///
@@ -67,7 +68,7 @@ public struct PostgresEventStore: EventStore {
     /// One log line and a count per type for every append that wrote events: with the correlation id
     /// (the order) and causation id in each line, one order's saga reads across every process's log.
     private func recordAppended(_ events: [NewEvent], _ result: AppendResult) {
-        for event in events { Counter(label: "orderly_events_appended_total", dimensions: [("type", event.type)]).increment() }
+        for event in events { AppendedCounters.counter(event.type).increment() }
         guard self.logger.logLevel <= .info, let first = events.first else { return }
         self.logger.info(
             "appended",
@@ -378,4 +379,19 @@ public struct PostgresEventStore: EventStore {
 
 enum PostgresEventStoreError: Error {
     case missingColumn
+}
+
+/// `orderly_events_appended_total` by event type, each made once: making a metric validates its name
+/// and labels every time, which an append should not pay for.
+enum AppendedCounters {
+    private static let byType = Mutex<[String: Counter]>([:])
+
+    static func counter(_ type: String) -> Counter {
+        self.byType.withLock { counters in
+            if let counter = counters[type] { return counter }
+            let counter = Counter(label: "orderly_events_appended_total", dimensions: [("type", type)])
+            counters[type] = counter
+            return counter
+        }
+    }
 }
