@@ -197,17 +197,12 @@ public struct PostgresEventStore: EventStore {
                 LIMIT \(limit)
                 """, logger: self.logger)
         } else {
-            let parts = FilterParts(filter)
             rows = try await self.client.query(
                 """
                 SELECT \(unescaped: Self.columns) FROM events
                 WHERE transaction_id < \(horizon)::xid8
                   AND (transaction_id, position) > (\(transactionID)::xid8, \(cursor.position))
-                  AND (\(parts.types)::text[] IS NULL OR event_type = ANY(\(parts.types)::text[]))
-                  AND (\(parts.streamPattern)::text IS NULL OR stream_id LIKE \(parts.streamPattern)::text)
-                  AND (\(parts.recordedFrom)::timestamptz IS NULL OR recorded_at >= \(parts.recordedFrom)::timestamptz)
-                  AND (\(parts.recordedBefore)::timestamptz IS NULL OR recorded_at < \(parts.recordedBefore)::timestamptz)
-                  AND position BETWEEN \(parts.fromPosition) AND \(parts.toPosition)
+                  \(filter: filter)
                 ORDER BY events.transaction_id, events.position
                 LIMIT \(limit)
                 """, logger: self.logger)
@@ -225,17 +220,12 @@ public struct PostgresEventStore: EventStore {
     }
 
     public func scan(matching filter: EventFilter, _ body: (RecordedEvent) throws -> Void) async throws {
-        let parts = FilterParts(filter)
         // One statement, so one snapshot; postgres-nio reads the rows off the socket only as they are
         // consumed, so a history of any size streams through in constant memory.
         let rows = try await self.client.query(
             """
             SELECT \(unescaped: Self.columns) FROM events
-            WHERE (\(parts.types)::text[] IS NULL OR event_type = ANY(\(parts.types)::text[]))
-              AND (\(parts.streamPattern)::text IS NULL OR stream_id LIKE \(parts.streamPattern)::text)
-              AND (\(parts.recordedFrom)::timestamptz IS NULL OR recorded_at >= \(parts.recordedFrom)::timestamptz)
-              AND (\(parts.recordedBefore)::timestamptz IS NULL OR recorded_at < \(parts.recordedBefore)::timestamptz)
-              AND position BETWEEN \(parts.fromPosition) AND \(parts.toPosition)
+            WHERE TRUE \(filter: filter)
             ORDER BY events.position
             """, logger: self.logger)
         for try await row in rows {
@@ -244,15 +234,10 @@ public struct PostgresEventStore: EventStore {
     }
 
     public func count(matching filter: EventFilter) async throws -> Int64 {
-        let parts = FilterParts(filter)
         let rows = try await self.client.query(
             """
             SELECT count(*) FROM events
-            WHERE (\(parts.types)::text[] IS NULL OR event_type = ANY(\(parts.types)::text[]))
-              AND (\(parts.streamPattern)::text IS NULL OR stream_id LIKE \(parts.streamPattern)::text)
-              AND (\(parts.recordedFrom)::timestamptz IS NULL OR recorded_at >= \(parts.recordedFrom)::timestamptz)
-              AND (\(parts.recordedBefore)::timestamptz IS NULL OR recorded_at < \(parts.recordedBefore)::timestamptz)
-              AND position BETWEEN \(parts.fromPosition) AND \(parts.toPosition)
+            WHERE TRUE \(filter: filter)
             """, logger: self.logger)
         for try await count in rows.decode(Int64.self) { return count }
         return 0
@@ -260,7 +245,7 @@ public struct PostgresEventStore: EventStore {
 
     /// A filter as query parameters: NULL for a part that matches everything (unnamed statements are
     /// planned with their values, so the server drops those conditions).
-    private struct FilterParts {
+    fileprivate struct FilterParts {
         var types: [String]?
         var streamPattern: String?
         var recordedFrom: Date?
@@ -379,6 +364,34 @@ public struct PostgresEventStore: EventStore {
 
 enum PostgresEventStoreError: Error {
     case missingColumn
+}
+
+extension PostgresQuery.StringInterpolation {
+    /// ` AND <condition>` for each part of an event filter, the one place `readAll`, `scan` and `count`
+    /// take their filtering from.
+    fileprivate mutating func appendInterpolation(filter: EventFilter) {
+        let parts = PostgresEventStore.FilterParts(filter)
+        self.appendLiteral(" AND (")
+        self.appendInterpolation(parts.types)
+        self.appendLiteral("::text[] IS NULL OR event_type = ANY(")
+        self.appendInterpolation(parts.types)
+        self.appendLiteral("::text[])) AND (")
+        self.appendInterpolation(parts.streamPattern)
+        self.appendLiteral("::text IS NULL OR stream_id LIKE ")
+        self.appendInterpolation(parts.streamPattern)
+        self.appendLiteral("::text) AND (")
+        self.appendInterpolation(parts.recordedFrom)
+        self.appendLiteral("::timestamptz IS NULL OR recorded_at >= ")
+        self.appendInterpolation(parts.recordedFrom)
+        self.appendLiteral("::timestamptz) AND (")
+        self.appendInterpolation(parts.recordedBefore)
+        self.appendLiteral("::timestamptz IS NULL OR recorded_at < ")
+        self.appendInterpolation(parts.recordedBefore)
+        self.appendLiteral("::timestamptz) AND position BETWEEN ")
+        self.appendInterpolation(parts.fromPosition)
+        self.appendLiteral(" AND ")
+        self.appendInterpolation(parts.toPosition)
+    }
 }
 
 /// `orderly_events_appended_total` by event type, each made once: making a metric validates its name

@@ -183,6 +183,13 @@ import Testing
             // Queries are not limited; another caller has a bucket of their own.
             #expect(try await client.send(uri: "/inventory/S", method: .get, as: .staff, subject: "s-1").status != .tooManyRequests)
             #expect(try await client.send(uri: "/inventory/S/restock", method: .post, body: restock, as: .staff, subject: "s-2").status == .accepted)
+            // Without a token the caller is its address: anonymous commands spend a bucket of their own
+            // (refused 401 by the route, but counted first), then get 429.
+            var anonymous: [Int] = []
+            for _ in 0..<4 {
+                anonymous.append(try await client.execute(uri: "/orders", method: .post, body: ByteBuffer(string: "{}")).status.code)
+            }
+            #expect(anonymous == [401, 401, 401, 429])
         }
     }
 
