@@ -36,3 +36,16 @@ wait_for_port() {
     done
     die "$name did not start listening on port $port within ${limit}s (log: $ORDERLY_STATE/logs)"
 }
+
+# Waits up to 60 s for the api on port $1 to answer /ready; on failure (or when process $3, if
+# given, exits first) shows the end of log $2.
+wait_ready() {
+    local port=$1 log=$2 pid=${3:-} i
+    for ((i = 0; i < 300; i++)); do
+        curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && return 0
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then break; fi
+        sleep 0.2
+    done
+    tail -n 30 "$log" >&2
+    die "the api on port $port did not become ready (log: $log)"
+}

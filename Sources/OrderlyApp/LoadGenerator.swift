@@ -300,6 +300,34 @@ public enum LoadGenerator {
     }
 }
 
+extension LoadGenerator.Latency {
+    /// Microseconds, 1 µs to an hour, three significant digits.
+    static func histogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+    }
+
+    static func microseconds(_ duration: Duration) -> UInt64 { UInt64(Swift.max(0, duration.timeInterval * 1_000_000)) }
+
+    /// The percentiles of a histogram of microseconds, in milliseconds.
+    init(_ histogram: Histogram<UInt64>) {
+        func ms(_ micros: UInt64) -> Double { Double(micros) / 1000 }
+        guard histogram.totalCount > 0 else {
+            self.init(count: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0)
+            return
+        }
+        self.init(
+            count: histogram.totalCount, p50: ms(histogram.valueAtPercentile(50)), p90: ms(histogram.valueAtPercentile(90)),
+            p99: ms(histogram.valueAtPercentile(99)), max: ms(histogram.max), mean: histogram.mean / 1000)
+    }
+
+    /// The percentiles of measured durations (the store and read benchmarks).
+    init(_ durations: [Duration]) {
+        var histogram = Self.histogram()
+        for duration in durations { _ = histogram.record(Self.microseconds(duration)) }
+        self.init(histogram)
+    }
+}
+
 public struct LoadGeneratorError: Error, CustomStringConvertible {
     public var description: String
     init(_ description: String) { self.description = description }
@@ -352,17 +380,12 @@ final class Recorder: Sendable {
     /// The next order's index, for clients running flat out.
     func nextIndex() -> Int { self.issued.add(1, ordering: .relaxed).oldValue }
 
-    static func histogram() -> Histogram<UInt64> {
-        // Microseconds, 1 µs to an hour, three significant digits.
-        Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
-    }
-
     func request(_ kind: String, since start: ContinuousClock.Instant) {
-        let micros = UInt64(max(0, (ContinuousClock.now - start).timeInterval * 1_000_000))
+        let micros = LoadGenerator.Latency.microseconds(ContinuousClock.now - start)
         self.state.withLock { state in
             state.requests += 1
-            _ = state.latencies[kind, default: Self.histogram()].record(micros)
-            _ = state.latencies["all", default: Self.histogram()].record(micros)
+            _ = state.latencies[kind, default: LoadGenerator.Latency.histogram()].record(micros)
+            _ = state.latencies["all", default: LoadGenerator.Latency.histogram()].record(micros)
         }
     }
 
@@ -388,7 +411,7 @@ final class Recorder: Sendable {
     /// terminal. An order that ended otherwise is an error of kind `unexpected-outcome <scenario>`.
     func judge(_ outcomes: [String: OrderView]) -> LoadGenerator.SagaResult {
         self.state.withLock { state in
-            var all = Self.histogram()
+            var all = LoadGenerator.Latency.histogram()
             var completed = 0
             var cancelled = 0
             for placed in state.placed {
@@ -401,7 +424,7 @@ final class Recorder: Sendable {
                     case .outOfStock: view.status == "CANCELLED" && view.cancellationReason == "OUT_OF_STOCK"
                     case .cancel: view.status == "COMPLETED" || view.cancellationReason == "CUSTOMER_REQUEST"
                     }
-                var entry = state.scenarioResults[placed.scenario] ?? (0, Self.histogram())
+                var entry = state.scenarioResults[placed.scenario] ?? (0, LoadGenerator.Latency.histogram())
                 if expected {
                     entry.expected += 1
                 } else {
@@ -418,7 +441,7 @@ final class Recorder: Sendable {
             }
             return LoadGenerator.SagaResult(
                 completed: completed, cancelled: cancelled, unfinished: state.placed.count - completed - cancelled,
-                milliseconds: Self.summary(all))
+                milliseconds: LoadGenerator.Latency(all))
         }
     }
 
@@ -430,7 +453,7 @@ final class Recorder: Sendable {
                 scenarios[scenario.rawValue] = LoadGenerator.ScenarioResult(
                     orders: orders, accepted: state.placed.count(where: { $0.scenario == scenario }),
                     endedAsExpected: saga == nil ? nil : judged?.expected ?? 0,
-                    sagaMilliseconds: saga == nil ? nil : judged.map { Self.summary($0.histogram) })
+                    sagaMilliseconds: saga == nil ? nil : judged.map { LoadGenerator.Latency($0.histogram) })
             }
             var errors = state.errors
             if let saga, saga.unfinished > 0 { errors["unfinished saga", default: 0] += saga.unfinished }
@@ -439,16 +462,8 @@ final class Recorder: Sendable {
                 mode: options.rate == nil ? "flat-out" : "fixed-rate", clients: options.clients, rate: options.rate,
                 mix: options.mix.description, seconds: seconds, requests: state.requests,
                 requestsPerSecond: Double(state.requests) / seconds, orders: orders, ordersPerSecond: Double(orders) / seconds,
-                latencyMilliseconds: state.latencies.mapValues(Self.summary), errors: errors,
+                latencyMilliseconds: state.latencies.mapValues(LoadGenerator.Latency.init), errors: errors,
                 errorCount: state.errorCount + (saga?.unfinished ?? 0), scenarios: scenarios, saga: saga)
         }
-    }
-
-    static func summary(_ histogram: Histogram<UInt64>) -> LoadGenerator.Latency {
-        func ms(_ micros: UInt64) -> Double { Double(micros) / 1000 }
-        guard histogram.totalCount > 0 else { return LoadGenerator.Latency(count: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0) }
-        return LoadGenerator.Latency(
-            count: histogram.totalCount, p50: ms(histogram.valueAtPercentile(50)), p90: ms(histogram.valueAtPercentile(90)),
-            p99: ms(histogram.valueAtPercentile(99)), max: ms(histogram.max), mean: histogram.mean / 1000)
     }
 }

@@ -125,19 +125,12 @@ public enum ReadBenchmark {
             return try await group.reduce(into: [([Duration], Int)]()) { $0.append($1) }
         }
         let seconds = (ContinuousClock.now - started).timeInterval
-        let latencies = perClient.flatMap(\.0).map { $0.timeInterval * 1000 }.sorted()
+        let latencies = perClient.flatMap(\.0)
+        let latency = LoadGenerator.Latency(latencies)
         return ReadResult(
             requests: latencies.count, errors: perClient.map(\.1).reduce(0, +), seconds: seconds,
-            requestsPerSecond: Double(latencies.count) / seconds, p50Milliseconds: ReadBenchmark.percentile(latencies, 0.5),
-            p99Milliseconds: ReadBenchmark.percentile(latencies, 0.99))
-    }
-}
-
-extension ReadBenchmark {
-    /// The value at `fraction` (0.5: median) of already sorted values; 0 for none.
-    static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
-        guard !sorted.isEmpty else { return 0 }
-        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
+            requestsPerSecond: Double(latencies.count) / seconds, p50Milliseconds: latency.p50,
+            p99Milliseconds: latency.p99)
     }
 }
 

@@ -36,15 +36,14 @@ public enum StoreBenchmark {
                     return latencies
                 }
             }
-            return try await group.reduce(into: [Duration]()) { $0 += $1 }.sorted()
+            return try await group.reduce(into: [Duration]()) { $0 += $1 }
         }
         let seconds = (ContinuousClock.now - started).timeInterval
-        let milliseconds = latencies.map { $0.timeInterval * 1000 }
-        func percentile(_ fraction: Double) -> Double { ReadBenchmark.percentile(milliseconds, fraction) }
+        let latency = LoadGenerator.Latency(latencies)
         return Result(
             writers: writers, batch: batch, seconds: seconds, appends: latencies.count, events: latencies.count * batch,
-            eventsPerSecond: Double(latencies.count * batch) / seconds, p50Milliseconds: percentile(0.5),
-            p99Milliseconds: percentile(0.99))
+            eventsPerSecond: Double(latencies.count * batch) / seconds, p50Milliseconds: latency.p50,
+            p99Milliseconds: latency.p99)
     }
 }
 

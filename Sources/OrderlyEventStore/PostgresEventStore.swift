@@ -186,27 +186,15 @@ public struct PostgresEventStore: EventStore {
         }
         guard let horizon else { return [] }
         let transactionID = String(cursor.transactionID)
-        let rows: PostgresRowSequence
-        if filter == .all {
-            rows = try await self.client.query(
-                """
-                SELECT \(unescaped: Self.columns) FROM events
-                WHERE transaction_id < \(horizon)::xid8
-                  AND (transaction_id, position) > (\(transactionID)::xid8, \(cursor.position))
-                ORDER BY events.transaction_id, events.position
-                LIMIT \(limit)
-                """, logger: self.logger)
-        } else {
-            rows = try await self.client.query(
-                """
-                SELECT \(unescaped: Self.columns) FROM events
-                WHERE transaction_id < \(horizon)::xid8
-                  AND (transaction_id, position) > (\(transactionID)::xid8, \(cursor.position))
-                  \(filter: filter)
-                ORDER BY events.transaction_id, events.position
-                LIMIT \(limit)
-                """, logger: self.logger)
-        }
+        let rows = try await self.client.query(
+            """
+            SELECT \(unescaped: Self.columns) FROM events
+            WHERE transaction_id < \(horizon)::xid8
+              AND (transaction_id, position) > (\(transactionID)::xid8, \(cursor.position))
+              \(filter: filter)
+            ORDER BY events.transaction_id, events.position
+            LIMIT \(limit)
+            """, logger: self.logger)
         return try await Self.decode(rows)
     }
 
@@ -371,26 +359,25 @@ extension PostgresQuery.StringInterpolation {
     /// take their filtering from.
     fileprivate mutating func appendInterpolation(filter: EventFilter) {
         let parts = PostgresEventStore.FilterParts(filter)
-        self.appendLiteral(" AND (")
-        self.appendInterpolation(parts.types)
-        self.appendLiteral("::text[] IS NULL OR event_type = ANY(")
-        self.appendInterpolation(parts.types)
-        self.appendLiteral("::text[])) AND (")
-        self.appendInterpolation(parts.streamPattern)
-        self.appendLiteral("::text IS NULL OR stream_id LIKE ")
-        self.appendInterpolation(parts.streamPattern)
-        self.appendLiteral("::text) AND (")
-        self.appendInterpolation(parts.recordedFrom)
-        self.appendLiteral("::timestamptz IS NULL OR recorded_at >= ")
-        self.appendInterpolation(parts.recordedFrom)
-        self.appendLiteral("::timestamptz) AND (")
-        self.appendInterpolation(parts.recordedBefore)
-        self.appendLiteral("::timestamptz IS NULL OR recorded_at < ")
-        self.appendInterpolation(parts.recordedBefore)
-        self.appendLiteral("::timestamptz) AND position BETWEEN ")
+        self.unlessNull(parts.types, "::text[]", "event_type = ANY(", ")")
+        self.unlessNull(parts.streamPattern, "::text", "stream_id LIKE ")
+        self.unlessNull(parts.recordedFrom, "::timestamptz", "recorded_at >= ")
+        self.unlessNull(parts.recordedBefore, "::timestamptz", "recorded_at < ")
+        self.appendLiteral(" AND position BETWEEN ")
         self.appendInterpolation(parts.fromPosition)
         self.appendLiteral(" AND ")
         self.appendInterpolation(parts.toPosition)
+    }
+
+    /// ` AND (value IS NULL OR <test>value<close>)`: a NULL part matches everything.
+    private mutating func unlessNull<Value: PostgresDynamicTypeEncodable>(
+        _ value: Value?, _ cast: String, _ test: String, _ close: String = ""
+    ) {
+        self.appendLiteral(" AND (")
+        self.appendInterpolation(value)
+        self.appendLiteral("\(cast) IS NULL OR \(test)")
+        self.appendInterpolation(value)
+        self.appendLiteral("\(cast)\(close))")
     }
 }
 

@@ -233,15 +233,7 @@ extension EventStoreContractTests {
                             let stream = "order-w\(writer)-\(append % 5)"
                             if writer % 4 == 0 && append % 10 == 0 {
                                 // A slow writer: its positions are taken now, its commit comes 150 ms later.
-                                try await client.withTransaction(logger: TestServers.logger) { connection in
-                                    try await connection.query(
-                                        """
-                                        SELECT orderly_append(\(stream), NULL, ARRAY[gen_random_uuid(), gen_random_uuid(), gen_random_uuid()],
-                                            ARRAY['Tested','Tested','Tested'], ARRAY[1,1,1], ARRAY['{}','{}','{}']::jsonb[],
-                                            ARRAY['{}','{}','{}']::jsonb[], NULL, NULL)
-                                        """, logger: TestServers.logger)
-                                    try await Task.sleep(for: .milliseconds(150))
-                                }
+                                try await slowAppend(client, to: stream, events: 3, holding: .milliseconds(150))
                             } else {
                                 _ = try await store.append(makeEvents(eventsPerAppend), to: stream, expecting: .any)
                             }
@@ -281,14 +273,7 @@ extension EventStoreContractTests {
                             let stream = "order-shared-\((writer + append) % 4)"
                             if writer % 8 == 0 && append % 10 == 0 {
                                 // Holds a shared stream for 100 ms after taking its positions.
-                                try await client.withTransaction(logger: TestServers.logger) { connection in
-                                    try await connection.query(
-                                        """
-                                        SELECT orderly_append(\(stream), NULL, ARRAY[gen_random_uuid(), gen_random_uuid()],
-                                            ARRAY['Tested','Tested'], ARRAY[1,1], ARRAY['{}','{}']::jsonb[], ARRAY['{}','{}']::jsonb[], NULL, NULL)
-                                        """, logger: TestServers.logger)
-                                    try await Task.sleep(for: .milliseconds(100))
-                                }
+                                try await slowAppend(client, to: stream, events: 2, holding: .milliseconds(100))
                             } else {
                                 _ = try await store.append(makeEvents(2), to: stream, expecting: .any)
                             }
@@ -429,5 +414,20 @@ extension EventStoreContractTests {
             }
             #expect(applied == migrations.map(\.name))
         }
+    }
+}
+
+/// `orderly_append` of `events` events in a transaction that commits only after `holding`: its
+/// positions (and its stream) are taken now, its events become visible later.
+func slowAppend(_ client: PostgresClient, to stream: String, events: Int, holding: Duration) async throws {
+    let count = Int32(events)
+    try await client.withTransaction(logger: TestServers.logger) { connection in
+        try await connection.query(
+            """
+            SELECT orderly_append(\(stream), NULL, (SELECT array_agg(gen_random_uuid()) FROM generate_series(1, \(count))),
+                array_fill('Tested'::text, ARRAY[\(count)]), array_fill(1, ARRAY[\(count)]), array_fill('{}'::jsonb, ARRAY[\(count)]),
+                array_fill('{}'::jsonb, ARRAY[\(count)]), NULL, NULL)
+            """, logger: TestServers.logger)
+        try await Task.sleep(for: holding)
     }
 }

@@ -58,11 +58,8 @@ import Testing
             prometheus.process.stop()
             _ = http.shutdown()
         }
-        let ready = try await TestServers.eventually(timeout: .seconds(60)) { () -> Bool? in
-            let response = try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(system.apiPort)/ready"), timeout: .seconds(2))
-            return response?.status == .ok ? true : nil
-        }
-        try #require(ready == true, "the api never got ready:\n\(system.output("api").suffix(2000))")
+        let ready = try await TestServers.answers("http://127.0.0.1:\(system.apiPort)/ready", http: http, timeout: .seconds(60))
+        try #require(ready, "the api never got ready:\n\(system.output("api").suffix(2000))")
 
         // 60 orders at 20/s, every scenario, each order followed to its end.
         let options = LoadGenerator.Options(
@@ -137,11 +134,8 @@ import Testing
         let panels = try #require((dashboard as? [String: Any])?["panels"] as? [[String: Any]])
         let expressions = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
         #expect(expressions.count >= 12)
-        let prometheusReady = try await TestServers.eventually { () -> Bool? in
-            let response = try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(prometheus.port)/-/ready"), timeout: .seconds(2))
-            return response?.status == .ok ? true : nil
-        }
-        try #require(prometheusReady == true, "prometheus did not start:\n\(prometheus.process.output.suffix(2000))")
+        let prometheusReady = try await TestServers.answers("http://127.0.0.1:\(prometheus.port)/-/ready", http: http)
+        try #require(prometheusReady, "prometheus did not start:\n\(prometheus.process.output.suffix(2000))")
         for expression in expressions {
             // Labels the query groups by (its legend shows them) must be on the series it returns.
             let grouped = Self.groupingLabels(expression)

@@ -251,12 +251,7 @@ import Testing
         let token = try await TestServers.bearer(.customer, subject: "c-log")
         let bad = token + "x"
         do {
-            var up = false
-            for _ in 0..<150 where !up {
-                up = (try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health"), timeout: .seconds(1)).status == .ok) ?? false
-                if !up { try await Task.sleep(for: .milliseconds(200)) }
-            }
-            #expect(up, "\(api.output)")
+            #expect(try await TestServers.answers("http://127.0.0.1:\(port)/health", http: http), "\(api.output)")
             for bearer in [token, bad] {
                 var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/orders")
                 request.method = .POST
@@ -289,12 +284,7 @@ import Testing
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         var metrics = ""
         do {
-            var up = false
-            for _ in 0..<150 where !up {
-                up = (try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health"), timeout: .seconds(1)).status == .ok) ?? false
-                if !up { try await Task.sleep(for: .milliseconds(200)) }
-            }
-            #expect(up, "\(api.output)")
+            #expect(try await TestServers.answers("http://127.0.0.1:\(port)/health", http: http), "\(api.output)")
             let staff = try await TestServers.bearer(.staff)
             for (path, bearer) in [("/orders/o-1", staff), ("/orders/o-2", staff), ("/orders/o-3", nil), ("/nowhere", nil)] {
                 var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")

@@ -1,8 +1,10 @@
+import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOHTTP1
 import OrderlyAPI
 import OrderlyApp
 import OrderlyEventStore
@@ -74,6 +76,15 @@ enum TestServers {
         _ settings: Settings, _ body: @Sendable (PostgresClient) async throws -> T
     ) async throws -> T {
         try await settings.withPostgres(logger: logger, body)
+    }
+
+    /// Whether `url` answers 200 within `timeout` (a child process's server coming up).
+    static func answers(_ url: String, http: HTTPClient, timeout: Duration = .seconds(30)) async throws -> Bool {
+        let up = try await self.eventually(timeout: timeout, interval: .milliseconds(200)) { () -> Bool? in
+            let response = try? await http.execute(HTTPClientRequest(url: url), timeout: .seconds(2))
+            return response?.status == .ok ? true : nil
+        }
+        return up == true
     }
 
     /// Polls `probe` until it returns a value or `timeout` passes.
