@@ -105,12 +105,14 @@ public enum UTCTime {
     /// Foundation's formatter takes them (multiplying the whole value by 1000 first rounds
     /// differently now and then).
     public static func milliseconds(_ date: Date) -> Int64 {
-        // From the reference date (2001), which a Date holds: going through timeIntervalSince1970 first
-        // adds 978,307,200 s in floating point and, now and then, rounds the fraction up by a
-        // millisecond where Foundation's formatter truncates (5 in 400,000 random times, measured).
-        let time = date.timeIntervalSinceReferenceDate
+        // From the 1970 interval on purpose: an event's time reaches the projector both from PostgreSQL
+        // and from a Kafka header (the 1970 interval as text), two Dates an ulp apart; in 1970 seconds
+        // they are the same number, so both paths write the same text (a live projector and a rebuild
+        // must agree). Computed from the 2001 interval they split at millisecond boundaries (seen: a
+        // verify difference of .024 vs .025).
+        let time = date.timeIntervalSince1970
         let seconds = time.rounded(.down)
-        return (Int64(seconds) + 978_307_200) * 1000 + Int64(((time - seconds) * 1000).rounded(.down))
+        return Int64(seconds) * 1000 + Int64(((time - seconds) * 1000).rounded(.down))
     }
 
     /// The UTC day of `date`: `yyyy-MM-dd` and the number yyyyMMdd.

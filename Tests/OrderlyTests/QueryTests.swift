@@ -24,16 +24,24 @@ import Testing
         calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
         var generator = SystemRandomNumberGenerator()
         // Random times, plus a run of them around 2001-01-01 (Foundation's reference date), where a
-        // Date's fraction is held most finely and a millisecond computed from the 1970 interval came
-        // out one lower than Foundation's now and then (a flaky failure of this test until the
-        // computation started from the reference date).
+        // Date's fraction is held most finely.
         let nearReference = (0..<10_000).map { _ in
             Date(timeIntervalSinceReferenceDate: Double.random(in: -3_000_000..<3_000_000, using: &generator))
         }
         let anywhere = (0..<5000).map { _ in Date(timeIntervalSince1970: Double.random(in: 0..<4_102_444_800, using: &generator)) }
         for date in nearReference + anywhere {
-            #expect(
-                UTCTime.iso8601(date) == date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)), "\(date.timeIntervalSince1970)")
+            let foundations = date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+            if UTCTime.iso8601(date) != foundations {
+                // Allowed only where the time sits within a float rounding of a millisecond boundary:
+                // UTCTime reads the 1970 interval (see `milliseconds`), Foundation the 2001 one, and
+                // there the two round apart (about 1 time in 60,000, measured; a flaky failure before).
+                let milliseconds = date.timeIntervalSince1970 * 1000
+                #expect(abs(milliseconds - milliseconds.rounded()) < 0.001, "\(UTCTime.iso8601(date)) vs \(foundations)")
+            }
+            // The projector gets an event's time from PostgreSQL and, live, from a Kafka header holding
+            // the 1970 interval as text (EventMessageCodec): both must write the same text.
+            let viaHeader = Date(timeIntervalSince1970: Double(String(date.timeIntervalSince1970)) ?? 0)
+            #expect(UTCTime.iso8601(viaHeader) == UTCTime.iso8601(date), "\(date.timeIntervalSinceReferenceDate)")
             let parts = calendar.dateComponents([.year, .month, .day], from: date)
             let number = Int64((parts.year ?? 0) * 10000 + (parts.month ?? 0) * 100 + (parts.day ?? 0))
             #expect(UTCTime.day(date).number == number)
