@@ -12,7 +12,6 @@ import PostgresNIO
 import ServiceLifecycle
 import UnixSignals
 
-@main
 struct Orderly: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "orderly",

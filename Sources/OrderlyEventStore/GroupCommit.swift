@@ -4,12 +4,16 @@ import PostgresNIO
 import Synchronization
 
 /// Group commit for appends: while a round trip is under way, appends that arrive wait and then go
-/// together, in one transaction, through `orderly_append_many` (migrations/0004). Many concurrent
-/// writers then share one commit, and its WAL flush, instead of paying one each; a lone writer goes
-/// straight through with no added wait. Each command keeps its own outcome: its expected version,
-/// its idempotency key, a conflict that writes nothing for it alone. If a whole batch fails (a
-/// unique-index race on an idempotency key, a lost connection), each of its commands is tried again
-/// on its own, so one command's failure is never another's.
+/// together, in one transaction, as one statement (`AppendBatch`). Many concurrent writers then
+/// share one commit, and its WAL flush, instead of paying one each; a lone writer goes straight
+/// through with no added wait. Each command keeps its own outcome: its expected version, its
+/// idempotency key, a conflict that writes nothing for it alone.
+///
+/// The batch statement is optimistic: it takes no lock, reads each stream's version in its snapshot
+/// and lets the unique indexes (stream and version; idempotency key) catch a concurrent writer. If a
+/// whole batch fails that way (or on a lost connection), each of its commands is tried again on its
+/// own through `orderly_append`, which waits for its stream's lock, so one command's failure is never
+/// another's and a contended stream still makes progress.
 final class GroupCommit: Sendable {
     typealias AppendCall = PostgresEventStore.AppendCall
 
@@ -21,12 +25,34 @@ final class GroupCommit: Sendable {
 
     struct State {
         var queue: [Pending] = []
+        /// Round trips under way, and the commands they carry.
         var inFlight = 0
+        var inFlightCommands = 0
+
+        /// The next batch, if one should start now: always when nothing is under way; beside a
+        /// round trip under way only once the queue holds as many commands as that one carries.
+        /// Taking whatever waits whenever a connection is free split 8 writers into ever smaller
+        /// batches (2.6 a transaction); holding back keeps two even halves that overlap.
+        mutating func takeIfDue(maxInFlight: Int, maxBatch: Int) -> [Pending]? {
+            guard !self.queue.isEmpty, self.inFlight < maxInFlight else { return nil }
+            if self.inFlight > 0, self.queue.count < self.inFlightCommands / self.inFlight { return nil }
+            let batch = GroupCommit.take(&self.queue, upTo: maxBatch)
+            self.inFlight += 1
+            self.inFlightCommands += batch.count
+            return batch
+        }
+
+        mutating func finished(_ batch: [Pending]) {
+            self.inFlight -= 1
+            self.inFlightCommands -= batch.count
+        }
     }
 
     let client: PostgresClient
     let logger: Logger
-    /// Round trips under way at once; appends arriving meanwhile queue for the next one.
+    /// Round trips under way at once; appends arriving meanwhile queue for the next one. Two: at 8
+    /// writers, 1 left the database idle while answers came back, 3 or more split the writers into
+    /// smaller batches and cost more than they overlapped (measured with `orderly bench store`).
     let maxInFlight: Int
     /// Commands per transaction at most.
     let maxBatch: Int
@@ -40,65 +66,61 @@ final class GroupCommit: Sendable {
     }
 
     func append(_ call: AppendCall, expected: ExpectedVersion) async throws -> AppendResult {
-        // orderly_append_many reads -1 as "any version"; a nonsense version goes alone (a conflict).
+        // The batch reads -1 as "any version"; a nonsense version goes alone (a conflict).
         if let version = call.expected, version < 0 {
             return try await PostgresEventStore.appendAlone(call, expected: expected, client: self.client, logger: self.logger)
         }
         return try await withCheckedThrowingContinuation { continuation in
             let batch = self.state.withLock { state -> [Pending]? in
                 state.queue.append(Pending(call: call, expected: expected, continuation: continuation))
-                guard state.inFlight < self.maxInFlight else { return nil }
-                state.inFlight += 1
-                return Self.take(&state.queue, upTo: self.maxBatch)
+                return state.takeIfDue(maxInFlight: self.maxInFlight, maxBatch: self.maxBatch)
             }
             if let batch { Task { await self.drain(starting: batch) } }
         }
     }
 
-    private static func take(_ queue: inout [Pending], upTo limit: Int) -> [Pending] {
-        let batch = Array(queue.prefix(limit))
-        queue.removeFirst(batch.count)
-        return batch
+    /// Up to `limit` commands from the front of the queue, at most one per stream and per idempotency
+    /// key (two on one stream would read the same version; the next batch takes the later one, so a
+    /// stream's commands keep their order). Sorted by stream, so every batch inserts in one global
+    /// order and two batches never wait for each other's rows in a cycle.
+    fileprivate static func take(_ queue: inout [Pending], upTo limit: Int) -> [Pending] {
+        var batch: [Pending] = []
+        var streams: Set<String> = []
+        var keys: Set<String> = []
+        var left: [Pending] = []
+        for pending in queue {
+            let key = pending.call.idempotencyKey
+            if batch.count < limit, !streams.contains(pending.call.stream), key.map({ !keys.contains($0) }) ?? true {
+                streams.insert(pending.call.stream)
+                if let key { keys.insert(key) }
+                batch.append(pending)
+            } else {
+                left.append(pending)
+            }
+        }
+        queue = left
+        return batch.sorted { $0.call.stream < $1.call.stream }
     }
 
-    /// Sends `batch`, then whatever queued meanwhile, until the queue is empty.
-    private func drain(starting batch: [Pending]) async {
-        var batch = batch
-        while !batch.isEmpty {
-            await self.send(batch)
+    /// Sends `batch`, then the next while one is due.
+    private func drain(starting first: [Pending]) async {
+        var batch: [Pending]? = first
+        while let current = batch {
+            await self.send(current)
             batch = self.state.withLock { state in
-                if state.queue.isEmpty {
-                    state.inFlight -= 1
-                    return []
-                }
-                return Self.take(&state.queue, upTo: self.maxBatch)
+                state.finished(current)
+                return state.takeIfDue(maxInFlight: self.maxInFlight, maxBatch: self.maxBatch)
             }
         }
     }
 
+    /// Sends one batch and resumes each command's caller.
     private func send(_ batch: [Pending]) async {
-        if batch.count == 1, let only = batch.first {
-            await Self.resume(only) {
-                try await PostgresEventStore.appendAlone(only.call, expected: only.expected, client: self.client, logger: self.logger)
-            }
-            return
-        }
         let outcomes: [Outcome]
         do {
             outcomes = try await self.appendMany(batch.map(\.call))
         } catch {
-            self.logger.debug(
-                "group commit failed; appending its commands one by one", metadata: ["error": "\(error)", "commands": "\(batch.count)"])
-            await withTaskGroup(of: Void.self) { group in
-                for pending in batch {
-                    group.addTask {
-                        await Self.resume(pending) {
-                            try await PostgresEventStore.appendAlone(
-                                pending.call, expected: pending.expected, client: self.client, logger: self.logger)
-                        }
-                    }
-                }
-            }
+            await self.appendOneByOne(batch, after: error)
             return
         }
         for (pending, outcome) in zip(batch, outcomes) {
@@ -110,6 +132,22 @@ final class GroupCommit: Sendable {
                     throwing: EventStoreError.wrongExpectedVersion(stream: pending.call.stream, expected: pending.expected, actual: actual))
             case .keyReused:
                 pending.continuation.resume(throwing: EventStoreError.idempotencyKeyReused(key: pending.call.idempotencyKey ?? ""))
+            }
+        }
+    }
+
+    /// After a batch failed as a whole (a unique-index race, a lost connection), each command is
+    /// appended on its own, so one command's failure is never another's.
+    private func appendOneByOne(_ batch: [Pending], after error: any Error) async {
+        self.logger.debug(
+            "group commit failed; appending its commands one by one", metadata: ["error": "\(error)", "commands": "\(batch.count)"])
+        await withTaskGroup(of: Void.self) { group in
+            for pending in batch {
+                group.addTask {
+                    await Self.resume(pending) {
+                        try await PostgresEventStore.appendAlone(pending.call, expected: pending.expected, client: self.client, logger: self.logger)
+                    }
+                }
             }
         }
     }
@@ -128,9 +166,9 @@ final class GroupCommit: Sendable {
         case keyReused
     }
 
-    /// One call of `orderly_append_many`: one outcome per command, in command order.
+    /// One execution of `AppendBatch`: one outcome per command, in command order.
     private func appendMany(_ calls: [AppendCall]) async throws -> [Outcome] {
-        var many = AppendManyCall()
+        var many = AppendBatch()
         for (index, call) in calls.enumerated() {
             many.streams.append(call.stream)
             many.expected.append(call.expected ?? -1)
@@ -138,6 +176,7 @@ final class GroupCommit: Sendable {
             many.keys.append(call.idempotencyKey ?? "")
             many.requests.append(call.request ?? "")
             many.eventCommand.append(contentsOf: repeatElement(Int32(index + 1), count: call.ids.count))
+            many.eventStep.append(contentsOf: 1...Int32(call.ids.count))
             many.ids.append(contentsOf: call.ids)
             many.types.append(contentsOf: call.types)
             many.schemaVersions.append(contentsOf: call.schemaVersions)
@@ -158,15 +197,21 @@ final class GroupCommit: Sendable {
         return outcomes
     }
 
-    struct AppendManyCall: PostgresPreparedStatement {
+    /// One call of `orderly_append_batch` (migrations/0005): the appends of many commands as one
+    /// statement, with no lock, the unique indexes catching concurrent writers (why that keeps each
+    /// stream in version order for tailing readers is in the migration). Streams and keys are distinct
+    /// within a batch (`take`); if they were not, the unique indexes would fail the batch and its
+    /// commands would go one by one.
+    struct AppendBatch: PostgresPreparedStatement {
         typealias Row = (Int32, Int32, Int64, Int64, Bool, Int64, String)
 
         static let sql = """
             SELECT out_command, out_status, out_version, out_position, out_replayed, out_actual, out_stream
-            FROM orderly_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text[]::jsonb[], $11::text[]::jsonb[])
+            FROM orderly_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text[]::jsonb[], $12::text[]::jsonb[])
             """
         static let bindingDataTypes: [PostgresDataType] = [
-            .textArray, .int8Array, .int4Array, .textArray, .textArray, .int4Array, .uuidArray, .textArray, .int4Array, .textArray, .textArray,
+            .textArray, .int8Array, .int4Array, .textArray, .textArray, .int4Array, .int4Array, .uuidArray, .textArray, .int4Array,
+            .textArray, .textArray,
         ]
 
         var streams: [String] = []
@@ -175,6 +220,7 @@ final class GroupCommit: Sendable {
         var keys: [String] = []
         var requests: [String] = []
         var eventCommand: [Int32] = []
+        var eventStep: [Int32] = []
         var ids: [UUID] = []
         var types: [String] = []
         var schemaVersions: [Int32] = []
@@ -182,13 +228,14 @@ final class GroupCommit: Sendable {
         var metadata: [String] = []
 
         func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 11)
+            var bindings = PostgresBindings(capacity: 12)
             bindings.append(self.streams)
             bindings.append(self.expected)
             bindings.append(self.counts)
             bindings.append(self.keys)
             bindings.append(self.requests)
             bindings.append(self.eventCommand)
+            bindings.append(self.eventStep)
             bindings.append(self.ids)
             bindings.append(self.types)
             bindings.append(self.schemaVersions)

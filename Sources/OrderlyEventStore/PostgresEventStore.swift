@@ -7,15 +7,16 @@ import Synchronization
 
 /// The event log in PostgreSQL (schema in `migrations/`).
 ///
-/// Appending: one call of `orderly_append` (migrations/0004), a single round trip and a single
-/// transaction, or, for appends that arrive while others are under way, one call of
-/// `orderly_append_many` for all of them (`GroupCommit`). A writer first takes a transaction-scoped
-/// advisory lock per stream, before any write: that serialises writers of one stream only, the
-/// stream's version is then the highest `stream_version` in `events` (a clean conflict with the actual
-/// version), and since a transaction gets its id at its first write, a writer that waited for a
-/// stream's lock always has a higher transaction id than the one that held it, so (transaction id,
-/// position) order keeps every stream in version order. `UNIQUE (stream_id, stream_version)` is the
-/// backstop. An idempotency key is stored in the same transaction as the events.
+/// Appending: concurrent appends go together (`GroupCommit`), one call of `orderly_append_batch`
+/// (migrations/0005) for all of them: one statement, one transaction, one commit. It takes no lock:
+/// each command's version is read in the statement's snapshot, the `UNIQUE (stream_id,
+/// stream_version)` and idempotency-key indexes catch a concurrent writer, and a batch that fails
+/// that way is appended again one command at a time with `orderly_append` (migrations/0004), which
+/// first takes a transaction-scoped advisory lock on its stream and so waits instead of failing. Both
+/// keep every stream in version order in (transaction id, position) order: a transaction gets its id
+/// at its first write, after it saw the stream's previous version committed (the batch) or after it
+/// got the lock (the single append). An idempotency key is stored in the same transaction as the
+/// events.
 ///
 /// Tailing: `readAll` returns only rows whose writing transaction is below the oldest transaction
 /// still running (`pg_snapshot_xmin(pg_current_snapshot())`), ordered by (transaction id, position).
@@ -81,18 +82,18 @@ public struct PostgresEventStore: EventStore {
 
     /// Appends one command in its own transaction (`orderly_append`).
     static func appendAlone(_ call: AppendCall, expected: ExpectedVersion, client: PostgresClient, logger: Logger) async throws -> AppendResult {
-        do {
-            return try await Self.run(call, client: client, logger: logger)
-        } catch let error as PSQLError where call.idempotencyKey != nil && Self.isLostRace(error) {
-            // Another request with the same key (or to the same stream) committed first. Asking again
-            // reads its idempotency row: the first result, or a mismatch, or a genuine conflict.
+        var attempt = 1
+        while true {
             do {
                 return try await Self.run(call, client: client, logger: logger)
+            } catch let error as PSQLError where attempt < 8 && Self.isLostRace(error, key: call.idempotencyKey) {
+                // Another writer committed first: a batch (which takes no lock) wrote this stream's
+                // next version, or another request with the same key went through. Asking again reads
+                // what is there now: the next version, the key's first result, or a genuine conflict.
+                attempt += 1
             } catch let error as PSQLError {
                 throw Self.translate(error, stream: call.stream, expected: expected, key: call.idempotencyKey)
             }
-        } catch let error as PSQLError {
-            throw Self.translate(error, stream: call.stream, expected: expected, key: call.idempotencyKey)
         }
     }
 
@@ -143,9 +144,10 @@ public struct PostgresEventStore: EventStore {
         throw EventStoreError.emptyAppend
     }
 
-    private static func isLostRace(_ error: PSQLError) -> Bool {
+    /// A unique-index race, or (with a key) a conflict that the key's first request may explain.
+    private static func isLostRace(_ error: PSQLError, key: String?) -> Bool {
         let state = error.serverInfo?[.sqlState]
-        return state == "OR001" || state == "23505"
+        return state == "23505" || (key != nil && state == "OR001")
     }
 
     /// Maps the function's own SQLSTATEs (and a lost unique-index race) to typed errors.
@@ -157,7 +159,7 @@ public struct PostgresEventStore: EventStore {
         case "OR002":
             return EventStoreError.idempotencyKeyReused(key: key ?? "")
         case "23505" where error.serverInfo?[.constraintName] == "events_stream_id_stream_version_key":
-            // Only reachable if the streams row and the events disagree; report what we know.
+            // Lost the race eight times running; report what we know.
             return EventStoreError.wrongExpectedVersion(stream: stream, expected: expected, actual: -1)
         default:
             return error

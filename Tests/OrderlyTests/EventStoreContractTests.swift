@@ -361,6 +361,59 @@ extension EventStoreContractTests {
         }
     }
 
+    /// Two stores on their own connection pools (two api replicas): their batches take no lock and
+    /// race on the same streams, so some fail on the unique index and go again one by one. Every
+    /// committed event must reach a tailing reader once, each stream in version order without gaps,
+    /// and an append that was told "appended" must be there.
+    @Test func twoProcessesRacingOnSharedStreamsKeepEveryStreamInOrder() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        try await TestServers.withPostgres(settings) { first in
+            try await TestServers.withPostgres(settings) { second in
+                let stores = [
+                    PostgresEventStore(client: first, logger: TestServers.logger), PostgresEventStore(client: second, logger: TestServers.logger),
+                ]
+                let writersPerStore = 8
+                let appendsPerWriter = 40
+                let expected = stores.count * writersPerStore * appendsPerWriter
+                try await withThrowingTaskGroup(of: [RecordedEvent].self) { group in
+                    group.addTask { try await readVisible(stores[0], count: expected, limit: 89) }
+                    for store in stores {
+                        for writer in 0..<writersPerStore {
+                            group.addTask {
+                                for append in 0..<appendsPerWriter {
+                                    let stream = "stock-\((writer + append) % 3)"
+                                    if append % 2 == 0 {
+                                        _ = try await store.append(makeEvents(1), to: stream, expecting: .any)
+                                        continue
+                                    }
+                                    // An aggregate's loop: read the version, append expecting it, retry on a conflict.
+                                    while true {
+                                        let version = Int64(try await store.readStream(stream, from: 1, limit: 100_000).count)
+                                        do {
+                                            _ = try await store.append(
+                                                makeEvents(1), to: stream, expecting: version == 0 ? .noStream : .exact(version))
+                                            break
+                                        } catch EventStoreError.wrongExpectedVersion(_, _, let actual) {
+                                            #expect(actual > version)
+                                        }
+                                    }
+                                }
+                                return []
+                            }
+                        }
+                    }
+                    var seen: [RecordedEvent] = []
+                    for try await events in group { seen += events }
+                    #expect(seen.count == expected)
+                    #expect(Set(seen.map(\.id)).count == expected)
+                    for (stream, events) in Dictionary(grouping: seen, by: \.streamID) {
+                        #expect(events.map(\.streamVersion) == Array(1...Int64(events.count)), "stream \(stream) out of order or with gaps")
+                    }
+                }
+            }
+        }
+    }
+
     /// A writer that took a position but has not committed must hold readers back, not be skipped.
     @Test func aSlowTransactionIsWaitedForNotSkipped() async throws {
         let settings = try await TestServers.isolatedSettings()
