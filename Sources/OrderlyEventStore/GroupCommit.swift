@@ -25,9 +25,11 @@ final class GroupCommit: Sendable {
 
     struct State {
         var queue: [Pending] = []
-        /// Round trips under way, and the commands they carry.
+        /// Round trips under way, the commands they carry, and their streams and idempotency keys.
         var inFlight = 0
         var inFlightCommands = 0
+        var busyStreams: Set<String> = []
+        var busyKeys: Set<String> = []
 
         /// The next batch, if one should start now: always when nothing is under way; beside a
         /// round trip under way only once the queue holds as many commands as that one carries.
@@ -36,7 +38,8 @@ final class GroupCommit: Sendable {
         mutating func takeIfDue(maxInFlight: Int, maxBatch: Int) -> [Pending]? {
             guard !self.queue.isEmpty, self.inFlight < maxInFlight else { return nil }
             if self.inFlight > 0, self.queue.count < self.inFlightCommands / self.inFlight { return nil }
-            let batch = GroupCommit.take(&self.queue, upTo: maxBatch)
+            let batch = self.take(upTo: maxBatch)
+            guard !batch.isEmpty else { return nil }
             self.inFlight += 1
             self.inFlightCommands += batch.count
             return batch
@@ -45,6 +48,32 @@ final class GroupCommit: Sendable {
         mutating func finished(_ batch: [Pending]) {
             self.inFlight -= 1
             self.inFlightCommands -= batch.count
+            for pending in batch {
+                self.busyStreams.remove(pending.call.stream)
+                if let key = pending.call.idempotencyKey { self.busyKeys.remove(key) }
+            }
+        }
+
+        /// Up to `limit` commands from the front of the queue, at most one per stream and per
+        /// idempotency key, none whose stream or key a round trip under way carries: two on one
+        /// stream would read the same version and one would fail; this way a stream's commands go
+        /// one round trip after another, in order. Sorted by stream, so every batch inserts in one
+        /// global order and two batches never wait for each other's rows in a cycle.
+        private mutating func take(upTo limit: Int) -> [Pending] {
+            var batch: [Pending] = []
+            var left: [Pending] = []
+            for pending in self.queue {
+                let key = pending.call.idempotencyKey
+                if batch.count < limit, !self.busyStreams.contains(pending.call.stream), key.map({ !self.busyKeys.contains($0) }) ?? true {
+                    self.busyStreams.insert(pending.call.stream)
+                    if let key { self.busyKeys.insert(key) }
+                    batch.append(pending)
+                } else {
+                    left.append(pending)
+                }
+            }
+            self.queue = left
+            return batch.sorted { $0.call.stream < $1.call.stream }
         }
     }
 
@@ -77,29 +106,6 @@ final class GroupCommit: Sendable {
             }
             if let batch { Task { await self.drain(starting: batch) } }
         }
-    }
-
-    /// Up to `limit` commands from the front of the queue, at most one per stream and per idempotency
-    /// key (two on one stream would read the same version; the next batch takes the later one, so a
-    /// stream's commands keep their order). Sorted by stream, so every batch inserts in one global
-    /// order and two batches never wait for each other's rows in a cycle.
-    fileprivate static func take(_ queue: inout [Pending], upTo limit: Int) -> [Pending] {
-        var batch: [Pending] = []
-        var streams: Set<String> = []
-        var keys: Set<String> = []
-        var left: [Pending] = []
-        for pending in queue {
-            let key = pending.call.idempotencyKey
-            if batch.count < limit, !streams.contains(pending.call.stream), key.map({ !keys.contains($0) }) ?? true {
-                streams.insert(pending.call.stream)
-                if let key { keys.insert(key) }
-                batch.append(pending)
-            } else {
-                left.append(pending)
-            }
-        }
-        queue = left
-        return batch.sorted { $0.call.stream < $1.call.stream }
     }
 
     /// Sends `batch`, then the next while one is due.
