@@ -19,7 +19,7 @@ public enum StoreBenchmark {
 
     /// `payload` is the JSON each event carries; `scripts/bench` gives the raw baseline the same text.
     public static func run(store: any EventStore, writers: Int, batch: Int, duration: Duration, payload: String) async throws -> Result {
-        let metadata = EventMetadata(correlationId: "2b4f9c7e-1d3a-4c55-9e0b-7a6f1e2d3c4b", causationId: UUID().uuidString, actor: "bench")
+        let metadata = EventMetadata(correlationId: "2b4f9c7e-1d3a-4c55-9e0b-7a6f1e2d3c4b", causationId: Identifiers.random().uuidString, actor: "bench")
         let payload = Data(payload.utf8)
         let started = ContinuousClock.now
         let deadline = started + duration
@@ -30,7 +30,7 @@ public enum StoreBenchmark {
                     while ContinuousClock.now < deadline {
                         let events = (0..<batch).map { _ in NewEvent(type: "OrderPlaced", data: payload, metadata: metadata) }
                         let before = ContinuousClock.now
-                        _ = try await store.append(events, to: "bench-\(UUID().uuidString)", expecting: .noStream)
+                        _ = try await store.append(events, to: "bench-\(Identifiers.random().uuidString)", expecting: .noStream)
                         latencies.append(ContinuousClock.now - before)
                     }
                     return latencies

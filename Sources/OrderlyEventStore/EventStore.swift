@@ -1,4 +1,5 @@
 import Foundation
+import OrderlyDomain
 
 /// Who and what caused an event. `correlationId` is the order id the event belongs to, so one order's
 /// whole saga can be followed; `causationId` is the event or command that caused it.
@@ -27,7 +28,7 @@ public struct NewEvent: Sendable, Equatable {
     public var data: Data
     public var metadata: EventMetadata
 
-    public init(id: UUID = UUID(), type: String, schemaVersion: Int = 1, data: Data, metadata: EventMetadata) {
+    public init(id: UUID = Identifiers.timeOrdered(), type: String, schemaVersion: Int = 1, data: Data, metadata: EventMetadata) {
         self.id = id
         self.type = type
         self.schemaVersion = schemaVersion

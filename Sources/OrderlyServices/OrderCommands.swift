@@ -28,7 +28,7 @@ public struct OrderCommands: Sendable {
 
     public init(
         store: any EventStore, now: @escaping @Sendable () -> Date = { Date() },
-        makeOrderID: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() }
+        makeOrderID: @escaping @Sendable () -> String = { Identifiers.random().uuidString.lowercased() }
     ) {
         self.store = store
         self.aggregates = AggregateStore(store: store)
@@ -61,7 +61,7 @@ public struct OrderCommands: Sendable {
             paymentToken: input.paymentToken)
         // A new id has no history, so the aggregate starts empty; the append insists on no stream.
         let events = try Order().place(command, at: self.now())
-        let commandID = UUID().uuidString.lowercased()
+        let commandID = Identifiers.random().uuidString.lowercased()
         let metadata = EventMetadata(correlationId: orderID, causationId: commandID, actor: actor)
         let newEvents = try events.map { try NewEvent($0, metadata: metadata) }
         let idempotency = try idempotencyKey.map { key in
@@ -82,7 +82,7 @@ public struct OrderCommands: Sendable {
     /// release its stock and refund or void its payment. With `ownedBy`, an order of another
     /// customer is reported as not found (its existence is not revealed).
     public func cancelOrder(_ orderID: String, actor: String?, ownedBy owner: String? = nil) async throws -> CommandResult {
-        let metadata = EventMetadata(correlationId: orderID, causationId: UUID().uuidString.lowercased(), actor: actor)
+        let metadata = EventMetadata(correlationId: orderID, causationId: Identifiers.random().uuidString.lowercased(), actor: actor)
         let now = self.now()
         let result = try await self.aggregates.update(Self.streamID(forOrder: orderID), as: Order.self, metadata: metadata) {
             order throws(OrderCommandError) in
@@ -104,7 +104,7 @@ public struct OrderCommands: Sendable {
             IdempotencyKey(key: "inventory.restock:\(sku):\(key)", request: "{\"quantity\":\(quantity),\"unitPrice\":\(unitPrice)}")
         }
         let metadata = EventMetadata(
-            correlationId: StreamNames.stock(sku), causationId: UUID().uuidString.lowercased(), actor: actor, partitionKey: StreamNames.stock(sku))
+            correlationId: StreamNames.stock(sku), causationId: Identifiers.random().uuidString.lowercased(), actor: actor, partitionKey: StreamNames.stock(sku))
         // A restock does not depend on the stock's state: a plain append, no fold, no version to expect.
         return try await self.store.append(
             try events.map { try NewEvent($0, metadata: metadata) }, to: StreamNames.stock(sku), expecting: .any, idempotency: idempotency)

@@ -136,3 +136,32 @@ extension EventCodec {
         }
     }
 }
+
+@Suite struct IdentifierTests {
+    /// Version and variant bits as RFC 9562 has them, and no two alike.
+    @Test func randomAndTimeOrderedIDsAreWellFormedAndDistinct() {
+        let random = (0..<10_000).map { _ in Identifiers.random() }
+        let ordered = (0..<10_000).map { _ in Identifiers.timeOrdered() }
+        #expect(Set(random).count == random.count)
+        #expect(Set(ordered).count == ordered.count)
+        for (ids, version) in [(random, UInt8(4)), (ordered, UInt8(7))] {
+            for id in ids {
+                #expect(id.uuid.6 >> 4 == version)
+                #expect(id.uuid.8 >> 6 == 0b10)
+            }
+        }
+        // Foundation reads them back from their text.
+        #expect(random.allSatisfy { UUID(uuidString: $0.uuidString) == $0 })
+    }
+
+    /// A version 7 id starts with its millisecond timestamp, so ids made later sort after earlier ones.
+    @Test func timeOrderedIDsCarryTheirMillisecondAndSortByIt() {
+        let date = Date(timeIntervalSince1970: 1_800_000_000.123)
+        let id = Identifiers.timeOrdered(at: date)
+        let bytes = [id.uuid.0, id.uuid.1, id.uuid.2, id.uuid.3, id.uuid.4, id.uuid.5]
+        let milliseconds = bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        #expect(milliseconds == 1_800_000_000_123)
+        let later = Identifiers.timeOrdered(at: date.addingTimeInterval(0.002))
+        #expect(id.uuidString < later.uuidString)
+    }
+}
