@@ -240,8 +240,8 @@ public struct PostgresEventStore: EventStore {
         var streamPattern: String?
         var recordedFrom: Date?
         var recordedBefore: Date?
-        var fromPosition: Int64
-        var toPosition: Int64
+        var fromPosition: Int64?
+        var toPosition: Int64?
 
         init(_ filter: EventFilter) {
             self.types = filter.types.isEmpty ? nil : filter.types
@@ -256,8 +256,8 @@ public struct PostgresEventStore: EventStore {
             }
             self.recordedFrom = filter.recordedFrom
             self.recordedBefore = filter.recordedBefore
-            self.fromPosition = filter.fromPosition ?? Int64.min
-            self.toPosition = filter.toPosition ?? Int64.max
+            self.fromPosition = filter.fromPosition
+            self.toPosition = filter.toPosition
         }
     }
 
@@ -365,10 +365,11 @@ extension PostgresQuery.StringInterpolation {
         self.unlessNull(parts.streamPattern, "::text", "stream_id LIKE ")
         self.unlessNull(parts.recordedFrom, "::timestamptz", "recorded_at >= ")
         self.unlessNull(parts.recordedBefore, "::timestamptz", "recorded_at < ")
-        self.appendLiteral(" AND position BETWEEN ")
-        self.appendInterpolation(parts.fromPosition)
-        self.appendLiteral(" AND ")
-        self.appendInterpolation(parts.toPosition)
+        // Not `position BETWEEN min AND max` when unbounded: on a table not yet analyzed the planner
+        // guesses 0.5% of rows for any range, and for the relay's read it then sorted the whole log
+        // instead of walking the (transaction id, position) index: 0.5 s a batch instead of 18 ms.
+        self.unlessNull(parts.fromPosition, "::int8", "position >= ")
+        self.unlessNull(parts.toPosition, "::int8", "position <= ")
     }
 
     /// ` AND (value IS NULL OR <test>value<close>)`: a NULL part matches everything.
