@@ -19,7 +19,8 @@ public enum StoreBenchmark {
 
     /// `payload` is the JSON each event carries; `scripts/bench` gives the raw baseline the same text.
     public static func run(store: any EventStore, writers: Int, batch: Int, duration: Duration, payload: String) async throws -> Result {
-        let metadata = EventMetadata(correlationId: "2b4f9c7e-1d3a-4c55-9e0b-7a6f1e2d3c4b", causationId: Identifiers.random().uuidString, actor: "bench")
+        let metadata = EventMetadata(
+            correlationId: "2b4f9c7e-1d3a-4c55-9e0b-7a6f1e2d3c4b", causationId: Identifiers.random().uuidString, actor: "bench")
         let payload = Data(payload.utf8)
         let started = ContinuousClock.now
         let deadline = started + duration

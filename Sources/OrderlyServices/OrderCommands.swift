@@ -104,7 +104,8 @@ public struct OrderCommands: Sendable {
             IdempotencyKey(key: "inventory.restock:\(sku):\(key)", request: "{\"quantity\":\(quantity),\"unitPrice\":\(unitPrice)}")
         }
         let metadata = EventMetadata(
-            correlationId: StreamNames.stock(sku), causationId: Identifiers.random().uuidString.lowercased(), actor: actor, partitionKey: StreamNames.stock(sku))
+            correlationId: StreamNames.stock(sku), causationId: Identifiers.random().uuidString.lowercased(), actor: actor,
+            partitionKey: StreamNames.stock(sku))
         // A restock does not depend on the stock's state: a plain append, no fold, no version to expect.
         return try await self.store.append(
             try events.map { try NewEvent($0, metadata: metadata) }, to: StreamNames.stock(sku), expecting: .any, idempotency: idempotency)
