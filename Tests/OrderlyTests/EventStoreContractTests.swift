@@ -31,19 +31,21 @@ func makeEvents(_ count: Int, type: String = "Tested", correlation: String = "o-
 
 /// Reads the whole log after `cursor`, waiting until at least `count` events are visible: transaction
 /// ids are cluster-wide, so tests running beside this one can hold the read horizon for a moment.
-/// Gives up after 60 s without a new event: a test beside this one may hold a writing transaction open
+/// Gives up after 150 s without a new event: a test beside this one may hold a writing transaction open
 /// (aSlowTransactionIsWaitedForNotSkipped does, on purpose; so does CREATE DATABASE), and on a loaded
-/// machine that has held every reader in the cluster back for more than 15 s.
+/// machine that has held every reader in the cluster back for more than 15 s. (Twice in the full suite
+/// the last append of groupCommitKeepsEachCommandsMeaningAndStreamOrder became visible more than 60 s
+/// after the one before: not yet explained, see the issue notes.)
 func readVisible(_ store: any EventStore, after cursor: LogCursor = .start, count: Int, limit: Int = 100) async throws -> [RecordedEvent] {
     var seen: [RecordedEvent] = []
     var cursor = cursor
-    var deadline = ContinuousClock.now + .seconds(60)
+    var deadline = ContinuousClock.now + .seconds(150)
     while seen.count < count, ContinuousClock.now < deadline {
         let batch = try await store.readAll(after: cursor, limit: limit)
         if let last = batch.last {
             seen += batch
             cursor = last.cursor
-            deadline = ContinuousClock.now + .seconds(60)
+            deadline = ContinuousClock.now + .seconds(150)
         } else {
             try await Task.sleep(for: .milliseconds(20))
         }
