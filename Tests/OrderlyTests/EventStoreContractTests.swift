@@ -53,6 +53,20 @@ func readVisible(_ store: any EventStore, after cursor: LogCursor = .start, coun
     return seen
 }
 
+/// What a tailing reader must have seen: `count` events, each once, every stream from version 1 on
+/// without a gap or a swap.
+func expectEveryEventOnceInStreamOrder(
+    _ seen: [RecordedEvent], count: Int, sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(seen.count == count, sourceLocation: sourceLocation)
+    #expect(Set(seen.map(\.id)).count == count, sourceLocation: sourceLocation)
+    for (stream, events) in Dictionary(grouping: seen, by: \.streamID) {
+        #expect(
+            events.map(\.streamVersion) == Array(1...Int64(events.count)), "stream \(stream) out of order or with gaps",
+            sourceLocation: sourceLocation)
+    }
+}
+
 @Suite struct EventStoreContractTests {
     @Test(arguments: StoreKind.allCases)
     func openStreamsAreThoseStartedInTheWindowWithoutAnEndEvent(kind: StoreKind) async throws {
@@ -289,11 +303,7 @@ extension EventStoreContractTests {
                 }
                 var seen: [RecordedEvent] = []
                 for try await events in group { seen += events }
-                #expect(seen.count == expected)
-                #expect(Set(seen.map(\.id)).count == expected)
-                for (stream, events) in Dictionary(grouping: seen, by: \.streamID) {
-                    #expect(events.map(\.streamVersion) == Array(1...Int64(events.count)), "stream \(stream) out of order or with gaps")
-                }
+                expectEveryEventOnceInStreamOrder(seen, count: expected)
             }
             // Some transactions carried more than one command (two events each).
             var largest = 0
@@ -412,11 +422,7 @@ extension EventStoreContractTests {
                     }
                     var seen: [RecordedEvent] = []
                     for try await events in group { seen += events }
-                    #expect(seen.count == expected)
-                    #expect(Set(seen.map(\.id)).count == expected)
-                    for (stream, events) in Dictionary(grouping: seen, by: \.streamID) {
-                        #expect(events.map(\.streamVersion) == Array(1...Int64(events.count)), "stream \(stream) out of order or with gaps")
-                    }
+                    expectEveryEventOnceInStreamOrder(seen, count: expected)
                 }
             }
         }
