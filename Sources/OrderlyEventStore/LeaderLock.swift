@@ -64,7 +64,7 @@ public struct PostgresLeaderLock: LeaderLock {
                 // The lock lives and dies with this session; a failed check means it may be gone.
                 while true {
                     try await Task.sleep(for: self.checkInterval)
-                    try await connection.query("SELECT 1", logger: self.logger)
+                    try await connection.run("SELECT 1", logger: self.logger)
                 }
             }
             defer { group.cancelAll() }

@@ -309,7 +309,7 @@ public struct PostgresEventStore: EventStore {
     }
 
     public func ping() async throws {
-        try await self.client.query("SELECT 1", logger: self.logger)
+        try await self.client.run("SELECT 1", logger: self.logger)
     }
 
     private static let columns = """

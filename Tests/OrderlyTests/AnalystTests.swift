@@ -231,8 +231,8 @@ func ordersDefinition() throws -> ProjectionDefinition {
         let errors = Pipe()
         process.standardError = errors
         try process.run()
-        let printed = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let printed = await out.fileHandleForReading.readToEndOfFile()
+        await process.exited()
         #expect(process.terminationStatus == 0)
         #expect(printed == (try Data(contentsOf: file)))
         #expect(parseCSV(String(decoding: printed, as: UTF8.self)).count == 37)
@@ -318,7 +318,7 @@ func parseCSV(_ text: String) -> [[String]] {
         }
         #expect(placedAt < asOf)
         let child = try ChildProcess.orderly(["orders", "history", "h-1", "--as-of", UTCTime.iso8601(asOf), "--json"], settings: settings)
-        child.process.waitUntilExit()
+        await child.process.exited()
         #expect(child.process.terminationStatus == 0, "\(child.output)")
         let jsonText = try #require(child.output.split(separator: "\n").last { $0.hasPrefix("{") })
         let object = try #require(try JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any])
@@ -327,7 +327,7 @@ func parseCSV(_ text: String) -> [[String]] {
         #expect((object["state"] as? [String: Any])?["status"] as? String == "PLACED")
 
         let unknown = try ChildProcess.orderly(["orders", "history", "nope"], settings: settings)
-        unknown.process.waitUntilExit()
+        await unknown.process.exited()
         #expect(unknown.process.terminationStatus != 0)
         #expect(unknown.output.contains("no order nope"))
     }

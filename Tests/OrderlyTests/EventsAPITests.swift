@@ -186,20 +186,20 @@ struct EventPage: Decodable {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        func openssl(_ arguments: [String]) throws {
+        func openssl(_ arguments: [String]) async throws {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
             process.arguments = arguments
             process.currentDirectoryURL = directory
             process.standardError = FileHandle.nullDevice
             try process.run()
-            process.waitUntilExit()
+            await process.exited()
             #expect(process.terminationStatus == 0, "openssl \(arguments)")
         }
-        try openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "rsa.pem"])
-        try openssl(["pkey", "-in", "rsa.pem", "-pubout", "-out", "rsa.pub.pem"])
-        try openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ec.pem"])
-        try openssl(["pkey", "-in", "ec.pem", "-pubout", "-out", "ec.pub.pem"])
+        try await openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "rsa.pem"])
+        try await openssl(["pkey", "-in", "rsa.pem", "-pubout", "-out", "rsa.pub.pem"])
+        try await openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ec.pem"])
+        try await openssl(["pkey", "-in", "ec.pem", "-pubout", "-out", "ec.pub.pem"])
         for (name, algorithm) in [("rsa", "RS256"), ("ec", "ES256")] {
             let signer = try await TokenAuthority.keyFile(path: directory.appendingPathComponent("\(name).pem").path, issuer: "orderly")
             let verifier = try await TokenAuthority.keyFile(path: directory.appendingPathComponent("\(name).pub.pem").path, issuer: "orderly")
@@ -222,13 +222,13 @@ struct EventPage: Decodable {
     @Test func theTokenCommandMintsAVerifiableToken() async throws {
         let settings = try await TestServers.isolatedSettings()
         let child = try ChildProcess.orderly(["token", "--role", "staff", "--subject", "s-9", "--ttl", "120"], settings: settings)
-        child.process.waitUntilExit()
+        await child.process.exited()
         #expect(child.process.terminationStatus == 0, "\(child.output)")
         let token = try #require(child.output.split(separator: "\n").last.map(String.init))
         let principal = try await TokenAuthority.hmac(secret: TestServers.jwtSecret, issuer: "orderly").verify(token)
         #expect(principal == Principal(subject: "s-9", role: .staff))
         let bad = try ChildProcess.orderly(["token", "--role", "root", "--subject", "x"], settings: settings)
-        bad.process.waitUntilExit()
+        await bad.process.exited()
         #expect(bad.process.terminationStatus != 0)
     }
 }

@@ -39,10 +39,9 @@ import Testing
         }
 
         func stop() {
-            for process in self.processes.values {
-                process.kill(SIGTERM)
-                process.process.waitUntilExit()
-            }
+            // All told first, then waited for: they shut down side by side.
+            for process in self.processes.values { process.kill(SIGTERM) }
+            for process in self.processes.values { process.process.waitUntilExit() }
         }
 
         func output(_ name: String) -> String { self.processes[name]?.output ?? "" }
@@ -89,7 +88,7 @@ import Testing
         let bench = try ChildProcess.orderly(
             ["bench", "--url", "http://127.0.0.1:\(system.apiPort)", "--clients", "2", "--seconds", "1", "--mix", "happy=1", "-o", resultFile.path],
             settings: settings)
-        bench.process.waitUntilExit()
+        await bench.process.exited()
         #expect(bench.process.terminationStatus == 0, "\(bench.output)")
         let written = try JSONDecoder().decode(LoadGenerator.Result.self, from: Data(contentsOf: resultFile))
         #expect(written.mode == "flat-out" && written.clients == 2 && written.mix == "happy=1")

@@ -237,7 +237,7 @@ import Testing
             // SIGKILL once it has written some orders, with more on their way, then start another.
             _ = try await TestServers.eventually(interval: .milliseconds(20)) { try await client.order(orders[5]) }
             projector.kill()
-            projector.process.waitUntilExit()
+            await projector.process.exited()
             for index in 0..<20 { orders.append(try await client.place([("SKU-KP", 1, 100)], token: "tok_ok", customer: "c-\(index % 4)")) }
             let restarted = try ChildProcess.orderly(["project"], settings: settings)
             let outcomes = try await client.waitForOutcomes(orders, timeout: .seconds(120))

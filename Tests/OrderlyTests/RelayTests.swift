@@ -80,7 +80,7 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
             return position > 0 ? position : nil
         }
         first.kill()
-        first.process.waitUntilExit()
+        await first.process.exited()
         let last = try #require(expected.map(\.position).max())
         #expect(try #require(progress) < last, "the relay finished before it could be killed")
 

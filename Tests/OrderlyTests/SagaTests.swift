@@ -181,7 +181,7 @@ import Testing
             }
             #expect(charged == true, "the payment service never charged:\n\(payment.output)")
             payment.kill()
-            payment.process.waitUntilExit()
+            await payment.process.exited()
             for _ in 0..<10 { orders.append(try await client.place([("SKU-K", 1, 100)], token: "tok_ok")) }
             let restarted = try ChildProcess.orderly(["service", "payment"], settings: settings)
             let views = try await client.waitForOutcomes(orders, timeout: .seconds(120))

@@ -268,7 +268,7 @@ import Testing
         }
         try await http.shutdown()
         api.kill(SIGTERM)
-        api.process.waitUntilExit()
+        await api.process.exited()
         let log = api.output
         #expect(!log.isEmpty)
         #expect(!log.contains(token.dropFirst(7)), "a token was logged")
@@ -298,7 +298,7 @@ import Testing
         }
         try await http.shutdown()
         api.kill(SIGTERM)
-        api.process.waitUntilExit()
+        await api.process.exited()
         let lines = metrics.split(separator: "\n")
         func count(_ route: String, _ status: Int) -> String? {
             lines.first {

@@ -121,3 +121,26 @@ enum TestPorts {
         }
     }
 }
+
+/// Waiting for a child without holding a thread of Swift's cooperative pool: these machines give
+/// that pool two threads, and a test blocked in `waitUntilExit` or a pipe read stalls every other
+/// test of the run for as long (a tailing reader beside it could then see no progress for a minute).
+extension Process {
+    func exited() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                self.waitUntilExit()
+                done.resume()
+            }
+        }
+    }
+}
+
+extension FileHandle {
+    /// Everything up to end of file, read on a thread of its own (see `Process.exited`).
+    func readToEndOfFile() async -> Data {
+        await withCheckedContinuation { (done: CheckedContinuation<Data, Never>) in
+            DispatchQueue.global().async { done.resume(returning: self.readDataToEndOfFile()) }
+        }
+    }
+}
