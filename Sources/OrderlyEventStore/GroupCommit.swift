@@ -13,7 +13,11 @@ import Synchronization
 /// and lets the unique indexes (stream and version; idempotency key) catch a concurrent writer. If a
 /// whole batch fails that way (or on a lost connection), each of its commands is tried again on its
 /// own through `orderly_append`, which waits for its stream's lock, so one command's failure is never
-/// another's and a contended stream still makes progress.
+/// another's and a contended stream still makes progress. A command is answered only once its
+/// transaction has committed (migrations/0006).
+///
+/// Round trips go out on lanes, at most `maxInFlight`: a lane holds one pooled connection and sends
+/// batch after batch on it, parked in between, until it has waited `laneIdleLimit` for one.
 final class GroupCommit: Sendable {
     typealias AppendCall = PostgresEventStore.AppendCall
 
@@ -282,29 +286,40 @@ final class GroupCommit: Sendable {
         }
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(calls.count)
-        for try await (_, status, version, position, replayed, actual, stream) in try await connection.execute(many, logger: self.logger) {
-            switch status {
-            case 1: outcomes.append(.wrongExpectedVersion(actual: actual))
-            case 2: outcomes.append(.keyReused)
-            default:
-                outcomes.append(.appended(AppendResult(streamID: stream, streamVersion: version, position: position, isReplay: replayed)))
+        for try await (statuses, versions, positions, replays, actuals, streams) in try await connection.execute(many, logger: self.logger) {
+            let count = statuses.count
+            guard [versions.count, positions.count, replays.count, actuals.count, streams.count].allSatisfy({ $0 == count }) else {
+                throw GroupCommitError.missingOutcomes(expected: calls.count, got: 0)
+            }
+            for index in 0..<count {
+                switch statuses[index] {
+                case 1: outcomes.append(.wrongExpectedVersion(actual: actuals[index]))
+                case 2: outcomes.append(.keyReused)
+                default:
+                    let result = AppendResult(
+                        streamID: streams[index], streamVersion: versions[index], position: positions[index], isReplay: replays[index])
+                    outcomes.append(.appended(result))
+                }
             }
         }
         guard outcomes.count == calls.count else { throw GroupCommitError.missingOutcomes(expected: calls.count, got: outcomes.count) }
         return outcomes
     }
 
-    /// One call of `orderly_append_batch` (migrations/0005): the appends of many commands as one
-    /// statement, with no lock, the unique indexes catching concurrent writers (why that keeps each
-    /// stream in version order for tailing readers is in the migration). Streams and keys are distinct
-    /// within a batch (`take`); if they were not, the unique indexes would fail the batch and its
-    /// commands would go one by one.
+    /// One CALL of `orderly_append_batch_committed` (migrations/0006), which runs
+    /// `orderly_append_batch` (0005): the appends of many commands as one statement, with no lock, the
+    /// unique indexes catching concurrent writers (why that keeps each stream in version order for
+    /// tailing readers is in 0005), then COMMITs before it answers, so an answer means the events are
+    /// stored (postgres-nio ends a statement's rows before the implicit commit that follows it).
+    /// Streams and keys are distinct within a batch (`take`); if they were not, the unique indexes
+    /// would fail the batch and its commands would go one by one.
     struct AppendBatch: PostgresPreparedStatement {
-        typealias Row = (Int32, Int32, Int64, Int64, Bool, Int64, String)
+        /// Each command's status, version, position, replayed flag, actual version and stream.
+        typealias Row = ([Int32], [Int64], [Int64], [Bool], [Int64], [String])
 
         static let sql = """
-            SELECT out_command, out_status, out_version, out_position, out_replayed, out_actual, out_stream
-            FROM orderly_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text[]::jsonb[], $12::text[]::jsonb[])
+            CALL orderly_append_batch_committed(
+                $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text[]::jsonb[], $12::text[]::jsonb[], NULL, NULL, NULL, NULL, NULL, NULL)
             """
         static let bindingDataTypes: [PostgresDataType] = [
             .textArray, .int8Array, .int4Array, .textArray, .textArray, .int4Array, .int4Array, .uuidArray, .textArray, .int4Array,

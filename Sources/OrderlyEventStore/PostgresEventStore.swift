@@ -137,11 +137,24 @@ public struct PostgresEventStore: EventStore {
         }
     }
 
+    /// In a transaction of its own, answered once its COMMIT is: postgres-nio ends a statement's rows
+    /// before the implicit commit that follows it, so without the explicit COMMIT an append whose
+    /// commit failed would be reported as stored. Three round trips; this path is for the rare
+    /// command a batch could not take.
     private static func run(_ call: AppendCall, client: PostgresClient, logger: Logger) async throws -> AppendResult {
-        for try await (stream, version, position, replayed) in try await client.execute(call, logger: logger) {
-            return AppendResult(streamID: stream, streamVersion: version, position: position, isReplay: replayed)
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                var result: AppendResult?
+                for try await (stream, version, position, replayed) in try await connection.execute(call, logger: logger) {
+                    result = AppendResult(streamID: stream, streamVersion: version, position: position, isReplay: replayed)
+                }
+                guard let result else { throw EventStoreError.emptyAppend }
+                return result
+            }
+        } catch let error as PostgresTransactionError {
+            // The function's own errors and lost races are told apart by their SQLSTATE.
+            throw error.closureError ?? error.commitError ?? error.beginError ?? error
         }
-        throw EventStoreError.emptyAppend
     }
 
     /// A unique-index race, or (with a key) a conflict that the key's first request may explain.

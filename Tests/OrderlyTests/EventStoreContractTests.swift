@@ -467,19 +467,64 @@ extension EventStoreContractTests {
                 }
             }
             try await appendConcurrently(8)
-            var dropped = 0
-            for try await count in try await client.query(
-                """
-                SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                WHERE datname = current_database() AND pid <> pg_backend_pid()
-                """, logger: TestServers.logger
-            ).decode(Int.self) {
-                dropped = count
+            // From another client, so that every connection of the store's pool goes.
+            let dropped = try await TestServers.withPostgres(settings) { other in
+                var dropped = 0
+                for try await count in try await other.query(
+                    """
+                    SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                    WHERE datname = current_database() AND pid <> pg_backend_pid()
+                    """, logger: TestServers.logger
+                ).decode(Int.self) {
+                    dropped = count
+                }
+                return dropped
             }
             #expect(dropped > 0, "no connection of the store was there to drop")
             try await appendConcurrently(24)
             let stream = try await store.readStream("order-dropped", from: 1)
             #expect(stream.map(\.streamVersion) == Array(1...32))
+        }
+    }
+
+    /// An append is acknowledged only once its transaction has committed. PostgreSQL commits an
+    /// extended-protocol statement at the Sync after it, while postgres-nio ends the rows at the
+    /// statement's CommandComplete, before that: a commit that then failed (here a deferred trigger;
+    /// in life a server crash before the WAL flush) was reported as a success.
+    @Test func anAppendWhoseCommitFailsIsNotAcknowledged() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        try await TestServers.withPostgres(settings) { client in
+            try await client.run(
+                """
+                CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.stream_id = 'order-refused' THEN RAISE EXCEPTION 'refused at commit'; END IF;
+                    RETURN NULL;
+                END $$
+                """, logger: TestServers.logger)
+            try await client.run(
+                """
+                CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON events DEFERRABLE INITIALLY DEFERRED
+                FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()
+                """, logger: TestServers.logger)
+            let store = PostgresEventStore(client: client, logger: TestServers.logger)
+            for round in 0..<3 {
+                // Alone, and beside appends that share its transaction.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        await #expect(throws: (any Error).self) {
+                            try await store.append(makeEvents(1), to: "order-refused", expecting: .any)
+                        }
+                    }
+                    for writer in 0..<(round * 3) {
+                        group.addTask { _ = try await store.append(makeEvents(1), to: "order-fine-\(writer)", expecting: .any) }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            #expect(try await store.readStream("order-refused", from: 1).isEmpty)
+            #expect(try await store.readStream("order-fine-0", from: 1).count == 2)
+            #expect(try await store.append(makeEvents(1), to: "order-fine-0", expecting: .exact(2)).streamVersion == 3)
         }
     }
 
