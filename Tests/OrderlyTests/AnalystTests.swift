@@ -81,7 +81,8 @@ func insertVersion1OrderPlaced(_ client: PostgresClient, orderID: String, custom
         }
         let app = try await Processes.dev(settings, logger: TestServers.logger)
         try await app.test(.live) { client in
-            let view = try await TestServers.eventually { () -> OrderView? in
+            // As long as the other saga tests give a saga (the whole suite shares two cores).
+            let view = try await TestServers.eventually(timeout: .seconds(120)) { () -> OrderView? in
                 let response = try await client.send(uri: "/orders/legacy-1", method: .get)
                 guard response.status == .ok else { return nil }
                 let view = try JSONDecoder().decode(OrderView.self, from: Data(response.body.readableBytesView))
