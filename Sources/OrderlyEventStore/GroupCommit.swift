@@ -46,9 +46,8 @@ final class GroupCommit: Sendable {
         var inFlightCommands = 0
         var busyStreams: Set<String> = []
         var busyKeys: Set<String> = []
-        /// Lanes alive (each sending one batch, or parked waiting for the next), the parked ones, and
-        /// whether the task that ends lanes idle for `laneIdleLimit` runs.
-        var lanes = 0
+        /// Lanes parked waiting for their next batch (each other lane is sending one of the
+        /// `inFlight` round trips), and whether the task that ends lanes idle for `laneIdleLimit` runs.
         var parked: [ParkedLane] = []
         var reaperRunning = false
 
@@ -128,8 +127,7 @@ final class GroupCommit: Sendable {
                 state.queue.append(Pending(call: call, expected: expected, continuation: continuation))
                 guard let batch = state.takeIfDue(maxInFlight: self.maxInFlight, maxBatch: self.maxBatch) else { return nil }
                 if let lane = state.parked.popLast() { return .wake(lane.continuation, batch) }
-                // A batch is due only below maxInFlight, so a lane is parked or fewer than maxInFlight live.
-                state.lanes += 1
+                // A batch is due only below maxInFlight, so with no lane parked fewer than maxInFlight live.
                 let startReaper = !state.reaperRunning
                 state.reaperRunning = true
                 return .newLane(batch, startReaper: startReaper)
@@ -204,9 +202,9 @@ final class GroupCommit: Sendable {
                 let now = ContinuousClock.now
                 let ended = state.parked.filter { now - $0.since >= self.laneIdleLimit }.map(\.continuation)
                 state.parked.removeAll { now - $0.since >= self.laneIdleLimit }
-                state.lanes -= ended.count
-                if state.lanes == 0 { state.reaperRunning = false }
-                return (ended, state.lanes == 0)
+                let noLaneLeft = state.inFlight == 0 && state.parked.isEmpty
+                if noLaneLeft { state.reaperRunning = false }
+                return (ended, noLaneLeft)
             }
             for lane in ended { lane.resume(returning: nil) }
             if done { return }
@@ -219,6 +217,11 @@ final class GroupCommit: Sendable {
         let outcomes: [Outcome]
         do {
             outcomes = try await self.appendMany(batch.map(\.call), on: connection)
+        } catch let error as GroupCommitError {
+            // An answer came, so the batch committed: appending its commands again would store them
+            // twice. Each caller gets the error instead.
+            for pending in batch { pending.continuation.resume(throwing: error) }
+            return true
         } catch {
             await self.appendOneByOne(batch, after: error)
             return false
@@ -287,11 +290,9 @@ final class GroupCommit: Sendable {
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(calls.count)
         for try await (statuses, versions, positions, replays, actuals, streams) in try await connection.execute(many, logger: self.logger) {
-            let count = statuses.count
-            guard [versions.count, positions.count, replays.count, actuals.count, streams.count].allSatisfy({ $0 == count }) else {
-                throw GroupCommitError.missingOutcomes(expected: calls.count, got: 0)
-            }
-            for index in 0..<count {
+            guard [statuses.count, versions.count, positions.count, replays.count, actuals.count, streams.count].allSatisfy({ $0 == calls.count })
+            else { throw GroupCommitError.missingOutcomes(expected: calls.count, got: statuses.count) }
+            for index in 0..<calls.count {
                 switch statuses[index] {
                 case 1: outcomes.append(.wrongExpectedVersion(actual: actuals[index]))
                 case 2: outcomes.append(.keyReused)

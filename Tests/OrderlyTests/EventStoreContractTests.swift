@@ -2,6 +2,7 @@ import Foundation
 import OrderlyApp
 import OrderlyEventStore
 import PostgresNIO
+import Synchronization
 import Testing
 
 /// The same contract, run against the in-memory store and the real PostgreSQL store.
@@ -484,6 +485,38 @@ extension EventStoreContractTests {
             try await appendConcurrently(24)
             let stream = try await store.readStream("order-dropped", from: 1)
             #expect(stream.map(\.streamVersion) == Array(1...32))
+        }
+    }
+
+    /// Group-commit lanes hold pooled connections only while batches keep coming: on a pool of two,
+    /// which busy lanes fill, an idle store leaves room for anyone else.
+    @Test func anIdleStoreGivesItsConnectionsBack() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        var configuration = try settings.postgresConfiguration()
+        configuration.options.maximumConnections = 2
+        let client = PostgresClient(configuration: configuration, backgroundLogger: TestServers.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            let store = PostgresEventStore(client: client, logger: TestServers.logger)
+            for _ in 0..<3 {
+                try await withThrowingTaskGroup(of: Void.self) { writers in
+                    for writer in 0..<8 {
+                        writers.addTask { _ = try await store.append(makeEvents(1), to: "order-idle-\(writer)", expecting: .any) }
+                    }
+                    try await writers.waitForAll()
+                }
+            }
+            try await Task.sleep(for: .seconds(1))
+            // A lease that never comes would hang the test, so it is watched from outside.
+            let leased = Mutex(false)
+            let lease = Task {
+                try await client.withConnection { connection in try await connection.run("SELECT 1", logger: TestServers.logger) }
+                leased.withLock { $0 = true }
+            }
+            let answered = try await TestServers.eventually(timeout: .seconds(10)) { leased.withLock { $0 } ? true : nil }
+            #expect(answered == true, "the store kept both connections of the pool while idle")
+            if answered != true { lease.cancel() }
         }
     }
 
