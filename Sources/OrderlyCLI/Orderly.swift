@@ -32,12 +32,18 @@ func makeLogger(_ label: String, defaultLevel: Logger.Level = .info) -> Logger {
     return Logger(label: label)
 }
 
-/// Runs services until SIGTERM or SIGINT, then stops them in reverse order.
+/// Runs services until SIGTERM or SIGINT, then stops them in reverse order. Shutdown is bounded
+/// whatever the dependencies do (see `ShutdownDeadline`): graceful for a few seconds, then the
+/// services are cancelled, and past the deadline the process exits as it is.
 func runUntilSignalled(_ services: [any Service], logger: Logger) async throws {
-    let group = ServiceGroup(
-        configuration: .init(
-            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-    try await group.run()
+    var configuration = ServiceGroupConfiguration(
+        services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    configuration.maximumGracefulShutdownDuration = ShutdownDeadline.gracefulPart
+    // No escalation to a crash: the deadline below ends the process instead.
+    configuration.maximumCancellationDuration = nil
+    let watcher = Task { await ShutdownDeadline(logger: logger).armOnSignal() }
+    defer { watcher.cancel() }
+    try await ServiceGroup(configuration: configuration).run()
 }
 
 struct Migrate: AsyncParsableCommand {
@@ -62,7 +68,7 @@ struct API: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("orderly.api")
         let app = try await Processes.api(Settings.fromEnvironment(), logger: logger)
-        try await app.runService()
+        try await runUntilSignalled([app], logger: logger)
     }
 }
 
@@ -117,7 +123,7 @@ struct Dev: AsyncParsableCommand {
         let app = try await Processes.dev(settings, logger: logger) { port in
             logger.info("orderly dev serving", metadata: ["url": "http://127.0.0.1:\(port)"])
         }
-        try await app.runService()
+        try await runUntilSignalled([app], logger: logger)
     }
 }
 

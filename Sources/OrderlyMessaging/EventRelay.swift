@@ -34,7 +34,8 @@ public struct EventRelay: Service {
     }
 
     let store: any EventStore
-    let producer: KafkaProducer
+    /// The producer in use: replaced by a fresh one after a failed delivery (see `KafkaProducer.renewed`).
+    let producers: ProducerSlot
     let leaderLock: any LeaderLock
     let settings: Settings
     let logger: Logger
@@ -45,7 +46,7 @@ public struct EventRelay: Service {
         logger: Logger
     ) {
         self.store = store
-        self.producer = producer
+        self.producers = ProducerSlot(producer)
         self.leaderLock = leaderLock
         self.settings = settings
         self.logger = logger
@@ -53,18 +54,54 @@ public struct EventRelay: Service {
 
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await self.leaderLock.whileLeader { try await self.relayUntilFailure() }
-                } catch is CancellationError {
-                    return
-                } catch {
-                    self.logger.warning("relay failed; restarting from the checkpoint", metadata: ["error": "\(error)"])
-                    try await Task.sleep(for: self.settings.retryDelay)
-                }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await self.reportLag() }
+                group.addTask { try await self.relayWhileLeading() }
+                defer { group.cancelAll() }
+                try await group.next()
             }
         }
-        await self.producer.shutdown()
+        await self.producers.current.shutdown()
+    }
+
+    /// Relays while this instance leads; after any failure starts again from the checkpoint, with a
+    /// fresh producer when the failure was Kafka's.
+    private func relayWhileLeading() async throws {
+        while !Task.isCancelled {
+            do {
+                try await self.leaderLock.whileLeader { try await self.relayUntilFailure() }
+            } catch is CancellationError {
+                return
+            } catch {
+                self.logger.warning("relay failed; restarting from the checkpoint", metadata: ["error": "\(error)"])
+                if error is KafkaError { await self.renewProducer() }
+                try await Task.sleep(for: self.settings.retryDelay)
+            }
+        }
+    }
+
+    private func renewProducer() async {
+        let old = self.producers.current
+        do {
+            self.producers.replace(with: try old.renewed())
+            self.logger.notice("relay producer renewed after a failed delivery")
+            await old.shutdown()
+        } catch {
+            self.logger.warning("cannot make a new producer; keeping the old one", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// How far the stored checkpoint trails the log, every second, apart from the relaying itself:
+    /// a relay stuck retrying (a broker down) still reports its growing lag, so an alert can fire.
+    private func reportLag() async {
+        while !Task.isCancelled {
+            if let head = try? await self.store.latestPosition(),
+                let checkpoint = try? await self.store.loadCheckpoint(self.settings.checkpointName)
+            {
+                self.metrics.lagPositions.record(max(0, head - checkpoint.position))
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
     }
 
     private func relayUntilFailure() async throws {
@@ -84,7 +121,7 @@ public struct EventRelay: Service {
             let count = try await self.publish(from: cursor, stoppingAfter: nil, untilCaughtUp: true)
             published.withLock { $0 = count }
         }
-        await self.producer.shutdown()
+        await self.producers.current.shutdown()
         return published.withLock { $0 }
     }
 
@@ -101,7 +138,6 @@ public struct EventRelay: Service {
         var published = 0
         var prefetch: Task<[RecordedEvent], any Error>?
         defer { prefetch?.cancel() }
-        var lastLagCheck = ContinuousClock.now - .seconds(10)
         while !Task.isCancelled {
             if let count, published >= count { break }
             let events: [RecordedEvent]
@@ -118,13 +154,8 @@ public struct EventRelay: Service {
                 cursor = next
                 published += events.count
             }
-            if ContinuousClock.now - lastLagCheck >= .seconds(1) {
-                lastLagCheck = ContinuousClock.now
-                let head = try await store.latestPosition()
-                self.metrics.lagPositions.record(max(0, head - cursor.position))
-                if events.isEmpty { self.metrics.lagSeconds.record(0) }
-            }
             if events.isEmpty {
+                self.metrics.lagSeconds.record(0)
                 if untilCaughtUp { break }
                 try await Task.sleep(for: self.settings.idleDelay)
             }
@@ -135,13 +166,28 @@ public struct EventRelay: Service {
     /// Publishes `events`, waits for every delivery report, then stores the checkpoint after the last.
     private func send(_ events: [RecordedEvent]) async throws {
         guard let last = events.last else { return }
-        try await self.producer.send(events.map { EventMessageCodec.message(for: $0, topic: self.settings.topic) })
+        try await self.producers.current.send(events.map { EventMessageCodec.message(for: $0, topic: self.settings.topic) })
         try await self.store.saveCheckpoint(self.settings.checkpointName, last.cursor)
         self.metrics.published.increment(by: events.count)
         self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(last.recordedAt)))
         self.logger.debug("relayed events", metadata: ["count": "\(events.count)", "event.position": "\(last.position)"])
     }
 
+}
+
+/// The relay's current producer, swapped when renewed.
+final class ProducerSlot: Sendable {
+    private let producer: Mutex<KafkaProducer>
+
+    init(_ producer: KafkaProducer) {
+        self.producer = Mutex(producer)
+    }
+
+    var current: KafkaProducer { self.producer.withLock { $0 } }
+
+    func replace(with producer: KafkaProducer) {
+        self.producer.withLock { $0 = producer }
+    }
 }
 
 /// Events published, and how far the relay trails the log (in positions and in seconds).

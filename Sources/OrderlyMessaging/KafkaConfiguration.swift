@@ -7,11 +7,17 @@ public struct KafkaConfiguration: Sendable {
     public var properties: [String: String]
     /// Extra librdkafka properties for consumers only (group timings).
     public var consumerProperties: [String: String]
+    /// Extra librdkafka properties for producers only (how long a message may wait for the broker).
+    public var producerProperties: [String: String]
 
-    public init(brokers: String, properties: [String: String] = [:], consumerProperties: [String: String] = [:]) {
+    public init(
+        brokers: String, properties: [String: String] = [:], consumerProperties: [String: String] = [:],
+        producerProperties: [String: String] = [:]
+    ) {
         self.brokers = brokers
         self.properties = properties
         self.consumerProperties = consumerProperties
+        self.producerProperties = producerProperties
     }
 
     /// Reads `ORDERLY_KAFKA_BROKERS` and the group timings. Short timings matter with Tansu, which
@@ -21,7 +27,10 @@ public struct KafkaConfiguration: Sendable {
         if let value = environment["ORDERLY_KAFKA_SESSION_TIMEOUT_MS"] { consumer["session.timeout.ms"] = value }
         if let value = environment["ORDERLY_KAFKA_HEARTBEAT_INTERVAL_MS"] { consumer["heartbeat.interval.ms"] = value }
         if let value = environment["ORDERLY_KAFKA_FETCH_WAIT_MS"] { consumer["fetch.wait.max.ms"] = value }
-        return KafkaConfiguration(brokers: environment["ORDERLY_KAFKA_BROKERS"] ?? "127.0.0.1:9092", consumerProperties: consumer)
+        var producer: [String: String] = [:]
+        if let value = environment["ORDERLY_KAFKA_MESSAGE_TIMEOUT_MS"] { producer["message.timeout.ms"] = value }
+        return KafkaConfiguration(
+            brokers: environment["ORDERLY_KAFKA_BROKERS"] ?? "127.0.0.1:9092", consumerProperties: consumer, producerProperties: producer)
     }
 }
 

@@ -100,10 +100,24 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    /// Leaves the group cleanly so the partitions move to other members at once.
-    public func close() async {
+    /// Leaves the group cleanly so the partitions move to other members at once. Waits at most
+    /// `limit`: with the broker gone librdkafka's close can block far longer, and a member that does
+    /// not leave is only taken out of the group after its session timeout (its uncommitted records
+    /// come again to the next member, which handlers absorb).
+    public func close(within limit: Duration = .seconds(3)) async {
         let handle = self.handle
-        _ = try? await runBlocking(on: self.queue) { rd_kafka_consumer_close(handle.pointer) }
+        let closed = DispatchSemaphore(value: 0)
+        self.queue.async {
+            rd_kafka_consumer_close(handle.pointer)
+            closed.signal()
+        }
+        let milliseconds = Int(limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000)
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                _ = closed.wait(timeout: .now() + .milliseconds(milliseconds))
+                done.resume()
+            }
+        }
     }
 
     private static func copy(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaRecord {

@@ -19,6 +19,9 @@ final class KafkaHandle: @unchecked Sendable {
         if type == RD_KAFKA_CONSUMER {
             for (key, value) in configuration.consumerProperties { settings[key] = value }
         }
+        if type == RD_KAFKA_PRODUCER {
+            for (key, value) in configuration.producerProperties { settings[key] = value }
+        }
         for (key, value) in configuration.properties { settings[key] = value }
         var errorText = [CChar](repeating: 0, count: 512)
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) {

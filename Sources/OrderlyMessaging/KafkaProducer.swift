@@ -9,8 +9,11 @@ public final class KafkaProducer: Sendable {
     private let handle: KafkaHandle
     private let deliveries: DeliveryTracker
     private let poller: Poller
+    /// What it was made with, to make a fresh one (`renewed()`).
+    public let configuration: KafkaConfiguration
 
     public init(configuration: KafkaConfiguration) throws {
+        self.configuration = configuration
         let deliveries = DeliveryTracker()
         self.deliveries = deliveries
         self.handle = try KafkaHandle.make(
@@ -33,6 +36,15 @@ public final class KafkaProducer: Sendable {
 
     deinit {
         self.poller.stop()
+    }
+
+    /// A new producer with the same configuration, hence a new producer id. After deliveries timed
+    /// out (a broker unreachable for longer than `message.timeout.ms`) an idempotent producer bumps
+    /// its epoch, and a broker may then answer it only with PRODUCER_FENCED, for good (Tansu does):
+    /// a fresh producer is the way out. Its first messages may repeat ones already delivered, which
+    /// consumers drop.
+    public func renewed() throws -> KafkaProducer {
+        try KafkaProducer(configuration: self.configuration)
     }
 
     /// Flushes what is in flight and stops serving delivery reports. Later sends fail.
@@ -125,7 +137,9 @@ private final class Poller: Sendable {
             while self.isRunning.withLock({ $0 }) {
                 rd_kafka_poll(handle.pointer, 100)
             }
-            rd_kafka_flush(handle.pointer, 10_000)
+            // Bounded: with the broker gone a flush would wait out message.timeout.ms; what is not
+            // delivered was never checkpointed or committed, so it goes out again after a restart.
+            rd_kafka_flush(handle.pointer, 2_000)
             deliveries.failAll(KafkaError(code: -1, message: "producer shut down before delivery"))
             self.finished.signal()
         }

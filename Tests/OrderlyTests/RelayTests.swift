@@ -15,9 +15,11 @@ import Testing
     import Glibc
 #endif
 
-/// Appends `streams` × `eventsPerStream` events (in appends of 5) and returns them as stored.
+/// Appends `streams` × `eventsPerStream` events (in appends of 5; `eventsPerStream` a multiple of 5) and returns them as stored: only
+/// these, not earlier seeds' (streams `order-<prefix><n>`: give each seed of a test its own prefix).
 func seedEvents(_ settings: Settings, streams: Int, eventsPerStream: Int, prefix: String = "s") async throws -> [RecordedEvent] {
-    try await TestServers.withPostgres(settings) { client in
+    precondition(eventsPerStream > 0 && eventsPerStream % 5 == 0, "seedEvents appends in fives")
+    return try await TestServers.withPostgres(settings) { client in
         let store = PostgresEventStore(client: client, logger: TestServers.logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for stream in 0..<streams {
@@ -29,7 +31,21 @@ func seedEvents(_ settings: Settings, streams: Int, eventsPerStream: Int, prefix
             }
             try await group.waitForAll()
         }
-        return try await readVisible(store, count: streams * eventsPerStream, limit: 1000)
+        let expected = streams * eventsPerStream
+        var seeded: [RecordedEvent] = []
+        var cursor = LogCursor.start
+        let deadline = ContinuousClock.now + .seconds(150)
+        while seeded.count < expected, ContinuousClock.now < deadline {
+            let batch = try await store.readAll(after: cursor, limit: 1000)
+            guard let last = batch.last else {
+                try await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            cursor = last.cursor
+            seeded += batch.filter { $0.streamID.hasPrefix("order-\(prefix)") && $0.streamID.dropFirst(6 + prefix.count).allSatisfy(\.isNumber) }
+        }
+        #expect(seeded.count == expected, "\(seeded.count) of the \(expected) seeded events became visible")
+        return seeded
     }
 }
 
@@ -110,6 +126,40 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         broker.thaw()
         let afterFreeze = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(during.map(\.id)))
         expectComplete(afterFreeze, expected: before + during)
+        relay.stop()
+    }
+
+    /// A broker frozen for longer than the producer's message timeout: every delivery of the batch
+    /// under way really fails. The relay must publish again by itself once the broker is back, and its
+    /// lag gauge must show the backlog meanwhile (an alert could fire).
+    @Test func theRelayResumesAfterAnOutageLongerThanTheMessageTimeout() async throws {
+        var settings = try await TestServers.isolatedSettings()
+        let broker = PrivateBroker()
+        settings.kafka.brokers = broker.brokers
+        try broker.start()
+        let port = TestPorts.next()
+        let relay = try ChildProcess.orderly(
+            ["relay"], settings: settings, extra: ["ORDERLY_KAFKA_MESSAGE_TIMEOUT_MS": "2000", "ORDERLY_OPS_PORT": "\(port)"])
+        let before = try await seedEvents(settings, streams: 4, eventsPerStream: 5, prefix: "a")
+        expectComplete(try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(before.map(\.id))), expected: before)
+
+        broker.freeze()
+        let during = try await seedEvents(settings, streams: 4, eventsPerStream: 5, prefix: "b")
+        // Long past the 2 s message timeout: the deliveries under way fail, retries fail too.
+        let lagShown = try await TestServers.eventually(timeout: .seconds(12), interval: .milliseconds(500)) { () -> Bool? in
+            guard let text = try? await httpGet("http://127.0.0.1:\(port)/metrics") else { return nil }
+            return text.contains("orderly_relay_lag_positions 20") ? true : nil
+        }
+        try await Task.sleep(for: .seconds(3))
+        broker.thaw()
+        #expect(lagShown == true, "the lag gauge did not show the 20 events held back")
+        let after = try await seedEvents(settings, streams: 2, eventsPerStream: 5, prefix: "c")
+        let received = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set((during + after).map(\.id)))
+        expectComplete(received, expected: before + during + after)
+        if !Set((during + after).map(\.id)).isSubset(of: received.map(\.id)) {
+            Issue.record("the relay's log:\n\(relay.output.suffix(4000))")
+        }
+        #expect(relay.process.isRunning, "the relay exited:\n\(relay.output)")
         relay.stop()
     }
 
