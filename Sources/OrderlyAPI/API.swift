@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import OrderlyDomain
 import OrderlyEventStore
@@ -66,6 +67,11 @@ public enum API {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
         return router
+    }
+
+    /// The HTTP/1 server every api process runs: Hummingbird's, with the drain for refused bodies.
+    public static var server: HTTPServerBuilder {
+        .http1(configuration: .init(additionalChannelHandlers: [RefusedBodyDrain()]))
     }
 
     /// The router of the relay's and projector's small ops server: `/health` and `/metrics` only.

@@ -43,6 +43,7 @@ public enum Processes {
         )
         return Application(
             router: API.buildRouter(dependencies),
+            server: API.server,
             configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "orderly"),
             services: [postgres] + extraServices,
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? settings.httpPort) },
