@@ -81,20 +81,62 @@ public struct PostgresEventStore: EventStore {
     }
 
     /// Appends one command in its own transaction (`orderly_append`).
+    ///
+    /// In doubt (the connection dropped after the server may have committed, here or in the batch
+    /// that sent this command first), every event's own id settles it: the retry finds them stored
+    /// (the `event_id` unique index refuses them again, or the stream is past the expected version)
+    /// and answers the positions they got, so a command is stored exactly once and never reported
+    /// as a false conflict, with or without an idempotency key.
     static func appendAlone(_ call: AppendCall, expected: ExpectedVersion, client: PostgresClient, logger: Logger) async throws -> AppendResult {
         var attempt = 1
+        var connectionAttempts = 1
         while true {
             do {
                 return try await Self.run(call, client: client, logger: logger)
-            } catch let error as PSQLError where attempt < 8 && Self.isLostRace(error, key: call.idempotencyKey) {
+            } catch let error as PSQLError where Self.mayBeStoredAlready(error) {
+                if let stored = try await Self.stored(call, client: client, logger: logger) { return stored }
+                guard attempt < 8, Self.isLostRace(error, key: call.idempotencyKey) else {
+                    throw Self.translate(error, stream: call.stream, expected: expected, key: call.idempotencyKey)
+                }
                 // Another writer committed first: a batch (which takes no lock) wrote this stream's
                 // next version, or another request with the same key went through. Asking again reads
                 // what is there now: the next version, the key's first result, or a genuine conflict.
                 attempt += 1
+            } catch let error as PSQLError where Self.isLostConnection(error) && connectionAttempts < 3 && !Task.isCancelled {
+                // The answer was lost with the connection: the next attempt, on another one, finds
+                // out whether this command's transaction committed.
+                connectionAttempts += 1
+                try await Task.sleep(for: .milliseconds(100))
             } catch let error as PSQLError {
                 throw Self.translate(error, stream: call.stream, expected: expected, key: call.idempotencyKey)
             }
         }
+    }
+
+    /// Errors after which the command's events may already be in the log: a unique violation (of the
+    /// event id, or a race) and a wrong expected version.
+    private static func mayBeStoredAlready(_ error: PSQLError) -> Bool {
+        let state = error.serverInfo?[.sqlState]
+        return state == "23505" || state == "OR001"
+    }
+
+    /// The connection ended before an answer: the command may or may not have committed.
+    static func isLostConnection(_ error: PSQLError) -> Bool {
+        [.serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .connectionError].contains(error.code)
+    }
+
+    /// The command's result if its events are already stored (all of them: an append is atomic).
+    static func stored(_ call: AppendCall, client: PostgresClient, logger: Logger) async throws -> AppendResult? {
+        var found: [(String, Int64, Int64)] = []
+        let rows = try await client.query(
+            "SELECT stream_id, stream_version, position FROM events WHERE event_id = ANY(\(call.ids)) ORDER BY stream_version",
+            logger: logger)
+        for try await row in rows.decode((String, Int64, Int64).self) { found.append(row) }
+        guard found.count == call.ids.count, let last = found.last, found.allSatisfy({ $0.0 == call.stream }) else { return nil }
+        logger.notice(
+            "an append in doubt was found stored; answering its positions",
+            metadata: ["stream": "\(call.stream)", "position": "\(last.2)"])
+        return AppendResult(streamID: last.0, streamVersion: last.1, position: last.2, isReplay: false)
     }
 
     /// One call of `orderly_append` (migrations/0002), which appends in one round trip. Prepared once
