@@ -508,6 +508,11 @@ enum OpenAPIDocument {
                   },
                   "lastOrderAt": {
                     "type": "string"
+                  },
+                  "lastOrderPosition": {
+                    "type": "integer",
+                    "format": "int64",
+                    "description": "Log position of the last order placed: the last order is the one latest in the log"
                   }
                 }
               },

@@ -29,6 +29,10 @@ public struct CustomerOrdersView: ProjectedView {
     public var spent: [String: Int64]
     public var lastOrderId: String?
     public var lastOrderAt: String?
+    /// The log position of the last order's OrderPlaced: "last" follows the log's one total order,
+    /// not arrival order (orders of one customer come through different partitions, and several
+    /// can share one recorded time), so the live model and a fresh fold agree.
+    public var lastOrderPosition: Int64?
     public var applied: AppliedSources
     public var revision: Int64?
 
@@ -62,9 +66,9 @@ public enum CustomerOrdersProjection: ReadModelProjection {
         switch event {
         case .orderPlaced(let placed):
             view.ordersPlaced += 1
-            let at = UTCTime.iso8601(recorded.recordedAt)
-            if view.lastOrderAt.map({ at >= $0 }) ?? true {
-                view.lastOrderAt = at
+            if view.lastOrderPosition.map({ recorded.position > $0 }) ?? true {
+                view.lastOrderPosition = recorded.position
+                view.lastOrderAt = UTCTime.iso8601(recorded.recordedAt)
                 view.lastOrderId = placed.orderId
             }
         case .orderCompleted(let completed):
