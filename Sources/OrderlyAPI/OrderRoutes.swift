@@ -134,9 +134,11 @@ struct OrderRoutes {
     /// Counts each command by outcome in `orderly_commands_total{command, outcome}`: `accepted`, or
     /// the problem type it was refused with (`validation-failed`, `concurrency-conflict`, …;
     /// `internal` for a failure of ours).
-    static func counted<Result>(_ command: String, _ body: () async throws -> Result) async throws -> Result {
+    /// Each command also has a deadline (`CommandDeadline`): a caller never waits longer than it for
+    /// an answer, whatever PostgreSQL does.
+    static func counted<Result: Sendable>(_ command: String, _ body: @escaping @Sendable () async throws -> Result) async throws -> Result {
         do {
-            let result = try await body()
+            let result = try await CommandDeadline.run(body)
             Counter(label: "orderly_commands_total", dimensions: [("command", command), ("outcome", "accepted")]).increment()
             return result
         } catch {
@@ -313,24 +315,7 @@ struct HealthRoutes {
 }
 
 /// Whether `check` succeeds within `limit`. A part that hangs is as unavailable as one that refuses,
-/// and a blocked C call cannot be cancelled, so the check runs unstructured and is not waited for.
+/// and a blocked C call cannot be cancelled, so the check is not waited for past the limit.
 func answers(within limit: Duration, _ check: @escaping @Sendable () async throws -> Void) async -> Bool {
-    final class FirstAnswer: Sendable {
-        let waiting = Mutex<CheckedContinuation<Bool, Never>?>(nil)
-    }
-    let first = FirstAnswer()
-    return await withCheckedContinuation { continuation in
-        first.waiting.withLock { $0 = continuation }
-        let finish: @Sendable (Bool) -> Void = { answer in
-            first.waiting.withLock { waiting in
-                waiting?.resume(returning: answer)
-                waiting = nil
-            }
-        }
-        Task { finish((try? await check()) != nil) }
-        Task {
-            try? await Task.sleep(for: limit)
-            finish(false)
-        }
-    }
+    (try? await CommandDeadline.run(limit: limit, check)) != nil
 }

@@ -104,6 +104,18 @@ extension Problem {
             self.init(
                 status: .conflict, type: "order-ended", title: "The order has ended",
                 detail: "order \(id) is \(status.isEmpty ? "already ended" : status) and can no longer be cancelled")
+        case let error where isStoreUnavailable(error):
+            self.init(
+                status: .serviceUnavailable, type: "store-unavailable", title: "The event store is unavailable",
+                detail: "PostgreSQL did not answer in time (\(error)); nothing was stored. Retry later")
+            self.headers[.retryAfter] = "2"
+        case CommandDeadline.passed(let limit):
+            self.init(
+                status: .serviceUnavailable, type: "store-unavailable", title: "The event store is unavailable",
+                detail:
+                    "the command did not complete within \(limit); it may or may not have been stored: retry with the same Idempotency-Key to find out without placing it twice"
+            )
+            self.headers[.retryAfter] = "2"
         case is NIOTooManyBytesError:
             self.init(
                 status: .contentTooLarge, type: "body-too-large", title: "Request body too large",

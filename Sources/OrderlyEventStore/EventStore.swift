@@ -142,6 +142,8 @@ public enum EventStoreError: Error, Sendable, Equatable {
     /// The idempotency key was used before with a different request.
     case idempotencyKeyReused(key: String)
     case emptyAppend
+    /// No connection to the store within `waited` (it is down or overloaded): nothing was written.
+    case unavailable(waited: Duration)
 }
 
 /// The event log. PostgreSQL in production, in memory for fast unit tests; both pass one contract suite.

@@ -107,20 +107,27 @@ final class GroupCommit: Sendable {
     let maxBatch: Int
     /// How long a lane keeps its connection with nothing to send.
     let laneIdleLimit: Duration
+    /// How long a command may wait for a connection before it fails unsent (`unavailable`).
+    let connectionWait: Duration
     private let state = Mutex(State())
 
-    init(client: PostgresClient, logger: Logger, maxInFlight: Int = 2, maxBatch: Int = 64, laneIdleLimit: Duration = .milliseconds(250)) {
+    init(
+        client: PostgresClient, logger: Logger, maxInFlight: Int = 2, maxBatch: Int = 64, laneIdleLimit: Duration = .milliseconds(250),
+        connectionWait: Duration = .seconds(3)
+    ) {
         self.client = client
         self.logger = logger
         self.maxInFlight = maxInFlight
         self.maxBatch = maxBatch
         self.laneIdleLimit = laneIdleLimit
+        self.connectionWait = connectionWait
     }
 
     func append(_ call: AppendCall, expected: ExpectedVersion) async throws -> AppendResult {
         // The batch reads -1 as "any version"; a nonsense version goes alone (a conflict).
         if let version = call.expected, version < 0 {
-            return try await PostgresEventStore.appendAlone(call, expected: expected, client: self.client, logger: self.logger)
+            return try await PostgresEventStore.appendAlone(
+                call, expected: expected, client: self.client, connectionWait: self.connectionWait, logger: self.logger)
         }
         return try await withCheckedThrowingContinuation { continuation in
             let start = self.state.withLock { state -> Start? in
@@ -159,7 +166,7 @@ final class GroupCommit: Sendable {
     /// the lane has been idle for `laneIdleLimit`.
     private func sendOnOneConnection(startingWith first: [Pending]) async -> [Pending]? {
         do {
-            return try await self.client.withConnection { connection in
+            return try await self.client.withConnection(leasedWithin: self.connectionWait) { connection in
                 var batch = first
                 // A statement written to a connection already closed is never answered (postgres-nio
                 // fails only those under way when it closes), so a lane checks before each batch: the
@@ -172,8 +179,20 @@ final class GroupCommit: Sendable {
                 }
                 return batch
             }
+        } catch let error as EventStoreError {
+            // No connection within the bound (the database is down): this batch and every command
+            // queued behind it fail now, unsent, so none is appended later when the server is back,
+            // long after its caller gave up.
+            self.logger.warning("no connection to the event store; failing the waiting appends", metadata: ["error": "\(error)"])
+            let queued = self.state.withLock { state in
+                defer { state.queue.removeAll() }
+                return state.queue
+            }
+            for pending in first + queued { pending.continuation.resume(throwing: error) }
+            return await self.nextBatch(after: first)
         } catch {
-            // No connection to be had (the database is down): each command on its own, with its error.
+            // The connection failed under a batch (which `send` already settled) or could not be
+            // made: each command still waiting goes on its own, with its own error.
             await self.appendOneByOne(first, after: error)
             return await self.nextBatch(after: first)
         }
@@ -249,7 +268,9 @@ final class GroupCommit: Sendable {
             for pending in batch {
                 group.addTask {
                     await Self.resume(pending) {
-                        try await PostgresEventStore.appendAlone(pending.call, expected: pending.expected, client: self.client, logger: self.logger)
+                        try await PostgresEventStore.appendAlone(
+                            pending.call, expected: pending.expected, client: self.client, connectionWait: self.connectionWait,
+                            logger: self.logger)
                     }
                 }
             }

@@ -28,10 +28,12 @@ public struct PostgresEventStore: EventStore {
     let logger: Logger
     let groupCommit: GroupCommit
 
-    public init(client: PostgresClient, logger: Logger) {
+    /// `connectionWait`: how long an append waits for a connection before it fails, unsent, with
+    /// `EventStoreError.unavailable` (the api answers 503 `store-unavailable`).
+    public init(client: PostgresClient, logger: Logger, connectionWait: Duration = .seconds(3)) {
         self.client = client
         self.logger = logger
-        self.groupCommit = GroupCommit(client: client, logger: logger)
+        self.groupCommit = GroupCommit(client: client, logger: logger, connectionWait: connectionWait)
     }
 
     public func append(
@@ -87,12 +89,14 @@ public struct PostgresEventStore: EventStore {
     /// (the `event_id` unique index refuses them again, or the stream is past the expected version)
     /// and answers the positions they got, so a command is stored exactly once and never reported
     /// as a false conflict, with or without an idempotency key.
-    static func appendAlone(_ call: AppendCall, expected: ExpectedVersion, client: PostgresClient, logger: Logger) async throws -> AppendResult {
+    static func appendAlone(
+        _ call: AppendCall, expected: ExpectedVersion, client: PostgresClient, connectionWait: Duration, logger: Logger
+    ) async throws -> AppendResult {
         var attempt = 1
         var connectionAttempts = 1
         while true {
             do {
-                return try await Self.run(call, client: client, logger: logger)
+                return try await Self.run(call, client: client, connectionWait: connectionWait, logger: logger)
             } catch let error as PSQLError where Self.mayBeStoredAlready(error) {
                 if let stored = try await Self.stored(call, client: client, logger: logger) { return stored }
                 guard attempt < 8, Self.isLostRace(error, key: call.idempotencyKey) else {
@@ -183,15 +187,17 @@ public struct PostgresEventStore: EventStore {
     /// before the implicit commit that follows it, so without the explicit COMMIT an append whose
     /// commit failed would be reported as stored. Three round trips; this path is for the rare
     /// command a batch could not take.
-    private static func run(_ call: AppendCall, client: PostgresClient, logger: Logger) async throws -> AppendResult {
+    private static func run(_ call: AppendCall, client: PostgresClient, connectionWait: Duration, logger: Logger) async throws -> AppendResult {
         do {
-            return try await client.withTransaction(logger: logger) { connection in
-                var result: AppendResult?
-                for try await (stream, version, position, replayed) in try await connection.execute(call, logger: logger) {
-                    result = AppendResult(streamID: stream, streamVersion: version, position: position, isReplay: replayed)
+            return try await client.withConnection(leasedWithin: connectionWait) { connection in
+                try await connection.withTransaction(logger: logger) { connection in
+                    var result: AppendResult?
+                    for try await (stream, version, position, replayed) in try await connection.execute(call, logger: logger) {
+                        result = AppendResult(streamID: stream, streamVersion: version, position: position, isReplay: replayed)
+                    }
+                    guard let result else { throw EventStoreError.emptyAppend }
+                    return result
                 }
-                guard let result else { throw EventStoreError.emptyAppend }
-                return result
             }
         } catch let error as PostgresTransactionError {
             // The function's own errors and lost races are told apart by their SQLSTATE.

@@ -13,6 +13,9 @@ import Synchronization
 final class FaultyProxy: @unchecked Sendable {
     struct State {
         var frozen = false
+        /// Down: as a crashed server looks to a client, every open connection is cut and new ones
+        /// are closed at once.
+        var down = false
         /// When set, the first server→client chunk holding these bytes is not passed on: both sides of
         /// that connection are closed instead, and the trap is spent.
         var cutAfterServerSends: [UInt8]?
@@ -59,6 +62,19 @@ final class FaultyProxy: @unchecked Sendable {
 
     var cuts: Int { self.state.withLock { $0.cuts } }
 
+    /// Cuts every connection and refuses new ones until `up()`.
+    func down() {
+        let sockets = self.state.withLock { state in
+            state.down = true
+            return state.sockets
+        }
+        for socket in sockets { shutdown(socket, Int32(SHUT_RDWR)) }
+    }
+
+    func up() {
+        self.state.withLock { $0.down = false }
+    }
+
     func stop() {
         let sockets = self.state.withLock { state in
             state.stopped = true
@@ -75,9 +91,14 @@ final class FaultyProxy: @unchecked Sendable {
         while true {
             let client = accept(self.listener, nil, nil)
             guard client >= 0 else { return }
-            if self.state.withLock({ $0.stopped }) {
+            let (stopped, down) = self.state.withLock { ($0.stopped, $0.down) }
+            if stopped {
                 close(client)
                 return
+            }
+            if down {
+                close(client)
+                continue
             }
             let thread = Thread { [self] in self.serve(client) }
             thread.start()

@@ -1,0 +1,167 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import OrderlyAPI
+import OrderlyApp
+import PostgresNIO
+import Synchronization
+import Testing
+
+/// PostgreSQL goes away under a steady load of orders (every connection cut, new ones refused, as a
+/// crashed server looks to its clients) and comes back 10 s later. Meanwhile every command is
+/// answered within 5 s with a 202 or a 503 `store-unavailable` (never a 500, never a hang), /ready
+/// names PostgreSQL, no refused command is appended when the server is back, and every accepted
+/// order is carried through its saga afterwards with no process restarted.
+@Suite struct StoreOutageTests {
+    struct Sent: Sendable {
+        var customer: String
+        var status: UInt
+        var problemType: String?
+        var orderId: String?
+        var took: Duration
+        var error: String?
+    }
+
+    final class Collected: Sendable {
+        let sent = Mutex<[Sent]>([])
+    }
+
+    @Test func commandsAreRefusedPromptlyWhilePostgresIsDownAndTheSystemResumesByItself() async throws {
+        let direct = try await TestServers.isolatedSettings()
+        let proxy = try FaultyProxy(forwardingTo: try #require(URLComponents(string: direct.databaseURL)?.port))
+        defer { proxy.stop() }
+        var settings = direct
+        var url = try #require(URLComponents(string: direct.databaseURL))
+        url.port = proxy.port
+        settings.databaseURL = try #require(url.string)
+
+        let port = TestPorts.next()
+        let dev = try ChildProcess.orderly(
+            ["dev"], settings: settings,
+            extra: [
+                "ORDERLY_HTTP_PORT": "\(port)", "ORDERLY_HTTP_HOST": "127.0.0.1",
+                // The saga deadline is not what this test is about: long enough for the outage.
+                "ORDERLY_SAGA_DEADLINE_SECONDS": "300",
+            ])
+        // Enough connections for every request in flight (open loop): the client's default of 8 would
+        // queue requests in the test itself.
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 200)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let base = "http://127.0.0.1:\(port)"
+        #expect(try await TestServers.answers("\(base)/ready", http: http, timeout: .seconds(90)), "dev never ready:\n\(dev.output.suffix(3000))")
+        let admin = try await TestServers.bearer(.admin)
+        var restock = HTTPClientRequest(url: "\(base)/inventory/SKU-OUT/restock")
+        restock.method = .POST
+        restock.headers.add(name: "Authorization", value: admin)
+        restock.headers.add(name: "Content-Type", value: "application/json")
+        restock.body = .bytes(ByteBuffer(string: #"{"quantity": 100000, "unitPrice": 500}"#))
+        #expect(try await http.execute(restock, timeout: .seconds(10)).status == .accepted)
+
+        // Ten orders a second, each from a customer of its own, on a schedule (open loop).
+        let results = Collected()
+        let started = ContinuousClock.now
+        let load = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for index in 0..<200 {
+                    let due = started + .milliseconds(100 * index)
+                    try? await Task.sleep(until: due)
+                    group.addTask {
+                        let sent = await Self.place(customer: "c-out-\(index)", base: base, token: admin, http: http, due: due)
+                        results.sent.withLock { $0.append(sent) }
+                    }
+                }
+            }
+        }
+        try await Task.sleep(until: started + .seconds(3))
+        proxy.down()
+        let wentDown = Date()
+        try await Task.sleep(for: .seconds(5))
+        let asked = ContinuousClock.now
+        let ready = try await http.execute(HTTPClientRequest(url: "\(base)/ready"), timeout: .seconds(30))
+        let readyBody = String(buffer: try await ready.body.collect(upTo: 1 << 16))
+        let readyTook = ContinuousClock.now - asked
+        #expect(ready.status == .serviceUnavailable && readyBody.contains("postgres"), "/ready during the outage: \(ready.status) \(readyBody)")
+        #expect(readyTook < .seconds(3), "/ready took \(readyTook):\n\(dev.output.suffix(3000))")
+        try await Task.sleep(until: started + .seconds(13))
+        proxy.up()
+        let cameBack = Date()
+        await load.value
+
+        let sent = results.sent.withLock { $0 }
+        #expect(sent.count == 200)
+        for request in sent {
+            #expect(request.error == nil, "\(request.customer): \(request.error ?? "")")
+            #expect(request.took < .seconds(5), "\(request.customer) was answered after \(request.took)")
+            #expect(
+                request.status == 202 || (request.status == 503 && request.problemType?.hasSuffix("/store-unavailable") == true),
+                "\(request.customer): \(request.status) \(request.problemType ?? "")")
+        }
+        let refused = sent.filter { $0.status == 503 }
+        let accepted = sent.filter { $0.status == 202 }
+        #expect(refused.count >= 50, "only \(refused.count) commands were refused during a 10 s outage at 10/s")
+        #expect(accepted.count >= 100, "only \(accepted.count) commands were accepted")
+
+        // The log: each accepted order once; no refused command appended after the server came back.
+        let placed = try await TestServers.withPostgres(direct) { client in
+            var rows: [(String, Date)] = []
+            for try await row in try await client.query(
+                "SELECT data->>'customerId', recorded_at FROM events WHERE event_type = 'OrderPlaced'", logger: TestServers.logger
+            ).decode((String, Date).self) {
+                rows.append(row)
+            }
+            return rows
+        }
+        for request in accepted {
+            #expect(placed.filter { $0.0 == request.customer }.count == 1, "\(request.customer) accepted but not stored exactly once")
+        }
+        for request in refused {
+            for (_, at) in placed where placed.contains(where: { $0.0 == request.customer }) {
+                #expect(at < cameBack, "\(request.customer) was refused, then appended at \(at), after the server came back at \(cameBack)")
+            }
+        }
+        #expect(wentDown < cameBack)
+
+        // Everything resumes by itself: every accepted order reaches its end (COMPLETED with tok_ok).
+        for request in accepted {
+            let orderId = try #require(request.orderId)
+            let status = try await TestServers.eventually(timeout: .seconds(90), interval: .milliseconds(250)) { () -> String? in
+                var get = HTTPClientRequest(url: "\(base)/orders/\(orderId)")
+                get.headers.add(name: "Authorization", value: admin)
+                let response = try await http.execute(get, timeout: .seconds(10))
+                guard response.status == .ok else { return nil }
+                let body = try await response.body.collect(upTo: 1 << 20)
+                let json = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+                let status = json?["status"] as? String
+                return status == "COMPLETED" || status == "CANCELLED" ? "\(status ?? "") \(json?["cancellationReason"] ?? "")" : nil
+            }
+            #expect(status == "COMPLETED ", "order \(orderId) of \(request.customer) ended \(status ?? "never")")
+        }
+        #expect(dev.process.isRunning, "orderly dev exited:\n\(dev.output.suffix(3000))")
+        dev.stop()
+        try await http.shutdown()
+    }
+
+    static func place(customer: String, base: String, token: String, http: HTTPClient, due: ContinuousClock.Instant) async -> Sent {
+        var request = HTTPClientRequest(url: "\(base)/orders")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: token)
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(
+            ByteBuffer(
+                string:
+                    #"{"customerId":"\#(customer)","currency":"EUR","lines":[{"sku":"SKU-OUT","quantity":1,"unitPrice":500}],"paymentToken":"tok_ok"}"#
+            ))
+        do {
+            let response = try await http.execute(request, timeout: .seconds(20))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+            return Sent(
+                customer: customer, status: response.status.code, problemType: json?["type"] as? String, orderId: json?["orderId"] as? String,
+                took: ContinuousClock.now - due)
+        } catch {
+            return Sent(customer: customer, status: 0, took: ContinuousClock.now - due, error: "\(error)")
+        }
+    }
+}
