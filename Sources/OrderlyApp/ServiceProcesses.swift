@@ -45,9 +45,16 @@ extension Processes {
         switch kind {
         case .order:
             handler = OrderService(store: store)
+            // The deadline stops counting while the broker is unreachable or the relay trails the log.
+            let probe = try KafkaProducer(configuration: settings.kafka)
+            let brokerAnswers: @Sendable () async -> Bool = { (try? await probe.ping(timeout: .seconds(1))) != nil }
             extra.append(
                 SagaDeadlineWatcher(
-                    store: store, settings: .init(deadline: settings.sagaDeadline, interval: settings.sagaSweepInterval), logger: logger))
+                    store: store,
+                    settings: .init(
+                        deadline: settings.sagaDeadline, interval: settings.sagaSweepInterval, relayCheckpoint: "relay:\(settings.topic)",
+                        brokerAnswers: brokerAnswers),
+                    logger: logger))
         case .inventory:
             handler = InventoryService(store: store)
         case .payment:

@@ -5,6 +5,7 @@ import NIOCore
 import OrderlyApp
 import OrderlyDomain
 import OrderlyEventStore
+import OrderlyMessaging
 import OrderlyReadModels
 import OrderlyServices
 import PostgresNIO
@@ -131,6 +132,36 @@ import Testing
             return reservation == ["StockReserved", "StockReleased"] && log.stock("SKU-D").available == 4 ? true : nil
         }
         #expect(released == true, "the stock of the expired order was not released")
+    }
+
+    /// The broker frozen for longer than the saga deadline: orders in flight wait for our own
+    /// pipeline, they are not stuck, so none is cancelled for its deadline; all complete once the
+    /// broker is back.
+    @Test func aBrokerOutageLongerThanTheDeadlineCancelsNoOrder() async throws {
+        var settings = try await TestServers.isolatedSettings()
+        let broker = PrivateBroker()
+        try broker.start()
+        settings.kafka.brokers = broker.brokers
+        // Short beside the outage; the groups' rejoining after it is covered by the settle time.
+        settings.sagaDeadline = .seconds(8)
+        settings.sagaSweepInterval = .milliseconds(200)
+        let app = try await Processes.dev(settings, logger: TestServers.logger)
+        try await app.test(.live) { client in
+            try await client.restock("SKU-F", quantity: 100, unitPrice: 250)
+            let first = try await client.place([("SKU-F", 1, 250)], token: "tok_ok")
+            _ = try await client.waitForOutcomes([first])
+            broker.freeze()
+            var orders: [String] = []
+            for _ in 0..<5 { orders.append(try await client.place([("SKU-F", 1, 250)], token: "tok_ok")) }
+            // Twice the deadline.
+            try await Task.sleep(for: .seconds(20))
+            broker.thaw()
+            let views = try await client.waitForOutcomes(orders, timeout: .seconds(90))
+            for order in orders {
+                #expect(views[order]?.status == "COMPLETED", "\(order): \(views[order]?.status ?? "?") \(views[order]?.cancellationReason ?? "")")
+            }
+        }
+        #expect(try await SagaLog.load(settings).violations() == [])
     }
 
     @Test func fiftyOrdersRaceForTheLastTenUnitsAndExactlyTenComplete() async throws {

@@ -38,6 +38,43 @@ import Testing
         #expect(try await AggregateStore(store: store).load("stock-S", as: Stock.self).state.available == 3)
     }
 
+    /// While the pipeline is down (broker, relay, log) the deadline does not count: an order placed
+    /// just before a 70 s outage is cancelled only once it has had 60 s of a working pipeline.
+    @Test func theDeadlineDoesNotCountWhileThePipelineIsDown() async throws {
+        let store = InMemoryEventStore()
+        let commands = OrderCommands(store: store)
+        let order = try await commands.placeOrder(
+            .init(customerId: "c", currency: "EUR", lines: [OrderLine(sku: "S", quantity: 1, unitPrice: 5)], paymentToken: "tok_ok"),
+            actor: "c")
+        let watcher = SagaDeadlineWatcher(store: store, settings: .init(deadline: .seconds(60), settle: .seconds(10)), logger: Logger(label: "test"))
+        let start = Date()
+        #expect(try await watcher.sweep(now: start, pipelineHealthy: true) == 0)
+        #expect(try await watcher.sweep(now: start.addingTimeInterval(30), pipelineHealthy: false) == 0)
+        #expect(try await watcher.sweep(now: start.addingTimeInterval(65), pipelineHealthy: false) == 0)
+        // Back after 70 s down, and settled 10 s later: no pipeline time has passed for the order yet.
+        #expect(try await watcher.sweep(now: start.addingTimeInterval(70), pipelineHealthy: true) == 0)
+        #expect(try await watcher.sweep(now: start.addingTimeInterval(80), pipelineHealthy: true) == 0)
+        #expect(try await watcher.sweep(now: start.addingTimeInterval(135), pipelineHealthy: true) == 0)
+        #expect(try await watcher.sweep(now: start.addingTimeInterval(141), pipelineHealthy: true) == 1)
+        let (state, _) = try await commands.loadOrder(order.orderId)
+        #expect(state.cancellationReason == .deadlineExceeded)
+    }
+
+    @Test func thePipelineClockSubtractsEveryPause() {
+        var clock = PipelineClock()
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        clock.tick(at: start, healthy: true)
+        clock.tick(at: start.addingTimeInterval(10), healthy: false)  // down since the tick before
+        clock.tick(at: start.addingTimeInterval(20), healthy: true)
+        clock.tick(at: start.addingTimeInterval(30), healthy: true)
+        #expect(clock.paused(from: start, to: start.addingTimeInterval(30)) == 20)
+        #expect(clock.paused(from: start.addingTimeInterval(15), to: start.addingTimeInterval(30)) == 5)
+        // 10 s of deadline by t+30: 10 s of pipeline time are t+20...t+30, so the cutoff is t+20.
+        #expect(clock.cutoff(now: start.addingTimeInterval(30), deadline: 10) == start.addingTimeInterval(20))
+        // 15 s: 10 after the pause and 5 before it, which ended at t+0.
+        #expect(clock.cutoff(now: start.addingTimeInterval(30), deadline: 15) == start.addingTimeInterval(-5))
+    }
+
     @Test func theDeadlineSweepCancelsLateOrdersOnce() async throws {
         let store = InMemoryEventStore()
         let commands = OrderCommands(store: store)
