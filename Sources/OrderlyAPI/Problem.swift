@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import OrderlyDomain
 import OrderlyEventStore
+import OrderlyReadModels
 import OrderlyServices
 
 /// An RFC 9457 problem+json error. `type` is stable: clients branch on it, never on `detail`.
@@ -108,6 +109,11 @@ extension Problem {
             self.init(
                 status: .serviceUnavailable, type: "store-unavailable", title: "The event store is unavailable",
                 detail: "PostgreSQL did not answer in time (\(error)); nothing was stored. Retry later")
+            self.headers[.retryAfter] = "2"
+        case let error as MongoError where error.isUnavailable:
+            self.init(
+                status: .serviceUnavailable, type: "read-model-unavailable", title: "The read models are unavailable",
+                detail: "the document server did not answer (\(error.message)); commands are still accepted. Retry later")
             self.headers[.retryAfter] = "2"
         case CommandDeadline.passed(let limit):
             self.init(

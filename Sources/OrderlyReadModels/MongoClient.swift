@@ -11,6 +11,12 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
     /// E11000: with a conditional upsert (`{_id, v: {$lt: n}}`) this means "already applied".
     public var isDuplicateKey: Bool { self.code == 11000 }
 
+    /// The server could not be reached (none selectable in time, a connection that broke): the
+    /// read model is unavailable, not wrong.
+    public var isUnavailable: Bool {
+        self.domain == MONGOC_ERROR_SERVER_SELECTION.rawValue || self.domain == MONGOC_ERROR_STREAM.rawValue
+    }
+
     public var description: String { "MongoDB error \(self.domain).\(self.code): \(self.message)" }
 
     init(_ error: bson_error_t) {
@@ -47,6 +53,11 @@ public final class MongoClient: Sendable {
         var error = bson_error_t()
         guard let parsed = mongoc_uri_new_with_error(uri, &error) else { throw MongoError(error) }
         defer { mongoc_uri_destroy(parsed) }
+        // libmongoc waits 30 s for a server by default: a query then hangs that long while the
+        // document server is down. 3 s unless the URI says otherwise (then 503, and writers retry).
+        if mongoc_uri_get_option_as_int32(parsed, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 0) == 0 {
+            mongoc_uri_set_option_as_int32(parsed, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 3000)
+        }
         guard let pool = mongoc_client_pool_new(parsed) else { throw MongoError(message: "cannot make a client pool for \(uri)") }
         mongoc_client_pool_set_error_api(pool, 2)
         mongoc_client_pool_max_size(pool, UInt32(maxPoolSize))

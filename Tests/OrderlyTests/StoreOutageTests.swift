@@ -143,7 +143,9 @@ import Testing
         try await http.shutdown()
     }
 
-    static func place(customer: String, base: String, token: String, http: HTTPClient, due: ContinuousClock.Instant) async -> Sent {
+    static func place(
+        customer: String, sku: String = "SKU-OUT", base: String, token: String, http: HTTPClient, due: ContinuousClock.Instant
+    ) async -> Sent {
         var request = HTTPClientRequest(url: "\(base)/orders")
         request.method = .POST
         request.headers.add(name: "Authorization", value: token)
@@ -151,7 +153,7 @@ import Testing
         request.body = .bytes(
             ByteBuffer(
                 string:
-                    #"{"customerId":"\#(customer)","currency":"EUR","lines":[{"sku":"SKU-OUT","quantity":1,"unitPrice":500}],"paymentToken":"tok_ok"}"#
+                    #"{"customerId":"\#(customer)","currency":"EUR","lines":[{"sku":"\#(sku)","quantity":1,"unitPrice":500}],"paymentToken":"tok_ok"}"#
             ))
         do {
             let response = try await http.execute(request, timeout: .seconds(20))
