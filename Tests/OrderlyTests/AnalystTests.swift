@@ -285,7 +285,7 @@ func parseCSV(_ text: String) -> [[String]] {
 @Suite struct OrderHistoryTests {
     @Test func historyFoldsTheOrderAsItWasAtATime() async throws {
         let settings = try await TestServers.isolatedSettings()
-        let (placedAt, asOf) = try await TestServers.withPostgres(settings) { client in
+        let asOf = try await TestServers.withPostgres(settings) { client in
             let store = PostgresEventStore(client: client, logger: TestServers.logger)
             let placed = DomainEvent.orderPlaced(
                 OrderPlaced(
@@ -315,9 +315,11 @@ func parseCSV(_ text: String) -> [[String]] {
             let before = try await OrderHistory.load(
                 orderID: "h-1", streams: StreamNames.ofOrder("h-1"), store: store, asOf: placedAt.addingTimeInterval(-3600))
             #expect(before.state == nil)
-            return (placedAt, asOf)
+            // The premise, as the store recorded it: the order was placed before `asOf`, the rest after.
+            let recorded = now.events.map(\.recordedAt)
+            #expect(recorded.first.map { $0 <= asOf } == true && recorded.dropFirst().allSatisfy { $0 > asOf }, "recorded \(recorded), as of \(asOf)")
+            return asOf
         }
-        #expect(placedAt < asOf)
         let child = try ChildProcess.orderly(["orders", "history", "h-1", "--as-of", UTCTime.iso8601(asOf), "--json"], settings: settings)
         await child.process.exited()
         #expect(child.process.terminationStatus == 0, "\(child.output)")
