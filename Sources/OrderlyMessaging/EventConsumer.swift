@@ -124,7 +124,8 @@ public struct EventConsumer: Service {
     }
 
     let consumer: KafkaConsumer
-    let deadLetters: KafkaProducer
+    /// Renewed after a failed delivery, as the relay's (see `KafkaProducer.renewed`).
+    let deadLetters: ProducerSlot
     let handler: any EventHandler
     let settings: Settings
     let logger: Logger
@@ -134,7 +135,7 @@ public struct EventConsumer: Service {
         consumer: KafkaConsumer, deadLetters: KafkaProducer, handler: any EventHandler, settings: Settings, logger: Logger
     ) {
         self.consumer = consumer
-        self.deadLetters = deadLetters
+        self.deadLetters = ProducerSlot(deadLetters)
         self.handler = handler
         self.settings = settings
         self.logger = logger
@@ -259,13 +260,18 @@ public struct EventConsumer: Service {
         var delay = self.settings.firstRetryDelay
         while true {
             do {
-                try await self.deadLetters.send([
+                try await self.deadLetters.current.send([
                     KafkaOutgoingMessage(topic: self.settings.deadLetterTopic, key: record.key, value: record.value, headers: headers)
                 ])
                 self.metrics.deadLettered.increment()
                 return
             } catch let error as KafkaError {
                 self.logger.warning("dead-letter topic unavailable; retrying", metadata: ["error": "\(error)"])
+                let failed = self.deadLetters.current
+                if let fresh = try? failed.renewed() {
+                    self.deadLetters.replace(with: fresh)
+                    await failed.shutdown()
+                }
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, self.settings.maxRetryDelay)
             }

@@ -11,13 +11,10 @@ import Testing
 /// reporting no false conflict, whatever the expected version, with or without an idempotency key.
 @Suite struct InDoubtAppendTests {
     @Test func anAppendWhoseAnswerWasLostIsStoredOnceAndAnsweredWithItsPositions() async throws {
-        var settings = try await TestServers.isolatedSettings()
-        let proxy = try FaultyProxy(forwardingTo: try #require(URLComponents(string: settings.databaseURL)?.port))
+        let direct = try await TestServers.isolatedSettings()
+        let proxy = try FaultyProxy(forwardingTo: try TestServers.databasePort(direct))
         defer { proxy.stop() }
-        let direct = settings
-        var url = try #require(URLComponents(string: settings.databaseURL))
-        url.port = proxy.port
-        settings.databaseURL = try #require(url.string)
+        let settings = try TestServers.settings(direct, databaseThrough: proxy)
 
         let cases: [(name: String, stream: String, expected: ExpectedVersion, key: String?, versionAfter: Int64)] = [
             ("any", "order-doubt-any", .any, nil, 2),

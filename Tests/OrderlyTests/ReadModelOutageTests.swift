@@ -31,22 +31,8 @@ import Testing
         }
         var mongo = try startMongo()
         settings.mongoURI = "mongodb://127.0.0.1:\(mongoPort)"
-        let port = TestPorts.next()
-        let dev = try ChildProcess.orderly(
-            ["dev"], settings: settings,
-            extra: ["ORDERLY_HTTP_PORT": "\(port)", "ORDERLY_HTTP_HOST": "127.0.0.1", "ORDERLY_SAGA_DEADLINE_SECONDS": "300"])
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 100)
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        let base = "http://127.0.0.1:\(port)"
-        #expect(try await TestServers.answers("\(base)/ready", http: http, timeout: .seconds(90)), "dev never ready:\n\(dev.output.suffix(3000))")
-        let admin = try await TestServers.bearer(.admin)
-        var restock = HTTPClientRequest(url: "\(base)/inventory/SKU-NX/restock")
-        restock.method = .POST
-        restock.headers.add(name: "Authorization", value: admin)
-        restock.headers.add(name: "Content-Type", value: "application/json")
-        restock.body = .bytes(ByteBuffer(string: #"{"quantity": 100000, "unitPrice": 500}"#))
-        #expect(try await http.execute(restock, timeout: .seconds(10)).status == .accepted)
+        let dev = try await DevUnderLoad.start(settings, stocking: "SKU-NX")
+        let (http, base, admin) = (dev.http, dev.base, dev.admin)
 
         // 20 orders a second for 25 s; the document server is down from 5 s to 20 s.
         let started = ContinuousClock.now
@@ -104,7 +90,6 @@ import Testing
             return open == 0 ? 0 : nil
         }
         #expect(unfinished == 0, "orders not completed in the read model after the document server came back")
-        try await http.shutdown()
 
         // Each read model equals a fresh fold of the log; the saga's invariants hold over the log.
         let client = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
@@ -118,8 +103,8 @@ import Testing
             }
         }
         #expect(try await SagaLog.load(settings).violations() == [])
-        #expect(dev.process.isRunning, "orderly dev exited:\n\(dev.output.suffix(3000))")
-        dev.stop()
+        #expect(dev.child.process.isRunning, "orderly dev exited:\n\(dev.child.output.suffix(3000))")
+        try await dev.stop()
         mongo.stop()
     }
 }

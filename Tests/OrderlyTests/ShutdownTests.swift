@@ -15,16 +15,11 @@ import Testing
 @Suite struct ShutdownTests {
     @Test func everyProcessKindExitsWithinTenSecondsOfSigtermWithEveryDependencyHung() async throws {
         var settings = try await TestServers.isolatedSettings()
-        let postgres = try FaultyProxy(forwardingTo: try #require(URLComponents(string: settings.databaseURL)?.port))
+        let postgres = try FaultyProxy(forwardingTo: try TestServers.databasePort(settings))
         let mongo = try FaultyProxy(forwardingTo: try #require(URLComponents(string: settings.mongoURI)?.port))
         let broker = PrivateBroker()
         try broker.start()
-        settings.databaseURL = try #require(
-            {
-                var url = URLComponents(string: settings.databaseURL)
-                url?.port = postgres.port
-                return url?.string
-            }())
+        settings = try TestServers.settings(settings, databaseThrough: postgres)
         settings.mongoURI = "mongodb://127.0.0.1:\(mongo.port)"
         settings.kafka.brokers = broker.brokers
 

@@ -29,35 +29,10 @@ import Testing
 
     @Test func commandsAreRefusedPromptlyWhilePostgresIsDownAndTheSystemResumesByItself() async throws {
         let direct = try await TestServers.isolatedSettings()
-        let proxy = try FaultyProxy(forwardingTo: try #require(URLComponents(string: direct.databaseURL)?.port))
+        let proxy = try FaultyProxy(forwardingTo: try TestServers.databasePort(direct))
         defer { proxy.stop() }
-        var settings = direct
-        var url = try #require(URLComponents(string: direct.databaseURL))
-        url.port = proxy.port
-        settings.databaseURL = try #require(url.string)
-
-        let port = TestPorts.next()
-        let dev = try ChildProcess.orderly(
-            ["dev"], settings: settings,
-            extra: [
-                "ORDERLY_HTTP_PORT": "\(port)", "ORDERLY_HTTP_HOST": "127.0.0.1",
-                // The saga deadline is not what this test is about: long enough for the outage.
-                "ORDERLY_SAGA_DEADLINE_SECONDS": "300",
-            ])
-        // Enough connections for every request in flight (open loop): the client's default of 8 would
-        // queue requests in the test itself.
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 200)
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        let base = "http://127.0.0.1:\(port)"
-        #expect(try await TestServers.answers("\(base)/ready", http: http, timeout: .seconds(90)), "dev never ready:\n\(dev.output.suffix(3000))")
-        let admin = try await TestServers.bearer(.admin)
-        var restock = HTTPClientRequest(url: "\(base)/inventory/SKU-OUT/restock")
-        restock.method = .POST
-        restock.headers.add(name: "Authorization", value: admin)
-        restock.headers.add(name: "Content-Type", value: "application/json")
-        restock.body = .bytes(ByteBuffer(string: #"{"quantity": 100000, "unitPrice": 500}"#))
-        #expect(try await http.execute(restock, timeout: .seconds(10)).status == .accepted)
+        let dev = try await DevUnderLoad.start(try TestServers.settings(direct, databaseThrough: proxy), stocking: "SKU-OUT")
+        let (http, base, admin) = (dev.http, dev.base, dev.admin)
 
         // Ten orders a second, each from a customer of its own, on a schedule (open loop).
         let results = Collected()
@@ -83,7 +58,7 @@ import Testing
         let readyBody = String(buffer: try await ready.body.collect(upTo: 1 << 16))
         let readyTook = ContinuousClock.now - asked
         #expect(ready.status == .serviceUnavailable && readyBody.contains("postgres"), "/ready during the outage: \(ready.status) \(readyBody)")
-        #expect(readyTook < .seconds(3), "/ready took \(readyTook):\n\(dev.output.suffix(3000))")
+        #expect(readyTook < .seconds(3), "/ready took \(readyTook):\n\(dev.child.output.suffix(3000))")
         try await Task.sleep(until: started + .seconds(13))
         proxy.up()
         let cameBack = Date()
@@ -138,9 +113,8 @@ import Testing
             }
             #expect(status == "COMPLETED ", "order \(orderId) of \(request.customer) ended \(status ?? "never")")
         }
-        #expect(dev.process.isRunning, "orderly dev exited:\n\(dev.output.suffix(3000))")
-        dev.stop()
-        try await http.shutdown()
+        #expect(dev.child.process.isRunning, "orderly dev exited:\n\(dev.child.output.suffix(3000))")
+        try await dev.stop()
     }
 
     static func place(
