@@ -103,6 +103,8 @@ final class GroupCommit: Sendable {
     /// writers, 1 left the database idle while answers came back, 3 or more split the writers into
     /// smaller batches and cost more than they overlapped (measured with `orderly bench store`).
     let maxInFlight: Int
+    /// How long a batch may wait for its answer before its connection is taken for dead.
+    static let batchDeadline: Duration = .seconds(15)
     /// Commands per transaction at most.
     let maxBatch: Int
     /// How long a lane keeps its connection with nothing to send.
@@ -113,7 +115,7 @@ final class GroupCommit: Sendable {
 
     init(
         client: PostgresClient, logger: Logger, maxInFlight: Int = 2, maxBatch: Int = 64, laneIdleLimit: Duration = .milliseconds(250),
-        connectionWait: Duration = .seconds(3)
+        connectionWait: Duration = .seconds(2)
     ) {
         self.client = client
         self.logger = logger
@@ -235,7 +237,17 @@ final class GroupCommit: Sendable {
     private func send(_ batch: [Pending], on connection: PostgresConnection) async -> Bool {
         let outcomes: [Outcome]
         do {
-            outcomes = try await self.appendMany(batch.map(\.call), on: connection)
+            // Bounded: a batch written to a connection the server dropped without a word is never
+            // answered. Past the bound the connection is closed and the batch settled like one whose
+            // connection broke (each command on its own, found by its event ids if it was stored).
+            let calls = batch.map(\.call)
+            outcomes = try await Deadline.run(within: Self.batchDeadline, timeout: { DeadlinePassed("a group commit", limit: Self.batchDeadline) }) {
+                try await self.appendMany(calls, on: connection)
+            }
+        } catch let error as DeadlinePassed {
+            try? await connection.close()
+            await self.appendOneByOne(batch, after: error)
+            return false
         } catch let error as GroupCommitError {
             // An answer came, so the batch committed: appending its commands again would store them
             // twice. Each caller gets the error instead.

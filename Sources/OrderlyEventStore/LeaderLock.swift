@@ -62,9 +62,12 @@ public struct PostgresLeaderLock: LeaderLock {
             group.addTask { try await body() }
             group.addTask {
                 // The lock lives and dies with this session; a failed check means it may be gone.
+                // Bounded: a check sent on a connection that died silently is never answered.
                 while true {
                     try await Task.sleep(for: self.checkInterval)
-                    try await connection.run("SELECT 1", logger: self.logger)
+                    try await Deadline.run(within: .seconds(5), timeout: { DeadlinePassed("the leader lock's check", limit: .seconds(5)) }) {
+                        try await connection.run("SELECT 1", logger: self.logger)
+                    }
                 }
             }
             defer { group.cancelAll() }

@@ -30,7 +30,7 @@ public struct PostgresEventStore: EventStore {
 
     /// `connectionWait`: how long an append waits for a connection before it fails, unsent, with
     /// `EventStoreError.unavailable` (the api answers 503 `store-unavailable`).
-    public init(client: PostgresClient, logger: Logger, connectionWait: Duration = .seconds(3)) {
+    public init(client: PostgresClient, logger: Logger, connectionWait: Duration = .seconds(2)) {
         self.client = client
         self.logger = logger
         self.groupCommit = GroupCommit(client: client, logger: logger, connectionWait: connectionWait)
@@ -227,7 +227,42 @@ public struct PostgresEventStore: EventStore {
         }
     }
 
+    /// Reads and checkpoints answer within this, or fail (the caller retries): a statement sent on
+    /// a connection the server had just dropped is never answered otherwise, and a relay or a
+    /// service waiting on it stood still for good after a PostgreSQL outage.
+    static let statementDeadline: Duration = .seconds(15)
+
     public func readStream(_ stream: String, from version: Int64, limit: Int) async throws -> [RecordedEvent] {
+        try await Deadline.run(within: Self.statementDeadline, timeout: { DeadlinePassed("readStream", limit: Self.statementDeadline) }) {
+            try await self.readStreamUnbounded(stream, from: version, limit: limit)
+        }
+    }
+
+    public func readAll(after cursor: LogCursor, limit: Int, matching filter: EventFilter) async throws -> [RecordedEvent] {
+        try await Deadline.run(within: Self.statementDeadline, timeout: { DeadlinePassed("readAll", limit: Self.statementDeadline) }) {
+            try await self.readAllUnbounded(after: cursor, limit: limit, matching: filter)
+        }
+    }
+
+    public func latestPosition() async throws -> Int64 {
+        try await Deadline.run(within: Self.statementDeadline, timeout: { DeadlinePassed("latestPosition", limit: Self.statementDeadline) }) {
+            try await self.latestPositionUnbounded()
+        }
+    }
+
+    public func loadCheckpoint(_ name: String) async throws -> LogCursor {
+        try await Deadline.run(within: Self.statementDeadline, timeout: { DeadlinePassed("loadCheckpoint", limit: Self.statementDeadline) }) {
+            try await self.loadCheckpointUnbounded(name)
+        }
+    }
+
+    public func saveCheckpoint(_ name: String, _ cursor: LogCursor) async throws {
+        try await Deadline.run(within: Self.statementDeadline, timeout: { DeadlinePassed("saveCheckpoint", limit: Self.statementDeadline) }) {
+            try await self.saveCheckpointUnbounded(name, cursor)
+        }
+    }
+
+    private func readStreamUnbounded(_ stream: String, from version: Int64, limit: Int) async throws -> [RecordedEvent] {
         let rows = try await self.client.query(
             """
             SELECT \(unescaped: Self.columns) FROM events
@@ -237,7 +272,7 @@ public struct PostgresEventStore: EventStore {
         return try await Self.decode(rows)
     }
 
-    public func readAll(after cursor: LogCursor, limit: Int, matching filter: EventFilter) async throws -> [RecordedEvent] {
+    private func readAllUnbounded(after cursor: LogCursor, limit: Int, matching filter: EventFilter) async throws -> [RecordedEvent] {
         // The horizon comes from its own, earlier statement: every transaction below it had finished
         // before the read below takes its snapshot, so each committed row under it is visible to that
         // read, whatever the server does inside one statement. One extra round trip per batch.
@@ -341,7 +376,7 @@ public struct PostgresEventStore: EventStore {
         return open
     }
 
-    public func latestPosition() async throws -> Int64 {
+    private func latestPositionUnbounded() async throws -> Int64 {
         for try await position in try await self.client.query("SELECT coalesce(max(position), 0) FROM events", logger: self.logger)
             .decode(Int64.self)
         {
@@ -350,7 +385,7 @@ public struct PostgresEventStore: EventStore {
         return 0
     }
 
-    public func loadCheckpoint(_ name: String) async throws -> LogCursor {
+    private func loadCheckpointUnbounded(_ name: String) async throws -> LogCursor {
         let rows = try await self.client.query(
             "SELECT transaction_id::text, position FROM checkpoints WHERE name = \(name)", logger: self.logger)
         for try await (transactionID, position) in rows.decode((String, Int64).self) {
@@ -359,7 +394,7 @@ public struct PostgresEventStore: EventStore {
         return .start
     }
 
-    public func saveCheckpoint(_ name: String, _ cursor: LogCursor) async throws {
+    private func saveCheckpointUnbounded(_ name: String, _ cursor: LogCursor) async throws {
         let transactionID = String(cursor.transactionID)
         try await self.client.query(
             """

@@ -76,7 +76,7 @@ import Testing
         let refused = sent.filter { $0.status == 503 }
         let accepted = sent.filter { $0.status == 202 }
         #expect(refused.count >= 50, "only \(refused.count) commands were refused during a 10 s outage at 10/s")
-        #expect(accepted.count >= 100, "only \(accepted.count) commands were accepted")
+        #expect(accepted.count >= 60, "only \(accepted.count) commands were accepted")
 
         // The log: each accepted order once; no refused command appended after the server came back.
         let placed = try await TestServers.withPostgres(direct) { client in
