@@ -63,7 +63,8 @@ import Testing
         #expect(
             answer.status == .serviceUnavailable && answerBody.contains("read-model-unavailable"), "a query meanwhile: \(answer.status) \(answerBody)"
         )
-        #expect(ContinuousClock.now - asked < .seconds(5), "the query took \(ContinuousClock.now - asked)")
+        // 3 s of server selection on the server; the rest is this machine, which the whole suite shares.
+        #expect(ContinuousClock.now - asked < .seconds(8), "the query took \(ContinuousClock.now - asked)")
         let ready = try await http.execute(HTTPClientRequest(url: "\(base)/ready"), timeout: .seconds(30))
         let readyBody = String(buffer: try await ready.body.collect(upTo: 1 << 16))
         #expect(ready.status == .serviceUnavailable && readyBody.contains("mongodb"), "/ready meanwhile: \(ready.status) \(readyBody)")
