@@ -115,7 +115,7 @@ final class GroupCommit: Sendable {
 
     init(
         client: PostgresClient, logger: Logger, maxInFlight: Int = 2, maxBatch: Int = 64, laneIdleLimit: Duration = .milliseconds(250),
-        connectionWait: Duration = .seconds(2)
+        connectionWait: Duration = .seconds(4)
     ) {
         self.client = client
         self.logger = logger

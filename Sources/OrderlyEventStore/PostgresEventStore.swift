@@ -30,7 +30,7 @@ public struct PostgresEventStore: EventStore {
 
     /// `connectionWait`: how long an append waits for a connection before it fails, unsent, with
     /// `EventStoreError.unavailable` (the api answers 503 `store-unavailable`).
-    public init(client: PostgresClient, logger: Logger, connectionWait: Duration = .seconds(2)) {
+    public init(client: PostgresClient, logger: Logger, connectionWait: Duration = .seconds(4)) {
         self.client = client
         self.logger = logger
         self.groupCommit = GroupCommit(client: client, logger: logger, connectionWait: connectionWait)

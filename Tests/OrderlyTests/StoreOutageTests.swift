@@ -68,10 +68,10 @@ import Testing
         #expect(sent.count == 200)
         for request in sent {
             #expect(request.error == nil, "\(request.customer): \(request.error ?? "")")
-            // The server answers within 3 s (2 s for a connection, then the command's bound); what
-            // is measured here starts when the request was due, on a machine the whole suite shares
-            // (5.0-6.1 s seen in a loaded run). The fault was a hang of 20-50 s.
-            #expect(request.took < .seconds(8), "\(request.customer) was answered after \(request.took)")
+            // The server fails an append unsent after 4 s without a connection; what is measured
+            // here starts when the request was due, on a machine the whole suite shares (up to 4-5 s
+            // more seen in loaded runs). The fault was a hang of 20-50 s, then a late append.
+            #expect(request.took < .seconds(15), "\(request.customer) was answered after \(request.took)")
             #expect(
                 request.status == 202 || (request.status == 503 && request.problemType?.hasSuffix("/store-unavailable") == true),
                 "\(request.customer): \(request.status) \(request.problemType ?? "")")
