@@ -112,6 +112,24 @@ enum OpenAPIDocument {
                   }
                 }
               },
+              "Unavailable": {
+                "description": "PostgreSQL (commands, the events API: `store-unavailable`) or the document server (queries: `read-model-unavailable`) did not answer in time; retry after `Retry-After` seconds. A command answered so after it was sent may or may not have been stored: retry it with the same Idempotency-Key",
+                "headers": {
+                  "Retry-After": {
+                    "schema": {
+                      "type": "integer",
+                      "minimum": 1
+                    }
+                  }
+                },
+                "content": {
+                  "application/problem+json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Problem"
+                    }
+                  }
+                }
+              },
               "RateLimited": {
                 "description": "Too many commands from this caller (`rate-limited`); retry after `Retry-After` seconds",
                 "headers": {
@@ -726,6 +744,9 @@ enum OpenAPIDocument {
                   }
                 },
                 "responses": {
+                  "503": {
+                    "$ref": "#/components/responses/Unavailable"
+                  },
                   "202": {
                     "description": "Accepted: the saga runs on; `position` can be passed as `minPosition` when reading",
                     "content": {
@@ -833,6 +854,9 @@ enum OpenAPIDocument {
                   }
                 ],
                 "responses": {
+                  "503": {
+                    "$ref": "#/components/responses/Unavailable"
+                  },
                   "200": {
                     "description": "A page of orders",
                     "content": {
@@ -898,6 +922,9 @@ enum OpenAPIDocument {
                   }
                 ],
                 "responses": {
+                  "503": {
+                    "$ref": "#/components/responses/Unavailable"
+                  },
                   "200": {
                     "description": "The order",
                     "content": {
@@ -946,6 +973,9 @@ enum OpenAPIDocument {
                   }
                 ],
                 "responses": {
+                  "503": {
+                    "$ref": "#/components/responses/Unavailable"
+                  },
                   "202": {
                     "description": "Accepted: stock is released and a charge refunded by the services",
                     "content": {
@@ -994,6 +1024,9 @@ enum OpenAPIDocument {
                   }
                 ],
                 "responses": {
+                  "503": {
+                    "$ref": "#/components/responses/Unavailable"
+                  },
                   "200": {
                     "description": "The stock",
                     "content": {
@@ -1058,6 +1091,9 @@ enum OpenAPIDocument {
                   }
                 },
                 "responses": {
+                  "503": {
+                    "$ref": "#/components/responses/Unavailable"
+                  },
                   "202": {
                     "description": "Accepted",
                     "content": {
@@ -1109,6 +1145,9 @@ enum OpenAPIDocument {
                   }
                 ],
                 "responses": {
+                  "503": {
+                    "$ref": "#/components/responses/Unavailable"
+                  },
                   "200": {
                     "description": "The summary",
                     "content": {
@@ -1161,6 +1200,9 @@ enum OpenAPIDocument {
                   }
                 ],
                 "responses": {
+                  "503": {
+                    "$ref": "#/components/responses/Unavailable"
+                  },
                   "200": {
                     "description": "Days with orders, oldest first",
                     "content": {
@@ -1260,6 +1302,9 @@ enum OpenAPIDocument {
                   }
                 ],
                 "responses": {
+                  "503": {
+                    "$ref": "#/components/responses/Unavailable"
+                  },
                   "200": {
                     "description": "A page of events",
                     "content": {
@@ -1337,6 +1382,9 @@ enum OpenAPIDocument {
                   }
                 ],
                 "responses": {
+                  "503": {
+                    "$ref": "#/components/responses/Unavailable"
+                  },
                   "200": {
                     "description": "`id: <position>`, `event: <type>`, `data: <Event as JSON>` per event; `: keep-alive` comments when idle",
                     "content": {
@@ -1405,6 +1453,9 @@ enum OpenAPIDocument {
                   }
                 ],
                 "responses": {
+                  "503": {
+                    "$ref": "#/components/responses/Unavailable"
+                  },
                   "200": {
                     "description": "The stream's events",
                     "content": {
