@@ -13,27 +13,32 @@ extension PostgresClient {
         leasedWithin limit: Duration, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         let claim = LeaseClaim()
-        let outcome = LeaseOutcome<Result>()
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
-            outcome.wait(continuation)
-            let lease = Task {
-                do {
-                    let value = try await self.withConnection { connection in
-                        guard claim.take(.leased) else { throw EventStoreError.unavailable(waited: limit) }
-                        return try await body(connection)
+        let answer = Deadline.Answer<Result>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
+                answer.wait(continuation)
+                let lease = Task {
+                    do {
+                        let value = try await self.withConnection { connection in
+                            guard claim.take(.leased) else { throw EventStoreError.unavailable(waited: limit) }
+                            return try await body(connection)
+                        }
+                        answer.give(.success(value))
+                    } catch {
+                        answer.give(.failure(error))
                     }
-                    outcome.give(.success(value))
-                } catch {
-                    outcome.give(.failure(error))
+                }
+                Task {
+                    try? await Task.sleep(for: limit)
+                    if claim.take(.timedOut) {
+                        answer.give(.failure(EventStoreError.unavailable(waited: limit)))
+                        lease.cancel()
+                    }
                 }
             }
-            Task {
-                try? await Task.sleep(for: limit)
-                if claim.take(.timedOut) {
-                    outcome.give(.failure(EventStoreError.unavailable(waited: limit)))
-                    lease.cancel()
-                }
-            }
+        } onCancel: {
+            // A caller that is gone stops waiting; a lease not yet claimed will not run its body.
+            if claim.take(.timedOut) { answer.give(.failure(CancellationError())) }
         }
     }
 }
@@ -49,40 +54,6 @@ private final class LeaseClaim: Sendable {
     /// True if `side` is the first to claim.
     func take(_ side: Winner) -> Bool {
         self.winner.compareExchange(expected: Winner.none.rawValue, desired: side.rawValue, ordering: .sequentiallyConsistent).exchanged
-    }
-}
-
-/// The caller's answer, given once: by the lease (its body's result or error) or by the timer.
-private final class LeaseOutcome<Result: Sendable>: Sendable {
-    private struct State {
-        var continuation: CheckedContinuation<Result, any Error>?
-        var early: Swift.Result<Result, any Error>?
-        var given = false
-    }
-
-    private let state = Mutex(State())
-
-    func wait(_ continuation: CheckedContinuation<Result, any Error>) {
-        let early = self.state.withLock { state -> Swift.Result<Result, any Error>? in
-            if let early = state.early { return early }
-            state.continuation = continuation
-            return nil
-        }
-        if let early { continuation.resume(with: early) }
-    }
-
-    func give(_ result: Swift.Result<Result, any Error>) {
-        let continuation = self.state.withLock { state -> CheckedContinuation<Result, any Error>? in
-            guard !state.given else { return nil }
-            state.given = true
-            guard let continuation = state.continuation else {
-                state.early = result
-                return nil
-            }
-            state.continuation = nil
-            return continuation
-        }
-        continuation?.resume(with: result)
     }
 }
 
