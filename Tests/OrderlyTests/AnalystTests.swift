@@ -231,7 +231,7 @@ func ordersDefinition() throws -> ProjectionDefinition {
         process.standardOutput = out
         let errors = Pipe()
         process.standardError = errors
-        try process.run()
+        try process.runAlone()
         let printed = await out.fileHandleForReading.readToEndOfFile()
         await process.exited()
         #expect(process.terminationStatus == 0)

@@ -192,7 +192,7 @@ struct EventPage: Decodable {
             process.arguments = arguments
             process.currentDirectoryURL = directory
             process.standardError = FileHandle.nullDevice
-            try process.run()
+            try process.runAlone()
             await process.exited()
             #expect(process.terminationStatus == 0, "openssl \(arguments)")
         }

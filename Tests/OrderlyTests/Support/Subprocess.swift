@@ -9,6 +9,15 @@ import Synchronization
 
 private let spawnLock = NSLock()
 
+extension Process {
+    /// `run()`, one at a time across the whole test process: Foundation's Process.run on Linux is
+    /// not safe to call from two threads at once (it crashed in memmove when two tests started
+    /// children together).
+    func runAlone() throws {
+        try spawnLock.withLock { try self.run() }
+    }
+}
+
 /// A real `orderly` (or broker) process for crash and failover tests: started with settings in its
 /// environment, killed with SIGKILL like a crash, its stderr kept in a file to read.
 final class ChildProcess: @unchecked Sendable {
@@ -24,9 +33,7 @@ final class ChildProcess: @unchecked Sendable {
         self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         self.process.standardOutput = handle
         self.process.standardError = handle
-        // Foundation's Process.run on Linux is not safe to call from two threads at once (it crashed
-        // in memmove when two tests started children together), so children start one at a time.
-        try spawnLock.withLock { try self.process.run() }
+        try self.process.runAlone()
     }
 
     /// `orderly SUBCOMMAND` with the test's settings.
