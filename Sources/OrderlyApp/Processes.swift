@@ -70,11 +70,13 @@ public enum Processes {
 
     static func relayService(_ settings: Settings, postgres: PostgresClient, logger: Logger) async throws -> EventRelay {
         try await self.ensureTopic(settings.topic, settings, logger: logger)
-        let producer = try KafkaProducer(configuration: settings.kafka)
+        let producer = try KafkaProducer(configuration: settings.kafka, createsTopics: false)
         return EventRelay(
             store: PostgresEventStore(client: postgres, logger: logger), producer: producer,
             leaderLock: PostgresLeaderLock(client: postgres, key: Self.relayLockKey(topic: settings.topic), logger: logger),
-            settings: .init(topic: settings.topic, checkpointName: "relay:\(settings.topic)", batchSize: settings.relayBatchSize),
+            settings: .init(
+                topic: settings.topic, checkpointName: "relay:\(settings.topic)", batchSize: settings.relayBatchSize,
+                guardedPartitions: settings.topicPartitions),
             logger: logger)
     }
 

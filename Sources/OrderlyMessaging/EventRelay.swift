@@ -19,12 +19,21 @@ public struct EventRelay: Service {
         /// Which events to publish: everything for the live relay; a replay for a new consumer group
         /// publishes only from a position on.
         public var filter: EventFilter
+        /// For the live relay: the topic's partition count. The relay then watches the topic and,
+        /// when the broker has lost it or part of it (a broker that came back empty), makes it again
+        /// with this many partitions and republishes the log from its start.
+        public var guardedPartitions: Int32?
+        /// How often the guarded topic is looked at.
+        public var topicCheckInterval: Duration
 
         public init(
             topic: String = "order-events", checkpointName: String = "relay", batchSize: Int = 5000,
-            idleDelay: Duration = .milliseconds(20), retryDelay: Duration = .seconds(1), filter: EventFilter = .all
+            idleDelay: Duration = .milliseconds(20), retryDelay: Duration = .seconds(1), filter: EventFilter = .all,
+            guardedPartitions: Int32? = nil, topicCheckInterval: Duration = .seconds(5)
         ) {
             self.filter = filter
+            self.guardedPartitions = guardedPartitions
+            self.topicCheckInterval = topicCheckInterval
             self.topic = topic
             self.checkpointName = checkpointName
             self.batchSize = batchSize
@@ -40,6 +49,8 @@ public struct EventRelay: Service {
     let settings: Settings
     let logger: Logger
     let metrics = RelayMetrics()
+    /// Messages this relay has had acknowledged by the broker, for `watchTopic`.
+    let delivered = DeliveredCount()
 
     public init(
         store: any EventStore, producer: KafkaProducer, leaderLock: any LeaderLock = SoleLeader(), settings: Settings = Settings(),
@@ -107,7 +118,88 @@ public struct EventRelay: Service {
     private func relayUntilFailure() async throws {
         let cursor = try await self.store.loadCheckpoint(self.settings.checkpointName)
         self.logger.info("relay starting", metadata: ["checkpoint": "\(cursor)", "topic": "\(self.settings.topic)"])
-        try await self.publish(from: cursor, stoppingAfter: nil)
+        guard let partitions = self.settings.guardedPartitions else {
+            try await self.publish(from: cursor, stoppingAfter: nil)
+            return
+        }
+        do {
+            if let lost = await self.lossBeforeStart(checkpoint: cursor) { throw lost }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.publish(from: cursor, stoppingAfter: nil) }
+                group.addTask { try await self.watchTopic() }
+                defer { group.cancelAll() }
+                try await group.next()
+            }
+        } catch let lost as TopicLost {
+            try await self.republish(after: lost, partitions: partitions)
+        }
+    }
+
+    /// Before publishing from a checkpoint past the start: a topic that is gone or empty was lost
+    /// (the broker came back empty while no relay ran; the process may have made the topic again).
+    /// A broker that does not answer proves nothing.
+    private func lossBeforeStart(checkpoint: LogCursor) async -> TopicLost? {
+        guard checkpoint.position > 0 else { return nil }
+        let found: [Int32: Int64]?
+        do {
+            found = try await self.producers.current.highWatermarks(of: self.settings.topic)
+        } catch {
+            return nil
+        }
+        guard let marks = found else { return TopicLost(reason: "the broker has no topic \(self.settings.topic)") }
+        guard marks.values.reduce(0, +) == 0 else { return nil }
+        return TopicLost(reason: "the topic is empty, and events up to position \(checkpoint.position) were delivered to it")
+    }
+
+    /// Returns (throwing `TopicLost`) once the topic is gone, a partition ends before where it
+    /// ended, or the topic holds fewer messages than this relay has since delivered to it: the broker
+    /// lost them. Looks every `topicCheckInterval`; a broker that does not answer proves nothing and
+    /// is asked again later.
+    private func watchTopic() async throws {
+        var seen: [Int32: Int64] = [:]
+        var first: (messages: Int64, delivered: Int)?
+        while true {
+            try await Task.sleep(for: self.settings.topicCheckInterval)
+            // Counted before the topic is asked: everything counted was acknowledged, so it is in
+            // what the broker answers.
+            let delivered = self.delivered.count
+            let found: [Int32: Int64]?
+            do {
+                found = try await self.producers.current.highWatermarks(of: self.settings.topic)
+            } catch {
+                continue
+            }
+            guard let marks = found else { throw TopicLost(reason: "the broker has no topic \(self.settings.topic)") }
+            for (partition, high) in marks where high < seen[partition] ?? 0 {
+                throw TopicLost(reason: "partition \(partition) ends at offset \(high), where it ended at \(seen[partition] ?? 0) before")
+            }
+            let messages = marks.values.reduce(0, +)
+            if let first, messages < first.messages + Int64(delivered - first.delivered) {
+                throw TopicLost(
+                    reason:
+                        "the topic holds \(messages) messages, fewer than the \(first.messages) it held plus the \(delivered - first.delivered) delivered since"
+                )
+            }
+            // Counted after the topic was asked: nothing delivered in between is counted twice.
+            if first == nil { first = (messages, self.delivered.count) }
+            seen = marks
+        }
+    }
+
+    /// The log is the truth: the producer's undelivered messages are dropped (they must not land
+    /// after the ones republished before them), the topic is made again if it is gone, and the
+    /// checkpoint goes back to the start, so the relay, restarted, publishes everything again.
+    /// Consumers drop what they had already handled.
+    private func republish(after lost: TopicLost, partitions: Int32) async throws {
+        self.metrics.topicLosses.increment()
+        self.logger.error(
+            "the broker lost published events; republishing the log from its start",
+            metadata: ["topic": "\(self.settings.topic)", "reason": "\(lost.reason)"])
+        let old = self.producers.current
+        await old.discard()
+        self.producers.replace(with: try old.renewed())
+        try await KafkaAdmin.ensureTopic(self.settings.topic, partitions: partitions, configuration: old.configuration)
+        try await self.store.saveCheckpoint(self.settings.checkpointName, .start)
     }
 
     /// Publishes from the checkpoint on until it has caught up with the log, under the leader lock,
@@ -169,6 +261,7 @@ public struct EventRelay: Service {
         try await self.producers.current.send(events.map { EventMessageCodec.message(for: $0, topic: self.settings.topic) })
         try await self.store.saveCheckpoint(self.settings.checkpointName, last.cursor)
         self.metrics.published.increment(by: events.count)
+        self.delivered.add(events.count)
         self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(last.recordedAt)))
         self.logger.debug("relayed events", metadata: ["count": "\(events.count)", "event.position": "\(last.position)"])
     }
@@ -190,9 +283,27 @@ final class ProducerSlot: Sendable {
     }
 }
 
+/// A count shared by the relay's publishing and its topic watch.
+final class DeliveredCount: Sendable {
+    private let value = Atomic(0)
+
+    var count: Int { self.value.load(ordering: .sequentiallyConsistent) }
+
+    func add(_ amount: Int) {
+        self.value.wrappingAdd(amount, ordering: .sequentiallyConsistent)
+    }
+}
+
+/// The broker no longer holds what the relay delivered to it.
+struct TopicLost: Error {
+    var reason: String
+}
+
 /// Events published, and how far the relay trails the log (in positions and in seconds).
 struct RelayMetrics: Sendable {
     let published = Counter(label: "orderly_relay_events_published_total")
+    /// Times the broker was found to have lost the topic's messages (each followed by a republish).
+    let topicLosses = Counter(label: "orderly_relay_topic_losses_total")
     let lagPositions = Gauge(label: "orderly_relay_lag_positions")
     let lagSeconds = Gauge(label: "orderly_relay_lag_seconds")
 }

@@ -17,6 +17,9 @@ public final class KafkaConsumer: Sendable {
                 "enable.auto.offset.store": "false",
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": "false",
+                // A topic that disappears (a broker that came back empty) and is made again by the
+                // relay is seen within seconds, not librdkafka's default of five minutes.
+                "topic.metadata.refresh.interval.ms": "5000",
             ]
         )
         self.queue = DispatchQueue(label: "orderly-kafka-consumer-\(groupID)")

@@ -67,6 +67,28 @@ final class KafkaHandle: @unchecked Sendable {
     }
 }
 
+extension KafkaHandle {
+    /// How many partitions `topic` has, or nil when the broker says it has no such topic.
+    func partitionCount(of topic: String, timeoutMilliseconds: Int32) throws -> Int32? {
+        guard let topicHandle = rd_kafka_topic_new(self.pointer, topic, nil) else {
+            throw KafkaError(code: -1, message: "rd_kafka_topic_new \(topic) failed")
+        }
+        defer { rd_kafka_topic_destroy(topicHandle) }
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let code = rd_kafka_metadata(self.pointer, 0, topicHandle, &metadata, timeoutMilliseconds)
+        defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata, metadata.pointee.topic_cnt > 0 else {
+            throw KafkaError(code: code.rawValue, message: "metadata of \(topic): \(Self.describe(code))", isRetriable: true)
+        }
+        let answer = metadata.pointee.topics[0]
+        if answer.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART { return nil }
+        guard answer.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(code: answer.err.rawValue, message: "metadata of \(topic): \(Self.describe(answer.err))", isRetriable: true)
+        }
+        return answer.partition_cnt
+    }
+}
+
 /// Runs blocking C-library calls (librdkafka, libmongoc) off Swift's cooperative pool, on a queue of their own.
 public func runBlocking<T: Sendable>(on queue: DispatchQueue, _ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in

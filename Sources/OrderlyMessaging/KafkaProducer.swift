@@ -12,8 +12,15 @@ public final class KafkaProducer: Sendable {
     /// What it was made with, to make a fresh one (`renewed()`).
     public let configuration: KafkaConfiguration
 
-    public init(configuration: KafkaConfiguration) throws {
+    /// Whether producing to a topic the broker lacks may create it (with the broker's own partition
+    /// count).
+    public let createsTopics: Bool
+
+    /// `createsTopics: false` for a producer that must never put messages into a topic made behind
+    /// its back (the relay: a broker that came back empty is refilled from the log instead).
+    public init(configuration: KafkaConfiguration, createsTopics: Bool = true) throws {
         self.configuration = configuration
+        self.createsTopics = createsTopics
         let deliveries = DeliveryTracker()
         self.deliveries = deliveries
         self.handle = try KafkaHandle.make(
@@ -24,6 +31,7 @@ public final class KafkaProducer: Sendable {
                 "linger.ms": "5",
                 "message.timeout.ms": "30000",
                 "partitioner": "murmur2_random",
+                "allow.auto.create.topics": createsTopics ? "true" : "false",
             ],
             callbackContext: deliveries
         ) { conf in
@@ -44,13 +52,43 @@ public final class KafkaProducer: Sendable {
     /// a fresh producer is the way out. Its first messages may repeat ones already delivered, which
     /// consumers drop.
     public func renewed() throws -> KafkaProducer {
-        try KafkaProducer(configuration: self.configuration)
+        try KafkaProducer(configuration: self.configuration, createsTopics: self.createsTopics)
     }
 
     /// Flushes what is in flight and stops serving delivery reports. Later sends fail.
     public func shutdown() async {
         let poller = self.poller
         _ = try? await runBlocking(on: DispatchQueue.global()) { poller.stop() }
+    }
+
+    /// Drops every message not yet delivered (waiting sends fail), then shuts down: for messages
+    /// that must not arrive late, ahead of ones sent again after them.
+    public func discard() async {
+        rd_kafka_purge(self.handle.pointer, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING))
+        await self.shutdown()
+    }
+
+    /// Each partition's high watermark (the offset the next message will get) for `topic`, or nil
+    /// when the broker answers that it has no such topic. Throws when the broker does not answer.
+    public func highWatermarks(of topic: String, timeout: Duration = .seconds(2)) async throws -> [Int32: Int64]? {
+        let handle = self.handle
+        let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        return try await runBlocking(on: DispatchQueue.global()) { () throws -> [Int32: Int64]? in
+            guard let partitions = try handle.partitionCount(of: topic, timeoutMilliseconds: milliseconds) else { return nil }
+            var marks: [Int32: Int64] = [:]
+            for partition in 0..<partitions {
+                var low: Int64 = 0
+                var high: Int64 = 0
+                let code = rd_kafka_query_watermark_offsets(handle.pointer, topic, partition, &low, &high, milliseconds)
+                if code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART { return nil }
+                guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    throw KafkaError(
+                        code: code.rawValue, message: "watermarks of \(topic)/\(partition): \(KafkaHandle.describe(code))", isRetriable: true)
+                }
+                marks[partition] = high
+            }
+            return marks
+        }
     }
 
     /// Produces every message and waits for all of their delivery reports.
@@ -164,6 +202,8 @@ final class DeliveryTracker: Sendable {
         var remaining: Int
         var error: KafkaError?
         var continuation: CheckedContinuation<Void, any Error>?
+        /// Its sender stopped waiting: it gets a CancellationError, never a success.
+        var cancelled = false
     }
 
     private struct State {
@@ -195,6 +235,10 @@ final class DeliveryTracker: Sendable {
             guard var entry = state.batches[batch] else { return nil }
             entry.remaining -= count
             if entry.error == nil { entry.error = error }
+            if entry.remaining <= 0, entry.cancelled {
+                state.batches[batch] = nil
+                return nil
+            }
             if entry.remaining <= 0, let continuation = entry.continuation {
                 state.batches[batch] = nil
                 return (continuation, entry.error)
@@ -205,26 +249,54 @@ final class DeliveryTracker: Sendable {
         if let (continuation, error) = ready { Self.resume(continuation, error) }
     }
 
+    /// Returns once every message of `batch` is reported, throwing the first failure; a cancelled
+    /// caller stops waiting at once with a CancellationError (its messages may still arrive).
     func wait(for batch: UInt) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let ready: KafkaError?? = self.state.withLock { state in
-                guard var entry = state.batches[batch] else { return .some(nil) }
-                if entry.remaining <= 0 {
-                    state.batches[batch] = nil
-                    return .some(entry.error)
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let ready: Result<Void, any Error>? = self.state.withLock { state in
+                    guard var entry = state.batches[batch] else { return .success(()) }
+                    if entry.cancelled {
+                        if entry.remaining <= 0 { state.batches[batch] = nil }
+                        return .failure(CancellationError())
+                    }
+                    if entry.remaining <= 0 {
+                        state.batches[batch] = nil
+                        return entry.error.map { .failure($0) } ?? .success(())
+                    }
+                    entry.continuation = continuation
+                    state.batches[batch] = entry
+                    return nil
                 }
-                entry.continuation = continuation
-                state.batches[batch] = entry
-                return .none
+                if let ready { continuation.resume(with: ready) }
             }
-            if case .some(let error) = ready { Self.resume(continuation, error) }
+        } onCancel: {
+            let waiting = self.state.withLock { state -> CheckedContinuation<Void, any Error>? in
+                guard var entry = state.batches[batch] else { return nil }
+                let continuation = entry.continuation
+                entry.continuation = nil
+                entry.cancelled = true
+                state.batches[batch] = entry.remaining <= 0 ? nil : entry
+                return continuation
+            }
+            waiting?.resume(throwing: CancellationError())
         }
     }
 
+    /// Fails every open batch: a waiting sender at once, one not yet waiting when it does.
     func failAll(_ error: KafkaError) {
         let waiting = self.state.withLock { state in
-            let continuations = state.batches.values.compactMap(\.continuation)
-            state.batches.removeAll()
+            var continuations: [CheckedContinuation<Void, any Error>] = []
+            for (id, var entry) in state.batches {
+                if let continuation = entry.continuation {
+                    continuations.append(continuation)
+                    state.batches[id] = nil
+                } else {
+                    entry.remaining = 0
+                    entry.error = entry.error ?? error
+                    state.batches[id] = entry
+                }
+            }
             return continuations
         }
         for continuation in waiting { continuation.resume(throwing: error) }

@@ -163,6 +163,31 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         relay.stop()
     }
 
+    /// The broker comes back empty while no relay runs; the relay that starts next makes the topic
+    /// again (empty) and must not take its checkpoint's word for what the topic holds: it republishes
+    /// the log, and a reader of the topic gets every event.
+    @Test func aRelayStartedAfterTheBrokerCameBackEmptyRepublishesTheLog() async throws {
+        var settings = try await TestServers.isolatedSettings()
+        let broker = PrivateBroker()
+        settings.kafka.brokers = broker.brokers
+        try broker.start()
+        let before = try await seedEvents(settings, streams: 4, eventsPerStream: 5, prefix: "a")
+        let first = try ChildProcess.orderly(["relay"], settings: settings)
+        expectComplete(try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(before.map(\.id))), expected: before)
+        first.kill()
+        await first.process.exited()
+
+        try await broker.restartEmpty()
+        let port = TestPorts.next()
+        let second = try ChildProcess.orderly(["relay"], settings: settings, extra: ["ORDERLY_OPS_PORT": "\(port)"])
+        let after = try await seedEvents(settings, streams: 2, eventsPerStream: 5, prefix: "b")
+        let received = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set((before + after).map(\.id)))
+        expectComplete(received, expected: before + after)
+        let counted = try await httpGet("http://127.0.0.1:\(port)/metrics")
+        #expect(counted.contains("orderly_relay_topic_losses_total 1"), "\(second.output.suffix(3000))")
+        second.stop()
+    }
+
     @Test func aStandbyRelayTakesOverWhenTheLeaderDies() async throws {
         let settings = try await TestServers.isolatedSettings()
         let leader = try ChildProcess.orderly(["relay"], settings: settings)

@@ -89,6 +89,17 @@ final class PrivateBroker: @unchecked Sendable {
             ], environment: [:])
     }
 
+    /// Kills the broker (SIGKILL) and starts a new one on the same port: it comes back empty, with
+    /// no topics, messages or group offsets (this Tansu keeps them in memory only).
+    func restartEmpty() async throws {
+        if let child = self.child {
+            child.kill(SIGCONT)
+            child.kill(SIGKILL)
+            await child.process.exited()
+        }
+        try self.start()
+    }
+
     /// Freezes the broker (it keeps its state but answers nothing) or thaws it.
     func freeze() { self.child?.kill(SIGSTOP) }
     func thaw() { self.child?.kill(SIGCONT) }
