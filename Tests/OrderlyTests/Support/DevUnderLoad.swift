@@ -10,6 +10,8 @@ import Testing
 /// with orders: its api is up and one SKU stocked when `start` returns.
 struct DevUnderLoad {
     let child: ChildProcess
+    /// What it was started with (to start it again).
+    let settings: Settings
     let http: HTTPClient
     let base: String
     let admin: String
@@ -26,7 +28,20 @@ struct DevUnderLoad {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 200)
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        let dev = DevUnderLoad(child: child, http: http, base: "http://127.0.0.1:\(port)", admin: try await TestServers.bearer(.admin))
+        let dev = DevUnderLoad(
+            child: child, settings: settings, http: http, base: "http://127.0.0.1:\(port)", admin: try await TestServers.bearer(.admin))
+        do {
+            try await dev.stock(sku)
+        } catch {
+            // A client dropped unshut traps (AsyncHTTPClient), which would end the whole test run.
+            try? await dev.stop()
+            throw error
+        }
+        return dev
+    }
+
+    private func stock(_ sku: String) async throws {
+        let (dev, child, http) = (self, self.child, self.http)
         #expect(
             try await TestServers.answers("\(dev.base)/ready", http: http, timeout: .seconds(90)), "dev never ready:\n\(child.output.suffix(3000))")
         var restock = HTTPClientRequest(url: "\(dev.base)/inventory/\(sku)/restock")
@@ -35,7 +50,6 @@ struct DevUnderLoad {
         restock.headers.add(name: "Content-Type", value: "application/json")
         restock.body = .bytes(ByteBuffer(string: #"{"quantity": 100000, "unitPrice": 500}"#))
         #expect(try await http.execute(restock, timeout: .seconds(10)).status == .accepted)
-        return dev
     }
 
     func stop() async throws {

@@ -108,6 +108,10 @@ final class FaultyProxy: @unchecked Sendable {
     private func serve(_ client: Int32) {
         // A frozen proxy does not even reach the server for a new connection.
         while self.freezeState { usleep(20_000) }
+        if self.state.withLock({ $0.down || $0.stopped }) {
+            close(client)
+            return
+        }
         let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = Self.loopback(self.target)
         let connected = withUnsafePointer(to: &address) {
