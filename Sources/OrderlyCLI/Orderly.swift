@@ -130,7 +130,7 @@ struct Dev: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Load generators: `orderly bench` drives the api (see `bench load`); scripts/bench runs the rest beside raw baselines.",
-        subcommands: [BenchLoad.self, BenchStore.self, BenchRelay.self, BenchProjector.self, BenchOrderGet.self],
+        subcommands: [BenchLoad.self, BenchStore.self, BenchRelay.self, BenchProjector.self, BenchOrderGet.self, BenchColdStock.self],
         defaultSubcommand: BenchLoad.self)
 }
 
@@ -158,6 +158,29 @@ struct BenchStore: AsyncParsableCommand {
                 "\(result.events) events in \(result.appends) appends over \(String(format: "%.1f", result.seconds)) s: "
                     + "\(Int(result.eventsPerSecond)) events/s, p50 \(String(format: "%.2f", result.p50Milliseconds)) ms, "
                     + "p99 \(String(format: "%.2f", result.p99Milliseconds)) ms")
+        }
+    }
+}
+
+struct BenchColdStock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cold-stock",
+        abstract: "Seed one SKU's stock stream, then time a cold load of it: folded whole, and from its snapshot; prints both.")
+
+    @Option(help: "Events in the stock stream.") var events = 100_000
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        let logger = makeLogger("orderly.bench", defaultLevel: .warning)
+        let result = try await Settings.fromEnvironment().withPostgres(logger: logger) { client in
+            try await SnapshotBenchmark.run(store: PostgresEventStore(client: client, logger: logger), events: self.events)
+        }
+        if self.json {
+            print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
+        } else {
+            print(
+                "stock stream of \(result.events) events: whole fold \(String(format: "%.3f", result.wholeFoldSeconds)) s, "
+                    + "from its snapshot (+\(result.tail) events) \(String(format: "%.3f", result.fromSnapshotSeconds)) s")
         }
     }
 }

@@ -3,7 +3,10 @@ import Foundation
 /// The Stock aggregate of one SKU (`stock-<sku>`): units on hand, the catalog price, and what each
 /// order has reserved. Available = on hand - reserved, and it never goes below zero: a reservation
 /// that does not fit is refused.
-public struct Stock: Aggregate, Equatable {
+public struct Stock: SnapshotAggregate, Equatable {
+    /// Its stream grows with every order of the SKU: loads start from a snapshot.
+    public static let snapshotSchema = "Stock/1"
+
     public private(set) var sku: String?
     public private(set) var onHand: Int = 0
     public private(set) var unitPrice: MinorUnits?

@@ -408,6 +408,13 @@ public protocol Aggregate: Sendable {
     mutating func apply(_ event: DomainEvent)
 }
 
+/// An aggregate whose folded state may be saved and loaded again (a snapshot), for streams that
+/// grow long. `snapshotSchema` names the type and the version of its fold: change it whenever
+/// `apply` or the stored fields change, and older snapshots are ignored.
+public protocol SnapshotAggregate: Aggregate, Codable {
+    static var snapshotSchema: String { get }
+}
+
 extension Aggregate {
     public static func fold(_ events: [DomainEvent]) -> Self {
         var state = Self()

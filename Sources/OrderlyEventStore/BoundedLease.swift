@@ -61,6 +61,7 @@ private final class LeaseClaim: Sendable {
 /// connection lost or refused), as opposed to a refusal by the store itself.
 public func isStoreUnavailable(_ error: any Error) -> Bool {
     if case EventStoreError.unavailable = error { return true }
+    if error is DeadlinePassed { return true }
     if let error = error as? PSQLError { return PostgresEventStore.isLostConnection(error) }
     if let error = error as? PostgresTransactionError {
         return [error.beginError, error.closureError, error.commitError, error.rollbackError].contains { $0.map(isStoreUnavailable) ?? false }

@@ -2,11 +2,12 @@ import Foundation
 import Synchronization
 
 /// The event store in memory, for fast unit tests. It follows the same contract as the PostgreSQL store.
-public final class InMemoryEventStore: EventStore {
+public final class InMemoryEventStore: EventStore, SnapshotStore {
     private struct State {
         var events: [RecordedEvent] = []
         var versions: [String: Int64] = [:]
         var checkpoints: [String: LogCursor] = [:]
+        var snapshots: [String: StreamSnapshot] = [:]
         var idempotencyKeys: [String: (request: String, result: AppendResult)] = [:]
     }
 
@@ -98,6 +99,19 @@ public final class InMemoryEventStore: EventStore {
     }
 
     public func ping() async throws {}
+
+    public func loadSnapshot(of stream: String) async throws -> StreamSnapshot? {
+        self.state.withLock { $0.snapshots[stream] }
+    }
+
+    public func saveSnapshot(_ snapshot: StreamSnapshot) async throws {
+        self.state.withLock { state in
+            if let kept = state.snapshots[snapshot.streamID], kept.schema == snapshot.schema, kept.streamVersion >= snapshot.streamVersion {
+                return
+            }
+            state.snapshots[snapshot.streamID] = snapshot
+        }
+    }
 
     public func openStreams(startedBy startType: String, in window: Range<Date>, lacking endTypes: [String], limit: Int) async throws
         -> [OpenStream]

@@ -111,6 +111,12 @@ public struct PostgresEventStore: EventStore {
                 // out whether this command's transaction committed.
                 connectionAttempts += 1
                 try await Task.sleep(for: .milliseconds(100))
+            } catch let error as DeadlinePassed {
+                // No answer within the bound (the connection is closed now): in doubt, but not sent
+                // again. By now the caller may have been told the outcome is unknown, and a command
+                // stored long after that would be a late surprise. Stored, its positions are the answer.
+                if let stored = try await Self.stored(call, client: client, logger: logger) { return stored }
+                throw error
             } catch let error as PSQLError {
                 throw Self.translate(error, stream: call.stream, expected: expected, key: call.idempotencyKey)
             }
@@ -131,11 +137,14 @@ public struct PostgresEventStore: EventStore {
 
     /// The command's result if its events are already stored (all of them: an append is atomic).
     static func stored(_ call: AppendCall, client: PostgresClient, logger: Logger) async throws -> AppendResult? {
-        var found: [(String, Int64, Int64)] = []
-        let rows = try await client.query(
-            "SELECT stream_id, stream_version, position FROM events WHERE event_id = ANY(\(call.ids)) ORDER BY stream_version",
-            logger: logger)
-        for try await row in rows.decode((String, Int64, Int64).self) { found.append(row) }
+        let found = try await Deadline.run(within: statementDeadline, timeout: { DeadlinePassed("the in-doubt lookup", limit: statementDeadline) }) {
+            var found: [(String, Int64, Int64)] = []
+            let rows = try await client.query(
+                "SELECT stream_id, stream_version, position FROM events WHERE event_id = ANY(\(call.ids)) ORDER BY stream_version",
+                logger: logger)
+            for try await row in rows.decode((String, Int64, Int64).self) { found.append(row) }
+            return found
+        }
         guard found.count == call.ids.count, let last = found.last, found.allSatisfy({ $0.0 == call.stream }) else { return nil }
         logger.notice(
             "an append in doubt was found stored; answering its positions",
@@ -190,13 +199,23 @@ public struct PostgresEventStore: EventStore {
     private static func run(_ call: AppendCall, client: PostgresClient, connectionWait: Duration, logger: Logger) async throws -> AppendResult {
         do {
             return try await client.withConnection(leasedWithin: connectionWait) { connection in
-                try await connection.withTransaction(logger: logger) { connection in
-                    var result: AppendResult?
-                    for try await (stream, version, position, replayed) in try await connection.execute(call, logger: logger) {
-                        result = AppendResult(streamID: stream, streamVersion: version, position: position, isReplay: replayed)
+                do {
+                    // Bounded: a statement written to a connection that had just closed is never
+                    // answered. Past the bound the connection is closed, and the command is in doubt
+                    // like one whose connection broke (`appendAlone` finds out by its event ids).
+                    return try await Deadline.run(within: statementDeadline, timeout: { DeadlinePassed("an append", limit: statementDeadline) }) {
+                        try await connection.withTransaction(logger: logger) { connection in
+                            var result: AppendResult?
+                            for try await (stream, version, position, replayed) in try await connection.execute(call, logger: logger) {
+                                result = AppendResult(streamID: stream, streamVersion: version, position: position, isReplay: replayed)
+                            }
+                            guard let result else { throw EventStoreError.emptyAppend }
+                            return result
+                        }
                     }
-                    guard let result else { throw EventStoreError.emptyAppend }
-                    return result
+                } catch let error as DeadlinePassed {
+                    try? await connection.close()
+                    throw error
                 }
             }
         } catch let error as PostgresTransactionError {

@@ -123,7 +123,7 @@ public struct EventRelay: Service {
             return
         }
         do {
-            if let lost = await self.lossBeforeStart(checkpoint: cursor) { throw lost }
+            if let lost = try await self.confirmedLossBeforeStart(checkpoint: cursor) { throw lost }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await self.publish(from: cursor, stoppingAfter: nil) }
                 group.addTask { try await self.watchTopic() }
@@ -151,6 +151,13 @@ public struct EventRelay: Service {
         return TopicLost(reason: "the topic is empty, and events up to position \(checkpoint.position) were delivered to it")
     }
 
+    /// `lossBeforeStart`, asked twice a second apart: both must find the loss.
+    private func confirmedLossBeforeStart(checkpoint: LogCursor) async throws -> TopicLost? {
+        guard await self.lossBeforeStart(checkpoint: checkpoint) != nil else { return nil }
+        try await Task.sleep(for: .seconds(1))
+        return await self.lossBeforeStart(checkpoint: checkpoint)
+    }
+
     /// Returns (throwing `TopicLost`) once the topic is gone, a partition ends before where it
     /// ended, or the topic holds fewer messages than this relay has since delivered to it: the broker
     /// lost them. Looks every `topicCheckInterval`; a broker that does not answer proves nothing and
@@ -158,6 +165,9 @@ public struct EventRelay: Service {
     private func watchTopic() async throws {
         var seen: [Int32: Int64] = [:]
         var first: (messages: Int64, delivered: Int)?
+        // A loss is acted on only when the next look confirms it: a broker that has just thawed or
+        // restarted may answer oddly once, and a republish is a pass over the whole log.
+        var suspected = false
         while true {
             try await Task.sleep(for: self.settings.topicCheckInterval)
             // Counted before the topic is asked: everything counted was acknowledged, so it is in
@@ -169,21 +179,35 @@ public struct EventRelay: Service {
             } catch {
                 continue
             }
-            guard let marks = found else { throw TopicLost(reason: "the broker has no topic \(self.settings.topic)") }
-            for (partition, high) in marks where high < seen[partition] ?? 0 {
-                throw TopicLost(reason: "partition \(partition) ends at offset \(high), where it ended at \(seen[partition] ?? 0) before")
+            if let loss = Self.loss(found, topic: self.settings.topic, seen: seen, first: first, delivered: delivered) {
+                if suspected { throw loss }
+                suspected = true
+                continue
             }
-            let messages = marks.values.reduce(0, +)
-            if let first, messages < first.messages + Int64(delivered - first.delivered) {
-                throw TopicLost(
-                    reason:
-                        "the topic holds \(messages) messages, fewer than the \(first.messages) it held plus the \(delivered - first.delivered) delivered since"
-                )
-            }
+            suspected = false
+            guard let marks = found else { continue }
             // Counted after the topic was asked: nothing delivered in between is counted twice.
-            if first == nil { first = (messages, self.delivered.count) }
+            if first == nil { first = (marks.values.reduce(0, +), self.delivered.count) }
             seen = marks
         }
+    }
+
+    /// What the topic's high watermarks say was lost, if anything: the topic is gone, a partition
+    /// ends before where it ended, or it holds fewer messages than it held plus those delivered since.
+    static func loss(
+        _ found: [Int32: Int64]?, topic: String, seen: [Int32: Int64], first: (messages: Int64, delivered: Int)?, delivered: Int
+    ) -> TopicLost? {
+        guard let marks = found else { return TopicLost(reason: "the broker has no topic \(topic)") }
+        for (partition, high) in marks where high < seen[partition] ?? 0 {
+            return TopicLost(reason: "partition \(partition) ends at offset \(high), where it ended at \(seen[partition] ?? 0) before")
+        }
+        let messages = marks.values.reduce(0, +)
+        if let first, messages < first.messages + Int64(delivered - first.delivered) {
+            return TopicLost(
+                reason: "the topic holds \(messages) messages, fewer than the \(first.messages) it held plus the \(delivered - first.delivered) since"
+            )
+        }
+        return nil
     }
 
     /// The log is the truth: the producer's undelivered messages are dropped (they must not land
@@ -198,7 +222,14 @@ public struct EventRelay: Service {
         let old = self.producers.current
         await old.discard()
         self.producers.replace(with: try old.renewed())
-        try await KafkaAdmin.ensureTopic(self.settings.topic, partitions: partitions, configuration: old.configuration)
+        // Made again only if it is gone: an existing topic is left as it is.
+        var gone = false
+        do {
+            gone = try await self.producers.current.highWatermarks(of: self.settings.topic) == nil
+        } catch {
+            // Not answered: if it is gone, the next start of the relay finds out and comes back here.
+        }
+        if gone { try await KafkaAdmin.ensureTopic(self.settings.topic, partitions: partitions, configuration: old.configuration) }
         try await self.store.saveCheckpoint(self.settings.checkpointName, .start)
     }
 

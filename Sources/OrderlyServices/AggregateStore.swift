@@ -31,32 +31,89 @@ public struct UnreadableEvent: Error, Sendable, CustomStringConvertible {
 /// it: a busy aggregate (one SKU's stock, thousands of reservations long) costs one short read per
 /// decision instead of its whole history. The cache is only a shortcut: streams are append-only with
 /// dense versions, so "cached state + the events after its version" is exactly the fold of all.
+/// Snapshots are the same shortcut kept in the store, for what the cache does not hold (a process
+/// that just started, a cache that started over): a `SnapshotAggregate` loads from its stream's
+/// snapshot and the events after it, and every `snapshotEvery` events a new snapshot is saved, off
+/// the caller's path. So a load costs at most that many events, however long the stream.
 public struct AggregateStore: Sendable {
     public let store: any EventStore
     let maxAttempts: Int
     let cache: StateCache
     let locks = StreamLocks()
+    /// Nil: no snapshots are loaded or saved (every load folds from the start).
+    let snapshotEvery: Int64?
+    /// The version of the newest snapshot known per stream (loaded or saved here).
+    let snapshotted: SnapshotVersions
 
-    public init(store: any EventStore, maxAttempts: Int = 20, cachedStreams: Int = 10_000) {
+    public init(store: any EventStore, maxAttempts: Int = 20, cachedStreams: Int = 10_000, snapshotEvery: Int64? = 500) {
         self.store = store
         self.maxAttempts = maxAttempts
         self.cache = StateCache(capacity: cachedStreams)
+        self.snapshotEvery = snapshotEvery
+        self.snapshotted = SnapshotVersions(capacity: cachedStreams)
     }
+
+    /// Events read per query while folding: each read stays well inside the store's statement bound.
+    static let foldPage = 10_000
 
     /// The aggregate's current state and the stream version it reflects (0: no stream).
     public func load<State: Aggregate>(_ stream: String, as type: State.Type = State.self) async throws -> (state: State, version: Int64) {
-        var (state, version) = self.cache.get(stream, as: State.self) ?? (State(), 0)
-        let recorded = try await self.store.readStream(stream, from: version + 1)
-        for event in recorded {
-            do {
-                state.apply(try EventCodec.decode(EncodedEvent(type: event.type, schemaVersion: event.schemaVersion, data: event.data)))
-            } catch {
-                throw UnreadableEvent(stream: stream, reason: "\(error)")
-            }
-            version = event.streamVersion
+        var (state, version): (State, Int64)
+        if let cached = self.cache.get(stream, as: State.self) {
+            (state, version) = cached
+        } else if let snapshot = await self.snapshot(of: stream, as: State.self) {
+            (state, version) = snapshot
+        } else {
+            (state, version) = (State(), 0)
         }
-        if !recorded.isEmpty { self.cache.put(stream, state: state, version: version) }
+        let start = version
+        while true {
+            let recorded = try await self.store.readStream(stream, from: version + 1, limit: Self.foldPage)
+            for event in recorded {
+                do {
+                    state.apply(try EventCodec.decode(EncodedEvent(type: event.type, schemaVersion: event.schemaVersion, data: event.data)))
+                } catch {
+                    throw UnreadableEvent(stream: stream, reason: "\(error)")
+                }
+                version = event.streamVersion
+            }
+            if recorded.count < Self.foldPage { break }
+        }
+        if version > start {
+            self.cache.put(stream, state: state, version: version)
+            self.snapshotIfDue(stream, state: state, version: version)
+        }
         return (state, version)
+    }
+
+    /// The stream's snapshot if the store keeps one this aggregate can read: of its schema and
+    /// decodable (anything else, or a store that does not answer, means folding from the start).
+    private func snapshot<State: Aggregate>(of stream: String, as type: State.Type) async -> (State, Int64)? {
+        guard self.snapshotEvery != nil, let snapshots = self.store as? any SnapshotStore, let readable = State.self as? any SnapshotAggregate.Type,
+            let snapshot = try? await snapshots.loadSnapshot(of: stream), snapshot.schema == readable.snapshotSchema,
+            let state = try? Self.decode(readable, from: snapshot.state) as? State
+        else { return nil }
+        self.snapshotted.raise(stream, to: snapshot.streamVersion)
+        return (state, snapshot.streamVersion)
+    }
+
+    /// Saves a snapshot in the background once the stream has grown `snapshotEvery` events past the
+    /// newest one known. A failed save is only a later snapshot.
+    private func snapshotIfDue<State: Aggregate>(_ stream: String, state: State, version: Int64) {
+        guard let every = self.snapshotEvery, let snapshots = self.store as? any SnapshotStore, let savable = state as? any SnapshotAggregate,
+            version - self.snapshotted.version(of: stream) >= every, let encoded = try? Self.encode(savable)
+        else { return }
+        self.snapshotted.raise(stream, to: version)
+        let snapshot = StreamSnapshot(streamID: stream, schema: type(of: savable).snapshotSchema, streamVersion: version, state: encoded)
+        Task { try? await snapshots.saveSnapshot(snapshot) }
+    }
+
+    private static func encode(_ state: some SnapshotAggregate) throws -> [UInt8] {
+        Array(try JSONEncoder().encode(state))
+    }
+
+    private static func decode<Snapshot: SnapshotAggregate>(_ type: Snapshot.Type, from bytes: [UInt8]) throws -> Snapshot {
+        try JSONDecoder().decode(type, from: Data(bytes))
     }
 
     /// Loads `stream`, asks `decide` for new events and appends them expecting the version it decided
@@ -97,6 +154,7 @@ public struct AggregateStore: Sendable {
                 guard !result.isReplay else { return result }
                 for event in decided { state.apply(event) }
                 self.cache.put(stream, state: state, version: result.streamVersion)
+                self.snapshotIfDue(stream, state: state, version: result.streamVersion)
                 return result
             } catch EventStoreError.wrongExpectedVersion where attempt < self.maxAttempts {
                 // Someone else appended to this aggregate meanwhile: decide again on the new history.
@@ -129,6 +187,28 @@ actor StreamLocks {
             let next = queue.removeFirst()
             self.waiters[stream] = queue
             next.resume()
+        }
+    }
+}
+
+/// The newest snapshot version known per stream (0: none). Bounded like `StateCache`: when full it
+/// starts over, which at worst saves a snapshot early.
+final class SnapshotVersions: Sendable {
+    private let versions = Mutex<[String: Int64]>([:])
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func version(of stream: String) -> Int64 {
+        self.versions.withLock { $0[stream] ?? 0 }
+    }
+
+    func raise(_ stream: String, to version: Int64) {
+        self.versions.withLock { versions in
+            if versions.count >= self.capacity, versions[stream] == nil { versions.removeAll(keepingCapacity: true) }
+            versions[stream] = max(versions[stream] ?? 0, version)
         }
     }
 }

@@ -126,6 +126,9 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         broker.thaw()
         let afterFreeze = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(during.map(\.id)))
         expectComplete(afterFreeze, expected: before + during)
+        if !Set((before + during).map(\.id)).isSubset(of: afterFreeze.map(\.id)) {
+            Issue.record("the relay's log:\n\(relay.output.suffix(4000))")
+        }
         relay.stop()
     }
 

@@ -164,44 +164,6 @@ import Testing
         #expect(try await SagaLog.load(settings).violations() == [])
     }
 
-    /// The broker dies and comes back empty (no topics, no messages, no group offsets) while orders
-    /// are in flight: the relay notices, makes the topic again and republishes the log; every
-    /// consumer, starting over, drops what it had handled. Every order, before, during and after,
-    /// ends once, nothing is charged or notified twice, and every read model equals a fresh fold.
-    @Test func aBrokerThatComesBackEmptyIsRefilledFromTheLog() async throws {
-        var settings = try await TestServers.isolatedSettings()
-        let broker = PrivateBroker()
-        try broker.start()
-        settings.kafka.brokers = broker.brokers
-        let app = try await Processes.dev(settings, logger: TestServers.logger)
-        try await app.test(.live) { [settings] client in
-            try await client.restock("SKU-E", quantity: 100, unitPrice: 250)
-            var before: [String] = []
-            for index in 0..<10 { before.append(try await client.place([("SKU-E", 1, 250)], token: "tok_ok", customer: "c-empty-\(index % 3)")) }
-            let settled = try await client.waitForOutcomes(before)
-            #expect(settled.count == before.count)
-            // Some in flight when it dies, some placed while it is away.
-            var after: [String] = []
-            for index in 0..<5 { after.append(try await client.place([("SKU-E", 1, 250)], token: "tok_ok", customer: "c-empty-\(index % 3)")) }
-            try await broker.restartEmpty()
-            for index in 0..<5 { after.append(try await client.place([("SKU-E", 1, 250)], token: "tok_ok", customer: "c-empty-\(index % 3)")) }
-            let views = try await client.waitForOutcomes(before + after, timeout: .seconds(120))
-            for order in before + after {
-                #expect(views[order]?.status == "COMPLETED", "\(order): \(views[order]?.status ?? "never") \(views[order]?.cancellationReason ?? "")")
-            }
-            // The topic holds the whole log again (everything republished, then what followed).
-            let events = try await TestServers.withPostgres(settings) { postgres in
-                try await PostgresEventStore(client: postgres, logger: TestServers.logger).readAll(after: .start, limit: 10_000)
-            }
-            let received = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(events.map(\.id)))
-            #expect(Set(received.map(\.id)) == Set(events.map(\.id)))
-        }
-        #expect(try await SagaLog.load(settings).violations() == [])
-        for (name, differences) in try await ProjectionTests.differences(settings) {
-            #expect(differences.isEmpty, "\(name) differs from a fresh fold: \(differences.prefix(5))")
-        }
-    }
-
     @Test func fiftyOrdersRaceForTheLastTenUnitsAndExactlyTenComplete() async throws {
         let settings = try await TestServers.isolatedSettings()
         let app = try await Processes.dev(settings, logger: TestServers.logger)

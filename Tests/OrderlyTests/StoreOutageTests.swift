@@ -108,7 +108,7 @@ import Testing
             #expect(placed.filter { $0.0 == request.customer }.count == 1, "\(request.customer) accepted but not stored exactly once")
         }
         for request in refused {
-            for (_, at) in placed where placed.contains(where: { $0.0 == request.customer }) {
+            for (customer, at) in placed where customer == request.customer {
                 #expect(at < cameBack, "\(request.customer) was refused, then appended at \(at), after the server came back at \(cameBack)")
             }
         }

@@ -91,7 +91,11 @@ final class FaultyProxy: @unchecked Sendable {
         while true {
             let client = accept(self.listener, nil, nil)
             guard client >= 0 else { return }
-            let (stopped, down) = self.state.withLock { ($0.stopped, $0.down) }
+            // Registered at once, so that `down()` cuts it even before it reached the server.
+            let (stopped, down) = self.state.withLock { state in
+                if !state.stopped && !state.down { state.sockets.insert(client) }
+                return (state.stopped, state.down)
+            }
             if stopped {
                 close(client)
                 return
@@ -108,23 +112,23 @@ final class FaultyProxy: @unchecked Sendable {
     private func serve(_ client: Int32) {
         // A frozen proxy does not even reach the server for a new connection.
         while self.freezeState { usleep(20_000) }
-        if self.state.withLock({ $0.down || $0.stopped }) {
-            close(client)
-            return
-        }
         let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = Self.loopback(self.target)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else {
+        // Gone down meanwhile (the client socket was cut then, or is cut now): no connection passes.
+        let cutOff = self.state.withLock { state -> Bool in
+            if state.down || state.stopped { return true }
+            if connected == 0 { state.sockets.insert(server) }
+            return false
+        }
+        guard connected == 0, !cutOff else {
+            shutdown(client, Int32(SHUT_RDWR))
+            self.state.withLock { _ = $0.sockets.remove(client) }
             close(server)
             close(client)
             return
-        }
-        self.state.withLock {
-            $0.sockets.insert(client)
-            $0.sockets.insert(server)
         }
         let upstream = Thread { [self] in self.pump(from: client, to: server, fromServer: false) }
         upstream.start()
