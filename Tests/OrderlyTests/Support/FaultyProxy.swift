@@ -75,11 +75,15 @@ final class FaultyProxy: @unchecked Sendable {
         self.state.withLock { $0.down = false }
     }
 
+    /// Safe to call again (tests call it, and so does deinit): only the first call closes the
+    /// listener. A second close of its descriptor number closed whatever socket of the test process
+    /// had been given that number since (NIO then trapped on EBADF, or a client saw its connection end).
     func stop() {
-        let sockets = self.state.withLock { state in
-            state.stopped = true
-            return state.sockets
+        let (sockets, first) = self.state.withLock { state in
+            defer { state.stopped = true }
+            return (state.sockets, !state.stopped)
         }
+        guard first else { return }
         shutdown(self.listener, Int32(SHUT_RDWR))
         close(self.listener)
         for socket in sockets { shutdown(socket, Int32(SHUT_RDWR)) }
