@@ -123,9 +123,10 @@ public struct EventConsumer: Service {
         }
     }
 
-    let consumer: KafkaConsumer
+    /// Renewed when the group leaves it without partitions (see `KafkaConsumer.starvedOfPartitions`).
+    let consumers: Slot<KafkaConsumer>
     /// Renewed after a failed delivery, as the relay's (see `KafkaProducer.renewed`).
-    let deadLetters: ProducerSlot
+    let deadLetters: Slot<KafkaProducer>
     let handler: any EventHandler
     let settings: Settings
     let logger: Logger
@@ -134,8 +135,8 @@ public struct EventConsumer: Service {
     public init(
         consumer: KafkaConsumer, deadLetters: KafkaProducer, handler: any EventHandler, settings: Settings, logger: Logger
     ) {
-        self.consumer = consumer
-        self.deadLetters = ProducerSlot(deadLetters)
+        self.consumers = Slot(consumer)
+        self.deadLetters = Slot(deadLetters)
         self.handler = handler
         self.settings = settings
         self.logger = logger
@@ -146,9 +147,14 @@ public struct EventConsumer: Service {
         try? await cancelWhenGracefulShutdown {
             // The last version applied per stream, to drop repeats; this loop is its only user.
             var lastVersions: [String: Int64] = [:]
+            var starvation = StarvationWatch()
             while !Task.isCancelled {
                 let records = try await self.pollBatch()
-                guard !records.isEmpty else { continue }
+                guard !records.isEmpty else {
+                    try await self.renewIfStarved(&starvation)
+                    continue
+                }
+                starvation.fed()
                 var admitted: [(record: KafkaRecord, event: RecordedEvent)] = []
                 for record in records {
                     if let event = try await self.admit(record, lastVersions: &lastVersions) { admitted.append((record, event)) }
@@ -161,8 +167,29 @@ public struct EventConsumer: Service {
         await self.consumer.close()
     }
 
+    private var consumer: KafkaConsumer { self.consumers.current }
+
     private func pollBatch() async throws -> [KafkaRecord] {
         try await self.consumer.poll(max: self.settings.maxBatch, timeout: .milliseconds(100))
+    }
+
+    /// While idle, looks every few seconds whether the group has left this member without
+    /// partitions although the topic has some; if so, joins again as a new member. Each renewal
+    /// doubles the wait before the next (a member of a group with more members than partitions is
+    /// rightly idle, and must not make the group rebalance over and over).
+    private func renewIfStarved(_ watch: inout StarvationWatch) async throws {
+        let now = ContinuousClock.now
+        guard now >= watch.nextLook else { return }
+        watch.nextLook = now + .seconds(5)
+        let old = self.consumer
+        guard await old.starvedOfPartitions(for: watch.patience) else { return }
+        self.logger.notice(
+            "the group gave this member no partitions although the topic has some; joining again as a new member",
+            metadata: ["group": "\(self.settings.group)", "idle.for": "\(watch.patience)"])
+        let fresh = try old.renewed()
+        await old.close()
+        self.consumers.replace(with: fresh)
+        watch.renewed()
     }
 
     /// Decodes a record and drops it if it is a repeat; an unreadable one goes to the dead-letter topic.
@@ -276,6 +303,21 @@ public struct EventConsumer: Service {
                 delay = min(delay * 2, self.settings.maxRetryDelay)
             }
         }
+    }
+}
+
+/// How long a member may sit without partitions before it joins again (see `EventConsumer.renewIfStarved`).
+struct StarvationWatch {
+    static let firstPatience: Duration = .seconds(10)
+    var patience = Self.firstPatience
+    var nextLook = ContinuousClock.now + .seconds(5)
+
+    mutating func renewed() {
+        self.patience = min(self.patience * 2, .seconds(300))
+    }
+
+    mutating func fed() {
+        self.patience = Self.firstPatience
     }
 }
 

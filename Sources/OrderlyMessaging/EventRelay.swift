@@ -44,7 +44,7 @@ public struct EventRelay: Service {
 
     let store: any EventStore
     /// The producer in use: replaced by a fresh one after a failed delivery (see `KafkaProducer.renewed`).
-    let producers: ProducerSlot
+    let producers: Slot<KafkaProducer>
     let leaderLock: any LeaderLock
     let settings: Settings
     let logger: Logger
@@ -57,7 +57,7 @@ public struct EventRelay: Service {
         logger: Logger
     ) {
         self.store = store
-        self.producers = ProducerSlot(producer)
+        self.producers = Slot(producer)
         self.leaderLock = leaderLock
         self.settings = settings
         self.logger = logger
@@ -168,11 +168,15 @@ public struct EventRelay: Service {
         // A loss is acted on only when the next look confirms it: a broker that has just thawed or
         // restarted may answer oddly once, and a republish is a pass over the whole log.
         var suspected = false
+        // Counted before the previous look: everything counted was acknowledged a whole interval
+        // ago, so it is in what the broker answers now. (Counted just before this look, the
+        // messages acknowledged a moment ago were seen missing from Tansu's high watermarks under
+        // load, a false loss and a needless pass over the log.)
+        var deliveredBeforeLastLook = self.delivered.count
         while true {
             try await Task.sleep(for: self.settings.topicCheckInterval)
-            // Counted before the topic is asked: everything counted was acknowledged, so it is in
-            // what the broker answers.
-            let delivered = self.delivered.count
+            let delivered = deliveredBeforeLastLook
+            deliveredBeforeLastLook = self.delivered.count
             let found: [Int32: Int64]?
             do {
                 found = try await self.producers.current.highWatermarks(of: self.settings.topic)
@@ -299,18 +303,18 @@ public struct EventRelay: Service {
 
 }
 
-/// The relay's current producer, swapped when renewed.
-final class ProducerSlot: Sendable {
-    private let producer: Mutex<KafkaProducer>
+/// A Kafka client in use, swapped for a new one when renewed (the relay's producer, a consumer's member).
+final class Slot<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
 
-    init(_ producer: KafkaProducer) {
-        self.producer = Mutex(producer)
+    init(_ value: Value) {
+        self.value = Mutex(value)
     }
 
-    var current: KafkaProducer { self.producer.withLock { $0 } }
+    var current: Value { self.value.withLock { $0 } }
 
-    func replace(with producer: KafkaProducer) {
-        self.producer.withLock { $0 = producer }
+    func replace(with value: Value) {
+        self.value.withLock { $0 = value }
     }
 }
 
