@@ -6,6 +6,7 @@ import OrderlyEventStore
 import OrderlyMessaging
 import OrderlyReadModels
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// Runs `service` until `body` returns, then shuts it down.
@@ -88,6 +89,36 @@ func whileRunning<T: Sendable>(_ services: [any Service], _ body: @Sendable () a
         try await mongo.dropDatabase()
     }
 
+    /// The broker restarts empty under a running consumer, and the topic is made again only after
+    /// the member has rejoined its group without it (as when the relay takes a few seconds to find
+    /// the loss). Tansu then answers the member's next join with its stored, empty, assignment for
+    /// good; the consumer must notice it holds no partition of a topic that has some, join again as
+    /// a new member, and handle what is published from then on.
+    @Test func aConsumerLeftWithoutPartitionsAfterTheBrokerCameBackEmptyJoinsAgain() async throws {
+        var isolated = try await TestServers.isolatedSettings()
+        let broker = PrivateBroker()
+        try broker.start()
+        isolated.kafka.brokers = broker.brokers
+        let settings = isolated
+        let handled = HandledEvents()
+        let consumer = try await Processes.consumer(settings, group: settings.projectorGroup, handler: handled, logger: TestServers.logger)
+        let before = try (1...3).map { try self.orderPlaced("o-before-\($0)", position: Int64($0)) }
+        let after = try (1...3).map { try self.orderPlaced("o-after-\($0)", position: Int64(10 + $0)) }
+        let all: [UUID] = try await whileRunning(consumer) {
+            try await self.publish(before.map { EventMessageCodec.message(for: $0, topic: settings.topic) }, settings: settings)
+            _ = try await TestServers.eventually(timeout: .seconds(60)) { handled.ids.isSuperset(of: before.map(\.id)) ? true : nil }
+            try await broker.restartEmpty()
+            // Longer than the session timeout: the member has found its group gone and joined the
+            // new broker's group while the topic does not exist.
+            try await Task.sleep(for: .seconds(12))
+            try await Processes.ensureTopic(settings.topic, settings, logger: TestServers.logger)
+            try await self.publish(after.map { EventMessageCodec.message(for: $0, topic: settings.topic) }, settings: settings)
+            _ = try await TestServers.eventually(timeout: .seconds(60)) { handled.ids.isSuperset(of: after.map(\.id)) ? true : nil }
+            return Array(handled.ids)
+        }
+        #expect(Set(all).isSuperset(of: (before + after).map(\.id)), "the events published after the broker came back never arrived")
+    }
+
     @Test func poisonEventsAreDeadLetteredWithTheirReasonAndLaterEventsFlow() async throws {
         let settings = try await TestServers.isolatedSettings()
         let garbage = KafkaOutgoingMessage(topic: settings.topic, key: Array("o-p".utf8), value: Array("not an event".utf8))
@@ -117,5 +148,16 @@ func whileRunning<T: Sendable>(_ services: [any Service], _ body: @Sendable () a
         #expect(records.allSatisfy { $0.header("dlq-group") == settings.projectorGroup })
         #expect(records.contains { String(decoding: $0.value, as: UTF8.self) == "not an event" })
         try await mongo.dropDatabase()
+    }
+}
+
+/// A handler that remembers which events it was given.
+final class HandledEvents: EventHandler, Sendable {
+    private let seen = Mutex<Set<UUID>>([])
+
+    var ids: Set<UUID> { self.seen.withLock { $0 } }
+
+    func handle(_ event: RecordedEvent) async throws {
+        _ = self.seen.withLock { $0.insert(event.id) }
     }
 }
