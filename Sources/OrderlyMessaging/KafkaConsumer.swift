@@ -137,10 +137,11 @@ public final class KafkaConsumer: Sendable {
         let handle = self.handle
         let assignments = self.assignments
         let topics = self.topics
-        return (try? await runBlocking(on: self.queue) { () -> Bool in
-            guard assignments.partitions == 0, ContinuousClock.now - assignments.emptySince >= limit else { return false }
-            return try topics.contains { try (handle.partitionCount(of: $0, timeoutMilliseconds: 2000) ?? 0) > 0 }
-        }) ?? false
+        return
+            (try? await runBlocking(on: self.queue) { () -> Bool in
+                guard assignments.partitions == 0, ContinuousClock.now - assignments.emptySince >= limit else { return false }
+                return try topics.contains { try (handle.partitionCount(of: $0, timeoutMilliseconds: 2000) ?? 0) > 0 }
+            }) ?? false
     }
 
     /// Leaves the group cleanly so the partitions move to other members at once. Waits at most
@@ -207,15 +208,15 @@ final class AssignmentState: @unchecked Sendable {
 /// partitions assigned, or all revoked), and counts each change.
 private let rebalanceCallback:
     @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) ->
-    Void = { handle, code, partitions, opaque in
-        guard let handle else { return }
-        let assigning = code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
-        if let opaque {
-            let count = assigning ? Int(partitions?.pointee.cnt ?? 0) : 0
-            Unmanaged<AssignmentState>.fromOpaque(opaque).takeUnretainedValue().changed(to: count)
+        Void = { handle, code, partitions, opaque in
+            guard let handle else { return }
+            let assigning = code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
+            if let opaque {
+                let count = assigning ? Int(partitions?.pointee.cnt ?? 0) : 0
+                Unmanaged<AssignmentState>.fromOpaque(opaque).takeUnretainedValue().changed(to: count)
+            }
+            rd_kafka_assign(handle, assigning ? partitions : nil)
         }
-        rd_kafka_assign(handle, assigning ? partitions : nil)
-    }
 
 extension KafkaConsumer {
     /// The group's messages as an async sequence. Nothing is committed for the caller: commit with
