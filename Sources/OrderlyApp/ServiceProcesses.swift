@@ -48,12 +48,22 @@ extension Processes {
             // The deadline stops counting while the broker is unreachable or the relay trails the log.
             let probe = try KafkaProducer(configuration: settings.kafka)
             let brokerAnswers: @Sendable () async -> Bool = { (try? await probe.ping(timeout: .seconds(1))) != nil }
+            // The groups a saga goes through before its end (notification comes after it).
+            let groups = try ConsumerGroupWatch(
+                configuration: settings.kafka, topic: settings.topic,
+                groups: [SagaServiceKind.inventory, .payment, .order].map { "\(settings.serviceGroupPrefix)-\($0.rawValue)" })
+            let watchLogger = logger
+            let groupsKeepUp: @Sendable () async -> Bool = {
+                guard let behind = try? await groups.groupsBehind() else { return false }
+                if !behind.isEmpty { watchLogger.debug("saga deadline paused: consumer groups behind", metadata: ["groups": "\(behind)"]) }
+                return behind.isEmpty
+            }
             extra.append(
                 SagaDeadlineWatcher(
                     store: store,
                     settings: .init(
                         deadline: settings.sagaDeadline, interval: settings.sagaSweepInterval, relayCheckpoint: "relay:\(settings.topic)",
-                        brokerAnswers: brokerAnswers),
+                        brokerAnswers: brokerAnswers, groupsKeepUp: groupsKeepUp),
                     logger: logger))
         case .inventory:
             handler = InventoryService(store: store)

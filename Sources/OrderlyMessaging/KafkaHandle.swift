@@ -87,6 +87,43 @@ extension KafkaHandle {
         }
         return answer.partition_cnt
     }
+
+    /// Each partition's high watermark (the offset the next message will get), or nil when the
+    /// broker says it has no such topic. Blocks: one round trip per partition.
+    func highWatermarks(of topic: String, timeoutMilliseconds: Int32) throws -> [Int32: Int64]? {
+        guard let partitions = try self.partitionCount(of: topic, timeoutMilliseconds: timeoutMilliseconds) else { return nil }
+        var marks: [Int32: Int64] = [:]
+        for partition in 0..<partitions {
+            var low: Int64 = 0
+            var high: Int64 = 0
+            let code = rd_kafka_query_watermark_offsets(self.pointer, topic, partition, &low, &high, timeoutMilliseconds)
+            if code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART { return nil }
+            guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError(code: code.rawValue, message: "watermarks of \(topic)/\(partition): \(Self.describe(code))", isRetriable: true)
+            }
+            marks[partition] = high
+        }
+        return marks
+    }
+
+    /// The offsets the handle's group has committed in `topic`'s partitions (absent: none committed).
+    func committedOffsets(of topic: String, partitions: [Int32], timeoutMilliseconds: Int32) throws -> [Int32: Int64] {
+        guard let list = rd_kafka_topic_partition_list_new(Int32(partitions.count)) else {
+            throw KafkaError(code: -1, message: "rd_kafka_topic_partition_list_new failed")
+        }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for partition in partitions { rd_kafka_topic_partition_list_add(list, topic, partition) }
+        let code = rd_kafka_committed(self.pointer, list, timeoutMilliseconds)
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(code: code.rawValue, message: "committed offsets in \(topic): \(Self.describe(code))", isRetriable: true)
+        }
+        var offsets: [Int32: Int64] = [:]
+        for index in 0..<Int(list.pointee.cnt) {
+            let element = list.pointee.elems[index]
+            if element.err == RD_KAFKA_RESP_ERR_NO_ERROR && element.offset >= 0 { offsets[element.partition] = element.offset }
+        }
+        return offsets
+    }
 }
 
 /// Runs blocking C-library calls (librdkafka, libmongoc) off Swift's cooperative pool, on a queue of their own.

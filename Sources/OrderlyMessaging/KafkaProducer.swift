@@ -73,22 +73,7 @@ public final class KafkaProducer: Sendable {
     public func highWatermarks(of topic: String, timeout: Duration = .seconds(2)) async throws -> [Int32: Int64]? {
         let handle = self.handle
         let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        return try await runBlocking(on: DispatchQueue.global()) { () throws -> [Int32: Int64]? in
-            guard let partitions = try handle.partitionCount(of: topic, timeoutMilliseconds: milliseconds) else { return nil }
-            var marks: [Int32: Int64] = [:]
-            for partition in 0..<partitions {
-                var low: Int64 = 0
-                var high: Int64 = 0
-                let code = rd_kafka_query_watermark_offsets(handle.pointer, topic, partition, &low, &high, milliseconds)
-                if code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART { return nil }
-                guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                    throw KafkaError(
-                        code: code.rawValue, message: "watermarks of \(topic)/\(partition): \(KafkaHandle.describe(code))", isRetriable: true)
-                }
-                marks[partition] = high
-            }
-            return marks
-        }
+        return try await runBlocking(on: DispatchQueue.global()) { try handle.highWatermarks(of: topic, timeoutMilliseconds: milliseconds) }
     }
 
     /// Produces every message and waits for all of their delivery reports.

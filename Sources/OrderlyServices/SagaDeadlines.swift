@@ -23,6 +23,9 @@ public final class SagaDeadlineWatcher: Service, Sendable {
         public var relayCheckpoint: String?
         /// Whether the broker answers: while it does not, the deadline does not count. Nil: not watched.
         public var brokerAnswers: (@Sendable () async -> Bool)?
+        /// Whether the saga services' consumer groups keep up with the topic: while one is down or
+        /// behind, the deadline does not count. Nil: not watched.
+        public var groupsKeepUp: (@Sendable () async -> Bool)?
         /// How long the pipeline must have worked again before the deadline counts again: after a
         /// broker outage the consumer groups rejoin and catch up (about 11 s measured with Tansu after
         /// a 20 s freeze), which this process cannot see from here.
@@ -30,13 +33,15 @@ public final class SagaDeadlineWatcher: Service, Sendable {
 
         public init(
             deadline: Duration = .seconds(60), interval: Duration = .seconds(1), lookback: Duration = .seconds(86_400),
-            relayCheckpoint: String? = nil, brokerAnswers: (@Sendable () async -> Bool)? = nil, settle: Duration = .seconds(15)
+            relayCheckpoint: String? = nil, brokerAnswers: (@Sendable () async -> Bool)? = nil,
+            groupsKeepUp: (@Sendable () async -> Bool)? = nil, settle: Duration = .seconds(15)
         ) {
             self.deadline = deadline
             self.interval = interval
             self.lookback = lookback
             self.relayCheckpoint = relayCheckpoint
             self.brokerAnswers = brokerAnswers
+            self.groupsKeepUp = groupsKeepUp
             self.settle = settle
         }
     }
@@ -82,11 +87,13 @@ public final class SagaDeadlineWatcher: Service, Sendable {
         }
     }
 
-    /// Whether events can flow from the log to the services now: the broker answers and the relay
-    /// keeps up (its checkpoint has reached every position the log had 5 s ago). A saga waiting on
-    /// our own pipeline is not stuck: a broker outage of a minute cancelled every order in flight.
+    /// Whether events can flow from the log to the services now: the broker answers, the relay
+    /// keeps up (its checkpoint has reached every position the log had 5 s ago) and so do the saga
+    /// services' consumer groups. A saga waiting on our own pipeline is not stuck: a broker outage
+    /// of a minute cancelled every order in flight.
     func pipelineIsMoving() async -> Bool {
         if let brokerAnswers = self.settings.brokerAnswers, await !brokerAnswers() { return false }
+        if let groupsKeepUp = self.settings.groupsKeepUp, await !groupsKeepUp() { return false }
         guard let checkpointName = self.settings.relayCheckpoint else { return true }
         do {
             let head = try await self.store.latestPosition()

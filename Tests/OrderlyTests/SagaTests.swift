@@ -164,6 +164,38 @@ import Testing
         #expect(try await SagaLog.load(settings).violations() == [])
     }
 
+    /// A saga service (payment) down for longer than the deadline: its consumer group falls behind
+    /// the topic, so the orders waiting for it wait for the pipeline and are not cancelled for their
+    /// deadline; all complete once it is back.
+    @Test func aPaymentServiceDownLongerThanTheDeadlineCancelsNoOrder() async throws {
+        var isolated = try await TestServers.isolatedSettings()
+        // Beside the outage below: the deadline stops counting within about 5 s of a group falling
+        // behind (it compares with what the topic held 5 s before).
+        isolated.sagaDeadline = .seconds(10)
+        isolated.sagaSweepInterval = .milliseconds(200)
+        let settings = isolated
+        let app = try await Processes.dev(settings, logger: TestServers.logger, sagaServices: [.order, .inventory, .notification])
+        try await app.test(.live) { client in
+            try await client.restock("SKU-G", quantity: 100, unitPrice: 250)
+            let payment = try ChildProcess.orderly(["service", "payment"], settings: settings)
+            let first = try await client.place([("SKU-G", 1, 250)], token: "tok_ok")
+            _ = try await client.waitForOutcomes([first])
+            payment.kill()
+            await payment.process.exited()
+            var orders: [String] = []
+            for _ in 0..<3 { orders.append(try await client.place([("SKU-G", 1, 250)], token: "tok_ok")) }
+            // Two and a half deadlines.
+            try await Task.sleep(for: .seconds(25))
+            let restarted = try ChildProcess.orderly(["service", "payment"], settings: settings)
+            let views = try await client.waitForOutcomes(orders, timeout: .seconds(90))
+            for order in orders {
+                #expect(views[order]?.status == "COMPLETED", "\(order): \(views[order]?.status ?? "?") \(views[order]?.cancellationReason ?? "")")
+            }
+            restarted.stop()
+        }
+        #expect(try await SagaLog.load(settings).violations() == [])
+    }
+
     /// The broker dies and comes back empty (no topics, no messages, no group offsets) while orders
     /// are in flight and consumers are running: the log is the truth, so the relay republishes it and
     /// every consumer group reads the topic again from its start, dropping what it already applied.
