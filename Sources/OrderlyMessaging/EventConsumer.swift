@@ -174,18 +174,24 @@ public struct EventConsumer: Service {
     }
 
     /// While idle, looks every few seconds whether the group has left this member without
-    /// partitions although the topic has some; if so, joins again as a new member. Each renewal
-    /// doubles the wait before the next (a member of a group with more members than partitions is
-    /// rightly idle, and must not make the group rebalance over and over).
+    /// partitions although the topic has some; if it stays so for `patience`, joins again as a new
+    /// member. Each renewal doubles the patience (a member of a group with more members than
+    /// partitions is rightly idle, and must not make the group rebalance over and over).
     private func renewIfStarved(_ watch: inout StarvationWatch) async throws {
         let now = ContinuousClock.now
         guard now >= watch.nextLook else { return }
         watch.nextLook = now + .seconds(5)
         let old = self.consumer
-        guard await old.starvedOfPartitions(for: watch.patience) else { return }
+        guard await old.holdsNoPartitionOfATopicWithSome() == true else {
+            watch.emptySince = nil
+            return
+        }
+        let since = watch.emptySince ?? now
+        watch.emptySince = since
+        guard now - since >= watch.patience else { return }
         self.logger.notice(
             "the group gave this member no partitions although the topic has some; joining again as a new member",
-            metadata: ["group": "\(self.settings.group)", "idle.for": "\(watch.patience)"])
+            metadata: ["group": "\(self.settings.group)", "idle.for": "\(now - since)"])
         let fresh = try old.renewed()
         await old.close()
         self.consumers.replace(with: fresh)
@@ -311,13 +317,16 @@ struct StarvationWatch {
     static let firstPatience: Duration = .seconds(10)
     var patience = Self.firstPatience
     var nextLook = ContinuousClock.now + .seconds(5)
+    var emptySince: ContinuousClock.Instant?
 
     mutating func renewed() {
         self.patience = min(self.patience * 2, .seconds(300))
+        self.emptySince = nil
     }
 
     mutating func fed() {
         self.patience = Self.firstPatience
+        self.emptySince = nil
     }
 }
 

@@ -72,21 +72,6 @@ public struct KafkaRecord: Sendable {
     public var key: [UInt8]
     public var value: [UInt8]
     public var headers: [(String, [UInt8])]
-    /// The consumer's assignment generation it was fetched under (see `KafkaConsumer.commit`).
-    public var generation: Int
-
-    public init(
-        topic: String, partition: Int32, offset: Int64, key: [UInt8], value: [UInt8], headers: [(String, [UInt8])], generation: Int = 0
-    ) {
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.key = key
-        self.value = value
-        self.headers = headers
-        self.generation = generation
-    }
-
     public func header(_ name: String) -> String? {
         self.headers.first { $0.0 == name }.map { String(decoding: $0.1, as: UTF8.self) }
     }

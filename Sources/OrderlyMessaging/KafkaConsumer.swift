@@ -7,14 +7,11 @@ import Foundation
 public final class KafkaConsumer: Sendable {
     private let handle: KafkaHandle
     private let queue: DispatchQueue
-    private let assignments: AssignmentState
     private let configuration: KafkaConfiguration
     private let groupID: String
     private let topics: [String]
 
     public init(configuration: KafkaConfiguration, groupID: String, topics: [String]) throws {
-        let assignments = AssignmentState()
-        self.assignments = assignments
         self.configuration = configuration
         self.groupID = groupID
         self.topics = topics
@@ -29,12 +26,7 @@ public final class KafkaConsumer: Sendable {
                 // A topic that disappears (a broker that came back empty) and is made again by the
                 // relay is seen within seconds, not librdkafka's default of five minutes.
                 "topic.metadata.refresh.interval.ms": "5000",
-            ],
-            callbackContext: assignments,
-            configure: { conf in
-                rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(assignments).toOpaque())
-                rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
-            }
+            ]
         )
         self.queue = DispatchQueue(label: "orderly-kafka-consumer-\(groupID)")
         // Serve rebalances and errors through consumer_poll instead of a separate queue.
@@ -56,7 +48,6 @@ public final class KafkaConsumer: Sendable {
     /// down, a rebalance) also return nil: librdkafka retries on its own. Fatal errors throw.
     public func poll(timeout: Duration = .milliseconds(100)) async throws -> KafkaRecord? {
         let handle = self.handle
-        let assignments = self.assignments
         let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         return try await runBlocking(on: self.queue) {
             guard let message = rd_kafka_consumer_poll(handle.pointer, milliseconds) else { return nil }
@@ -68,7 +59,7 @@ public final class KafkaConsumer: Sendable {
                 }
                 return nil
             }
-            return Self.copy(message, generation: assignments.current)
+            return Self.copy(message)
         }
     }
 
@@ -76,7 +67,6 @@ public final class KafkaConsumer: Sendable {
     /// then takes only what has already arrived.
     public func poll(max: Int, timeout: Duration = .milliseconds(100)) async throws -> [KafkaRecord] {
         let handle = self.handle
-        let assignments = self.assignments
         let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         return try await runBlocking(on: self.queue) {
             var records: [KafkaRecord] = []
@@ -84,7 +74,7 @@ public final class KafkaConsumer: Sendable {
                 defer { rd_kafka_message_destroy(message) }
                 let code = message.pointee.err
                 if code == RD_KAFKA_RESP_ERR__FATAL { throw KafkaError(code: code.rawValue, message: KafkaHandle.describe(code)) }
-                if code == RD_KAFKA_RESP_ERR_NO_ERROR { records.append(Self.copy(message, generation: assignments.current)) }
+                if code == RD_KAFKA_RESP_ERR_NO_ERROR { records.append(Self.copy(message)) }
             }
             return records
         }
@@ -94,18 +84,15 @@ public final class KafkaConsumer: Sendable {
     /// With `waiting: false` the commit is sent and not waited for: offsets still only ever move past
     /// records whose effects are durable, and a commit that is lost means those records come again,
     /// which idempotent handlers absorb.
-    /// Records fetched before the latest rebalance are not committed: their partitions may have moved
-    /// or, after a broker that came back empty, their offsets may point into a different topic, where
-    /// such a commit would make the group skip events it never handled. They come again instead.
     public func commit(_ records: [KafkaRecord], waiting: Bool = true) async throws {
+        var next: [String: [Int32: Int64]] = [:]
+        for record in records {
+            next[record.topic, default: [:]][record.partition] = max(next[record.topic]?[record.partition] ?? 0, record.offset + 1)
+        }
+        guard !next.isEmpty else { return }
         let handle = self.handle
-        let assignments = self.assignments
+        let offsets = next
         try await runBlocking(on: self.queue) {
-            var offsets: [String: [Int32: Int64]] = [:]
-            for record in records where record.generation == assignments.current {
-                offsets[record.topic, default: [:]][record.partition] = max(offsets[record.topic]?[record.partition] ?? 0, record.offset + 1)
-            }
-            guard !offsets.isEmpty else { return }
             guard let list = rd_kafka_topic_partition_list_new(Int32(offsets.count)) else {
                 throw KafkaError(code: -1, message: "rd_kafka_topic_partition_list_new failed")
             }
@@ -127,21 +114,23 @@ public final class KafkaConsumer: Sendable {
         try KafkaConsumer(configuration: self.configuration, groupID: self.groupID, topics: self.topics)
     }
 
-    /// Whether this member has held no partition for at least `limit` while a subscribed topic has
-    /// some. Tansu, after it restarted empty, can leave a member in that state for good: the member
-    /// joined while the topic was gone and got nothing; when the topic came back it joined again
-    /// with the same member id and subscription, and Tansu answered with the stored (empty)
-    /// assignment instead of a new one. A new member gets a fresh assignment. (A member can also
-    /// be idle because its group has more members than partitions; the caller backs off.)
-    public func starvedOfPartitions(for limit: Duration) async -> Bool {
+    /// Whether this member holds no partition while a subscribed topic has some (nil: the broker
+    /// did not answer). Tansu, after it restarted empty, can leave a member in that state for good:
+    /// the member joined while the topic was gone and got nothing; when the topic came back it
+    /// joined again with the same member id and subscription, and Tansu answered with the stored
+    /// (empty) assignment instead of a new one. A new member gets a fresh assignment.
+    public func holdsNoPartitionOfATopicWithSome() async -> Bool? {
         let handle = self.handle
-        let assignments = self.assignments
         let topics = self.topics
-        return
-            (try? await runBlocking(on: self.queue) { () -> Bool in
-                guard assignments.partitions == 0, ContinuousClock.now - assignments.emptySince >= limit else { return false }
-                return try topics.contains { try (handle.partitionCount(of: $0, timeoutMilliseconds: 2000) ?? 0) > 0 }
-            }) ?? false
+        return try? await runBlocking(on: self.queue) { () -> Bool in
+            var assigned: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+            guard rd_kafka_assignment(handle.pointer, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR, let assigned else {
+                throw KafkaError(code: -1, message: "rd_kafka_assignment failed")
+            }
+            defer { rd_kafka_topic_partition_list_destroy(assigned) }
+            guard assigned.pointee.cnt == 0 else { return false }
+            return try topics.contains { try (handle.partitionCount(of: $0, timeoutMilliseconds: 2000) ?? 0) > 0 }
+        }
     }
 
     /// Leaves the group cleanly so the partitions move to other members at once. Waits at most
@@ -164,7 +153,7 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    private static func copy(_ message: UnsafeMutablePointer<rd_kafka_message_t>, generation: Int) -> KafkaRecord {
+    private static func copy(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaRecord {
         let raw = message.pointee
         let topic = raw.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
         let value = raw.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: raw.len)) } ?? []
@@ -184,39 +173,9 @@ public final class KafkaConsumer: Sendable {
                 index += 1
             }
         }
-        return KafkaRecord(
-            topic: topic, partition: raw.partition, offset: raw.offset, key: key, value: value, headers: headers, generation: generation)
+        return KafkaRecord(topic: topic, partition: raw.partition, offset: raw.offset, key: key, value: value, headers: headers)
     }
 }
-
-/// The consumer's rebalances: how many so far, how many partitions it holds and since when none.
-/// Read and changed only on the consumer's serial queue (the rebalance callback runs inside
-/// `rd_kafka_consumer_poll`), so commit and poll see the same state.
-final class AssignmentState: @unchecked Sendable {
-    private(set) var current = 0
-    private(set) var partitions = 0
-    private(set) var emptySince = ContinuousClock.now
-
-    func changed(to partitions: Int) {
-        self.current += 1
-        if partitions == 0 && self.partitions > 0 { self.emptySince = .now }
-        self.partitions = partitions
-    }
-}
-
-/// Takes the group's assignment as librdkafka's default handling would (eager protocol: all
-/// partitions assigned, or all revoked), and counts each change.
-private let rebalanceCallback:
-    @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) ->
-        Void = { handle, code, partitions, opaque in
-            guard let handle else { return }
-            let assigning = code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
-            if let opaque {
-                let count = assigning ? Int(partitions?.pointee.cnt ?? 0) : 0
-                Unmanaged<AssignmentState>.fromOpaque(opaque).takeUnretainedValue().changed(to: count)
-            }
-            rd_kafka_assign(handle, assigning ? partitions : nil)
-        }
 
 extension KafkaConsumer {
     /// The group's messages as an async sequence. Nothing is committed for the caller: commit with
