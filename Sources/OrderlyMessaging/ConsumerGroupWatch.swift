@@ -13,6 +13,10 @@ public final class ConsumerGroupWatch: Sendable {
     /// One handle per group, never subscribed: it only asks the group's coordinator for its offsets.
     private let groups: [(name: String, handle: KafkaHandle)]
     private let samples = Mutex<[(at: ContinuousClock.Instant, marks: [Int32: Int64])]>([])
+    /// The last answer, given again to anyone asking within `reuse` of it: each look costs a round
+    /// trip per partition and per group, and an idle system should cost next to nothing.
+    private let lastAnswer = Mutex<(at: ContinuousClock.Instant, behind: [String])?>(nil)
+    private let reuse: Duration = .seconds(2)
     private let queue = DispatchQueue(label: "orderly-consumer-group-watch")
 
     public init(configuration: KafkaConfiguration, topic: String, groups: [String], settle: Duration = .seconds(5), timeout: Duration = .seconds(1))
@@ -33,6 +37,13 @@ public final class ConsumerGroupWatch: Sendable {
     /// The groups that have not committed what the topic held `settle` ago (empty: all keep up).
     /// Throws when the broker does not answer.
     public func groupsBehind() async throws -> [String] {
+        if let last = self.lastAnswer.withLock({ $0 }), ContinuousClock.now - last.at < self.reuse { return last.behind }
+        let behind = try await self.lookAtGroups()
+        self.lastAnswer.withLock { $0 = (ContinuousClock.now, behind) }
+        return behind
+    }
+
+    private func lookAtGroups() async throws -> [String] {
         guard let first = self.groups.first else { return [] }
         let topic = self.topic
         let timeout = self.timeoutMilliseconds
