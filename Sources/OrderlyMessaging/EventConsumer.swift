@@ -314,7 +314,10 @@ public struct EventConsumer: Service {
 
 /// How long a member may sit without partitions before it joins again (see `EventConsumer.renewIfStarved`).
 struct StarvationWatch {
-    static let firstPatience: Duration = .seconds(10)
+    /// Long beside a group's own recovery: after a broker freeze of a minute, Tansu's groups took
+    /// more than 10 s to hand out partitions again, and a member renewed then (it leaves, a new one
+    /// joins) kept every group of the long-outage chaos run from recovering at all.
+    static let firstPatience: Duration = .seconds(60)
     var patience = Self.firstPatience
     var nextLook = ContinuousClock.now + .seconds(5)
     var emptySince: ContinuousClock.Instant?
