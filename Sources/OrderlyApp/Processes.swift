@@ -54,8 +54,9 @@ public enum Processes {
     /// The relay: tails the event log and publishes it to Kafka. Serves /health and /metrics on `opsPort`.
     public static func relay(_ settings: Settings, opsPort: Int, logger: Logger) async throws -> [any Service] {
         let postgres = try settings.makePostgresClient(logger: logger)
-        return [postgres] + (try await self.relayServices(settings, postgres: postgres, logger: logger)) + [
-            self.opsServer(settings, port: opsPort, logger: logger)
+        return [
+            postgres, try await self.relayService(settings, postgres: postgres, logger: logger),
+            self.opsServer(settings, port: opsPort, logger: logger),
         ]
     }
 
@@ -67,20 +68,16 @@ public enum Processes {
             logger: logger)
     }
 
-    /// The relay and the listener that wakes it when events are appended (it looks at the log once a
-    /// second without one).
-    static func relayServices(_ settings: Settings, postgres: PostgresClient, logger: Logger) async throws -> [any Service] {
+    static func relayService(_ settings: Settings, postgres: PostgresClient, logger: Logger) async throws -> EventRelay {
         try await self.ensureTopic(settings.topic, settings, logger: logger)
         let producer = try KafkaProducer(configuration: settings.kafka, createsTopics: false)
-        let appends = AppendListener(client: postgres, logger: logger)
-        let relay = EventRelay(
+        return EventRelay(
             store: PostgresEventStore(client: postgres, logger: logger), producer: producer,
             leaderLock: PostgresLeaderLock(client: postgres, key: Self.relayLockKey(topic: settings.topic), logger: logger),
             settings: .init(
-                topic: settings.topic, checkpointName: "relay:\(settings.topic)", batchSize: settings.relayBatchSize, idleDelay: .seconds(1),
+                topic: settings.topic, checkpointName: "relay:\(settings.topic)", batchSize: settings.relayBatchSize,
                 guardedPartitions: settings.topicPartitions),
-            appends: appends, logger: logger)
-        return [appends, relay]
+            logger: logger)
     }
 
     /// One leader per topic: relays publishing to different topics do not exclude each other.
@@ -160,14 +157,14 @@ public enum Processes {
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> some ApplicationProtocol {
         let relayPostgres = try settings.makePostgresClient(logger: logger)
-        let relay = try await self.relayServices(settings, postgres: relayPostgres, logger: logger)
+        let relay = try await self.relayService(settings, postgres: relayPostgres, logger: logger)
         let projector = withProjector ? try await self.projector(settings, opsPort: nil, logger: logger) : []
         var saga: [any Service] = []
         for kind in sagaServices {
             saga += try await self.sagaService(kind, settings, postgres: relayPostgres, opsPort: nil, logger: logger)
         }
         return try await self.api(
-            settings, logger: logger, extraServices: [relayPostgres] + relay + projector + saga, onServerRunning: onServerRunning)
+            settings, logger: logger, extraServices: [relayPostgres, relay] + projector + saga, onServerRunning: onServerRunning)
     }
 
     /// The topic must exist with its partition count before anyone produces: a broker that

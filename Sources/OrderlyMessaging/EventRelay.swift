@@ -14,8 +14,6 @@ public struct EventRelay: Service {
         public var topic: String
         public var checkpointName: String
         public var batchSize: Int
-        /// How long the relay waits, with nothing to publish, before it reads the log again (or,
-        /// given `appends`, at most: it reads as soon as events are appended).
         public var idleDelay: Duration
         public var retryDelay: Duration
         /// Which events to publish: everything for the live relay; a replay for a new consumer group
@@ -49,8 +47,6 @@ public struct EventRelay: Service {
     let producers: Slot<KafkaProducer>
     let leaderLock: any LeaderLock
     let settings: Settings
-    /// Wakes the relay when events are appended; without it, the relay polls every `idleDelay`.
-    let appends: (any AppendWaiting)?
     let logger: Logger
     let metrics = RelayMetrics()
     /// Messages this relay has had acknowledged by the broker, for `watchTopic`.
@@ -58,9 +54,8 @@ public struct EventRelay: Service {
 
     public init(
         store: any EventStore, producer: KafkaProducer, leaderLock: any LeaderLock = SoleLeader(), settings: Settings = Settings(),
-        appends: (any AppendWaiting)? = nil, logger: Logger
+        logger: Logger
     ) {
-        self.appends = appends
         self.store = store
         self.producers = Slot(producer)
         self.leaderLock = leaderLock
@@ -289,12 +284,7 @@ public struct EventRelay: Service {
             if events.isEmpty {
                 self.metrics.lagSeconds.record(0)
                 if untilCaughtUp { break }
-                if let appends = self.appends {
-                    await appends.waitForAppends(upTo: self.settings.idleDelay)
-                    try Task.checkCancellation()
-                } else {
-                    try await Task.sleep(for: self.settings.idleDelay)
-                }
+                try await Task.sleep(for: self.settings.idleDelay)
             }
         }
         return published

@@ -1,12 +1,11 @@
 import Foundation
 import Logging
 import OrderlyApp
+import OrderlyEventStore
 import OrderlyMessaging
 import PostgresNIO
 import ServiceLifecycle
 import Testing
-
-@testable import OrderlyEventStore
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -193,28 +192,6 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         second.stop()
     }
 
-    /// The relay waits for PostgreSQL's notification of an append instead of polling: with its
-    /// fallback look a minute away, events appended while it waits still reach the topic at once.
-    @Test func anAppendWakesTheWaitingRelay() async throws {
-        let settings = try await TestServers.isolatedSettings()
-        try await Processes.ensureTopic(settings.topic, settings, logger: TestServers.logger)
-        let postgres = try settings.makePostgresClient(logger: TestServers.logger)
-        let appends = AppendListener(client: postgres, logger: TestServers.logger)
-        let relay = EventRelay(
-            store: PostgresEventStore(client: postgres, logger: TestServers.logger), producer: try KafkaProducer(configuration: settings.kafka),
-            settings: .init(topic: settings.topic, checkpointName: "relay:\(settings.topic)", idleDelay: .seconds(60)), appends: appends,
-            logger: TestServers.logger)
-        let waited = try await whileRunning([postgres, appends, relay]) { () -> Duration in
-            // The relay has found the log empty and waits.
-            try await Task.sleep(for: .seconds(2))
-            let started = ContinuousClock.now
-            let events = try await seedEvents(settings, streams: 2, eventsPerStream: 5, prefix: "w")
-            expectComplete(try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(events.map(\.id))), expected: events)
-            return ContinuousClock.now - started
-        }
-        #expect(waited < .seconds(30), "the events reached the topic only after \(waited): the relay was not woken")
-    }
-
     @Test func aStandbyRelayTakesOverWhenTheLeaderDies() async throws {
         let settings = try await TestServers.isolatedSettings()
         let leader = try ChildProcess.orderly(["relay"], settings: settings)
@@ -265,34 +242,4 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
 func httpGet(_ url: String) async throws -> String {
     let (data, _) = try await URLSession.shared.data(from: try #require(URL(string: url)))
     return String(decoding: data, as: UTF8.self)
-}
-
-/// The latch behind `AppendListener`: a ring with nobody waiting is kept for the next wait, a wait
-/// ends at its limit without one, and a ring wakes a waiter at once.
-@Suite struct AppendBellTests {
-    @Test func aRingIsKeptForTheNextWait() async {
-        let bell = AppendBell()
-        bell.ring()
-        let started = ContinuousClock.now
-        await bell.wait(upTo: .seconds(30))
-        #expect(ContinuousClock.now - started < .seconds(5))
-    }
-
-    @Test func aWaitEndsAtItsLimitWithoutARing() async {
-        let bell = AppendBell()
-        let started = ContinuousClock.now
-        await bell.wait(upTo: .milliseconds(300))
-        let waited = ContinuousClock.now - started
-        #expect(waited >= .milliseconds(300) && waited < .seconds(10))
-    }
-
-    @Test func aRingWakesTheWaiter() async {
-        let bell = AppendBell()
-        let started = ContinuousClock.now
-        async let waiting: Void = bell.wait(upTo: .seconds(30))
-        try? await Task.sleep(for: .milliseconds(200))
-        bell.ring()
-        await waiting
-        #expect(ContinuousClock.now - started < .seconds(10))
-    }
 }
