@@ -124,7 +124,7 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         let during = try await seedEvents(settings, streams: 10, eventsPerStream: 10, prefix: "b")
         try await Task.sleep(for: .seconds(3))
         broker.thaw()
-        let afterFreeze = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(during.map(\.id)))
+        let afterFreeze = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set((before + during).map(\.id)))
         expectComplete(afterFreeze, expected: before + during)
         if !Set((before + during).map(\.id)).isSubset(of: afterFreeze.map(\.id)) {
             Issue.record("the relay's log:\n\(relay.output.suffix(4000))")
