@@ -43,6 +43,8 @@ final class ChildProcess: @unchecked Sendable {
             "ORDERLY_MONGO_URI": settings.mongoURI, "ORDERLY_MONGO_DATABASE": settings.mongoDatabase, "ORDERLY_TOPIC": settings.topic,
             "ORDERLY_DEAD_LETTER_TOPIC": settings.deadLetterTopic, "ORDERLY_PROJECTOR_GROUP": settings.projectorGroup,
             "ORDERLY_SERVICE_GROUP_PREFIX": settings.serviceGroupPrefix,
+            // The tests' own limits: a child api at the default 50/s refused a flat-out bench (429).
+            "ORDERLY_RATE_LIMIT_PER_SECOND": "\(settings.rateLimitPerSecond)", "ORDERLY_RATE_LIMIT_BURST": "\(settings.rateLimitBurst)",
             "ORDERLY_SAGA_DEADLINE_SECONDS": "\(settings.sagaDeadline.components.seconds)",
             "ORDERLY_OPS_PORT": "0", "LOG_LEVEL": "info", "ORDERLY_JWT_SECRET": settings.jwtSecret ?? "",
         ]
