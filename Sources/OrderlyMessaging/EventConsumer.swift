@@ -123,7 +123,7 @@ public struct EventConsumer: Service {
         }
     }
 
-    /// Renewed when the group leaves it without partitions (see `KafkaConsumer.starvedOfPartitions`).
+    /// Renewed when the group leaves it without partitions (see `KafkaConsumer.holdsNoPartitionOfATopicWithSome`).
     let consumers: Slot<KafkaConsumer>
     /// Renewed after a failed delivery, as the relay's (see `KafkaProducer.renewed`).
     let deadLetters: Slot<KafkaProducer>
