@@ -182,16 +182,19 @@ public struct EventConsumer: Service {
         guard now >= watch.nextLook else { return }
         watch.nextLook = now + .seconds(5)
         let old = self.consumer
+        if old.sawATopicMissing() { watch.topicWentMissing = true }
         guard await old.holdsNoPartitionOfATopicWithSome() == true else {
             watch.emptySince = nil
             return
         }
         let since = watch.emptySince ?? now
         watch.emptySince = since
-        guard now - since >= watch.patience else { return }
+        guard now - since >= watch.currentPatience else { return }
         self.logger.notice(
             "the group gave this member no partitions although the topic has some; joining again as a new member",
-            metadata: ["group": "\(self.settings.group)", "idle.for": "\(now - since)"])
+            metadata: [
+                "group": "\(self.settings.group)", "idle.for": "\(now - since)", "topic.went.missing": "\(watch.topicWentMissing)",
+            ])
         let fresh = try old.renewed()
         await old.close()
         self.consumers.replace(with: fresh)
@@ -318,17 +321,27 @@ struct StarvationWatch {
     /// more than 10 s to hand out partitions again, and a member renewed then (it leaves, a new one
     /// joins) kept every group of the long-outage chaos run from recovering at all.
     static let firstPatience: Duration = .seconds(60)
+    /// After the broker said the topic does not exist: Tansu's bug, not a slow rebalance, is then the
+    /// likely reason for an empty assignment once the topic is back (a frozen broker says nothing).
+    static let patienceAfterTopicWentMissing: Duration = .seconds(15)
     var patience = Self.firstPatience
+    var topicWentMissing = false
     var nextLook = ContinuousClock.now + .seconds(5)
     var emptySince: ContinuousClock.Instant?
 
+    var currentPatience: Duration {
+        self.topicWentMissing ? min(self.patience, Self.patienceAfterTopicWentMissing) : self.patience
+    }
+
     mutating func renewed() {
         self.patience = min(self.patience * 2, .seconds(300))
+        self.topicWentMissing = false
         self.emptySince = nil
     }
 
     mutating func fed() {
         self.patience = Self.firstPatience
+        self.topicWentMissing = false
         self.emptySince = nil
     }
 }

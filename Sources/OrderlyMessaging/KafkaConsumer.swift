@@ -1,5 +1,6 @@
 import CRdKafka
 import Foundation
+import Synchronization
 
 /// A consumer-group member with manual commits: offsets are never stored automatically, so a caller
 /// commits only after its effect is durable. Every call that may block runs on the consumer's own
@@ -10,6 +11,8 @@ public final class KafkaConsumer: Sendable {
     private let configuration: KafkaConfiguration
     private let groupID: String
     private let topics: [String]
+    /// Set when the broker said a subscribed topic does not exist (see `sawATopicMissing`).
+    private let topicMissing = Mutex(false)
 
     public init(configuration: KafkaConfiguration, groupID: String, topics: [String]) throws {
         self.configuration = configuration
@@ -54,9 +57,7 @@ public final class KafkaConsumer: Sendable {
             defer { rd_kafka_message_destroy(message) }
             let code = message.pointee.err
             guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                if code == RD_KAFKA_RESP_ERR__FATAL {
-                    throw KafkaError(code: code.rawValue, message: KafkaHandle.describe(code))
-                }
+                try self.noteError(code)
                 return nil
             }
             return Self.copy(message)
@@ -73,10 +74,28 @@ public final class KafkaConsumer: Sendable {
             while records.count < max, let message = rd_kafka_consumer_poll(handle.pointer, records.isEmpty ? milliseconds : 0) {
                 defer { rd_kafka_message_destroy(message) }
                 let code = message.pointee.err
-                if code == RD_KAFKA_RESP_ERR__FATAL { throw KafkaError(code: code.rawValue, message: KafkaHandle.describe(code)) }
-                if code == RD_KAFKA_RESP_ERR_NO_ERROR { records.append(Self.copy(message)) }
+                if code == RD_KAFKA_RESP_ERR_NO_ERROR { records.append(Self.copy(message)) } else { try self.noteError(code) }
             }
             return records
+        }
+    }
+
+    /// An error event from the consumer's queue: fatal ones throw; a subscribed topic that does not
+    /// exist is remembered; the rest librdkafka retries on its own.
+    private func noteError(_ code: rd_kafka_resp_err_t) throws {
+        if code == RD_KAFKA_RESP_ERR__FATAL { throw KafkaError(code: code.rawValue, message: KafkaHandle.describe(code)) }
+        if code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || code == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC {
+            self.topicMissing.withLock { $0 = true }
+        }
+    }
+
+    /// Whether the broker said, since the last call, that a subscribed topic does not exist (a broker
+    /// that came back empty before the relay made the topic again): the case in which Tansu may leave
+    /// this member without partitions (see `holdsNoPartitionOfATopicWithSome`).
+    public func sawATopicMissing() -> Bool {
+        self.topicMissing.withLock { seen in
+            defer { seen = false }
+            return seen
         }
     }
 
