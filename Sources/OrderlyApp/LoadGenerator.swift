@@ -235,7 +235,8 @@ public enum LoadGenerator {
         let sku = scenario == .outOfStock ? Self.emptySKU : Self.sku(index)
         let body =
             #"{"customerId":"bench-\#(index % 1000)","currency":"EUR","lines":[{"sku":"\#(sku)","quantity":1,"unitPrice":\#(Self.unitPrice)}],"paymentToken":"\#(scenario.paymentToken)"}"#
-        let sentAt = Date()
+        // The saga's time counts from when the order was due (open loop), not from when its task ran.
+        let sentAt = Date().addingTimeInterval(-(ContinuousClock.now - startedAt).timeInterval)
         let placed: String?
         do {
             let (status, data) = try await http.send("/orders", body)

@@ -159,6 +159,7 @@ public struct EventConsumer: Service {
                 for record in records {
                     if let event = try await self.admit(record, lastVersions: &lastVersions) { admitted.append((record, event)) }
                 }
+                self.metrics.receivedAfter.recordSinceAppend(of: admitted.map(\.event))
                 try await self.handle(admitted)
                 // Not waited for: the next batch need not sit out a broker round trip.
                 try await self.consumer.commit(records, waiting: false)
@@ -259,6 +260,7 @@ public struct EventConsumer: Service {
 
     private func applied(_ events: [RecordedEvent]) {
         self.metrics.applied.increment(by: Int64(events.count))
+        self.metrics.handledAfter.recordSinceAppend(of: events)
         if let last = events.last { self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(last.recordedAt))) }
     }
 
@@ -354,6 +356,10 @@ struct ConsumerMetrics: Sendable {
     let retries: Counter
     let deadLettered: Counter
     let lagSeconds: Gauge
+    /// Per event: from its append (`recordedAt`) to this group receiving it, and to its handler
+    /// being done; together with the relay's publish delay they say where an order's time goes.
+    let receivedAfter: Timer
+    let handledAfter: Timer
 
     init(group: String) {
         let dimensions = [("group", group)]
@@ -362,5 +368,15 @@ struct ConsumerMetrics: Sendable {
         self.retries = Counter(label: "orderly_consumer_retries_total", dimensions: dimensions)
         self.deadLettered = Counter(label: "orderly_consumer_dead_lettered_total", dimensions: dimensions)
         self.lagSeconds = Gauge(label: "orderly_consumer_lag_seconds", dimensions: dimensions)
+        self.receivedAfter = Timer(label: "orderly_consumer_received_after_append_seconds", dimensions: dimensions)
+        self.handledAfter = Timer(label: "orderly_consumer_handled_after_append_seconds", dimensions: dimensions)
+    }
+
+}
+
+extension Timer {
+    /// Records, per event, the time from its append until now (the stage timings of a saga's hops).
+    func recordSinceAppend(of events: some Sequence<RecordedEvent>, now: Date = Date()) {
+        for event in events { self.recordNanoseconds(max(0, Int64(now.timeIntervalSince(event.recordedAt) * 1e9))) }
     }
 }

@@ -272,11 +272,17 @@ public struct EventRelay: Service {
                 events = try await prefetched.value
             } else {
                 events = try await store.readAll(after: cursor, limit: limit, matching: filter)
+                self.metrics.readAfter.recordSinceAppend(of: events)
             }
             prefetch = nil
             if let last = events.last {
                 let next = last.cursor
-                prefetch = Task { try await store.readAll(after: next, limit: limit, matching: filter) }
+                let readAfter = self.metrics.readAfter
+                prefetch = Task {
+                    let events = try await store.readAll(after: next, limit: limit, matching: filter)
+                    readAfter.recordSinceAppend(of: events)
+                    return events
+                }
                 try await self.send(events)
                 cursor = next
                 published += events.count
@@ -296,6 +302,7 @@ public struct EventRelay: Service {
         try await self.producers.current.send(events.map { EventMessageCodec.message(for: $0, topic: self.settings.topic) })
         try await self.store.saveCheckpoint(self.settings.checkpointName, last.cursor)
         self.metrics.published.increment(by: events.count)
+        self.metrics.publishedAfter.recordSinceAppend(of: events)
         self.delivered.add(events.count)
         self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(last.recordedAt)))
         self.logger.debug("relayed events", metadata: ["count": "\(events.count)", "event.position": "\(last.position)"])
@@ -341,4 +348,9 @@ struct RelayMetrics: Sendable {
     let topicLosses = Counter(label: "orderly_relay_topic_losses_total")
     let lagPositions = Gauge(label: "orderly_relay_lag_positions")
     let lagSeconds = Gauge(label: "orderly_relay_lag_seconds")
+    /// Per event: from its append to the relay reading it from the log (a transaction still running
+    /// below it holds it back, see `PostgresEventStore.readAll`).
+    let readAfter = Timer(label: "orderly_relay_read_after_append_seconds")
+    /// Per event: from its append to the broker's acknowledgement and the checkpoint after it.
+    let publishedAfter = Timer(label: "orderly_relay_published_after_append_seconds")
 }

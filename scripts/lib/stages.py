@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Where an order's time goes: the per-stage histograms of a run, from two scrapes of every process.
+
+    stages.py BEFORE_DIR AFTER_DIR
+
+Each directory holds one Prometheus text scrape per process (any file name). For every histogram
+`orderly_relay_{read,published}_after_append_seconds` and `orderly_consumer_{received,handled}_after_append_seconds`
+(per group), the run's share is AFTER - BEFORE; printed as events, mean, and p50/p99 estimated from
+the buckets (linear within a bucket), one line each, tab-separated.
+"""
+import os
+import re
+import sys
+
+WANTED = re.compile(r'^(orderly_relay_(read|published)_after_append_seconds|orderly_consumer_(received|handled)_after_append_seconds)_(bucket|sum|count)(\{[^}]*\})? ([0-9.eE+-]+|\+Inf|NaN)$')
+
+
+def scrape(directory):
+    series = {}
+    for name in sorted(os.listdir(directory)):
+        for line in open(os.path.join(directory, name)):
+            match = WANTED.match(line.strip())
+            if not match:
+                continue
+            metric, _, _, part, labels, value = match.groups()
+            labels = labels or ""
+            group = re.search(r'group="([^"]*)"', labels)
+            key = (metric, group.group(1) if group else "")
+            entry = series.setdefault(key, {"buckets": {}, "sum": 0.0, "count": 0.0})
+            if part == "bucket":
+                bound = re.search(r'le="([^"]*)"', labels).group(1)
+                entry["buckets"][float("inf") if bound == "+Inf" else float(bound)] = float(value)
+            else:
+                entry[part] = float(value)
+    return series
+
+
+def quantile(buckets, count, q):
+    rank, lower, below = q * count, 0.0, 0.0
+    for bound in sorted(buckets):
+        cumulative = buckets[bound]
+        if cumulative >= rank and cumulative > below:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / (cumulative - below)
+        lower, below = bound, cumulative
+    return lower
+
+
+def main():
+    before, after = scrape(sys.argv[1]), scrape(sys.argv[2])
+    stage = {
+        "orderly_relay_read_after_append_seconds": "relay read",
+        "orderly_relay_published_after_append_seconds": "relay acknowledged",
+        "orderly_consumer_received_after_append_seconds": "received",
+        "orderly_consumer_handled_after_append_seconds": "handled",
+    }
+    for key in sorted(after, key=lambda k: (k[1], list(stage).index(k[0]))):
+        now, then = after[key], before.get(key, {"buckets": {}, "sum": 0.0, "count": 0.0})
+        count = now["count"] - then["count"]
+        if count <= 0:
+            continue
+        buckets = {bound: value - then["buckets"].get(bound, 0.0) for bound, value in now["buckets"].items()}
+        mean = (now["sum"] - then["sum"]) / count * 1000
+        p50, p99 = (quantile(buckets, count, q) * 1000 for q in (0.5, 0.99))
+        print(f"{key[1] or 'relay'}\t{stage[key[0]]}\t{int(count)}\t{mean:.1f}\t{p50:.1f}\t{p99:.1f}")
+
+
+main()
