@@ -228,10 +228,11 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         _ = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(events.map(\.id)))
         let metrics = try await TestServers.eventually { () -> String? in
             guard let text = try? await httpGet("http://127.0.0.1:\(port)/metrics") else { return nil }
-            return text.contains("orderly_relay_events_published_total 40") ? text : nil
+            let stages = ["orderly_relay_read_after_append_seconds_count 40", "orderly_relay_published_after_append_seconds_count 40"]
+            return text.contains("orderly_relay_events_published_total 40") && stages.allSatisfy(text.contains) ? text : nil
         }
         let latest = (try? await httpGet("http://127.0.0.1:\(port)/metrics")) ?? "no answer"
-        #expect(metrics != nil, "published counter missing or wrong:\n\(latest)")
+        #expect(metrics != nil, "published counter or a stage histogram missing or wrong:\n\(latest)")
         #expect(metrics?.contains("orderly_relay_lag_positions") == true)
         #expect(try await httpGet("http://127.0.0.1:\(port)/health").contains("ok"))
         relay.stop()
