@@ -371,7 +371,6 @@ struct ConsumerMetrics: Sendable {
         self.receivedAfter = Timer(label: "orderly_consumer_received_after_append_seconds", dimensions: dimensions)
         self.handledAfter = Timer(label: "orderly_consumer_handled_after_append_seconds", dimensions: dimensions)
     }
-
 }
 
 extension Timer {
