@@ -24,10 +24,19 @@ public struct RecordingNotificationSender: NotificationSender {
     }
 
     public func send(_ notification: NotificationSent) async throws {
-        let document = try Document.from(notification)
-        _ = try await self.notifications.upsert(
-            filter: ["_id": .string("\(notification.orderId):\(notification.outcome.rawValue)")],
-            update: ["$setOnInsert": document, "$inc": ["deliveries": 1]])
+        try await self.send(all: [notification])
+    }
+
+    /// One unordered bulk of upserts. A write refused as a duplicate key lost a race with another
+    /// sender of the same message: it is there once, which is all a repeat must achieve.
+    public func send(all notifications: [NotificationSent]) async throws {
+        let writes = try notifications.map { notification in
+            (
+                filter: ["_id": .string("\(notification.orderId):\(notification.outcome.rawValue)")] as Document,
+                update: ["$setOnInsert": try Document.from(notification), "$inc": ["deliveries": 1]] as Document
+            )
+        }
+        _ = try await self.notifications.bulkUpsert(writes)
     }
 }
 

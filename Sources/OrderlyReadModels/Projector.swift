@@ -23,6 +23,8 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
     let logger: Logger
     let gate = ProjectionGate()
     let metrics: ProjectionMetrics
+    /// What this projector wrote last, so a batch need not read back the orders in flight.
+    let written = WrittenViews<P.View>()
 
     public init(_ projection: P.Type, definition: ProjectionDefinition, client: MongoClient, logger: Logger) {
         self.client = client
@@ -41,7 +43,7 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
             if let through = target.rebuiltThrough, delivered.event.cursor <= through { continue }
             if let item = try P.sourced(delivered.event, source: SourcedEvent.source(partition: delivered.partition)) { sourced.append(item) }
         }
-        try await P.apply(sourced, to: self.client.collection(target.collection))
+        try await P.apply(sourced, to: self.client.collection(target.collection), cache: self.written)
         self.metrics.applied.increment(by: Int64(events.count))
         if let last = events.last { self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(last.event.recordedAt))) }
     }

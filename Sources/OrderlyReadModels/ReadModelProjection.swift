@@ -2,6 +2,7 @@ import Foundation
 import OrderlyDomain
 import OrderlyEventStore
 import OrderlyMessaging
+import Synchronization
 
 /// A read-model document: found by `_id` = `documentID`, and written only if it still has the
 /// revision it was read with (optimistic concurrency between projector instances).
@@ -108,8 +109,13 @@ extension ReadModelProjection {
     /// one unordered bulk write of each changed document. A write whose document another writer
     /// moved on meanwhile is read and folded again, until none is left. Returns how many documents
     /// were written.
+    /// With a `cache` (the live projector's), documents this writer wrote last are taken from it
+    /// instead of read back: the revision guard still refuses one that another writer moved on, which
+    /// is then dropped from the cache and read.
     @discardableResult
-    public static func apply(_ events: [SourcedEvent], to collection: MongoCollection, now: Date = Date()) async throws -> Int {
+    public static func apply(
+        _ events: [SourcedEvent], to collection: MongoCollection, cache: WrittenViews<View>? = nil, now: Date = Date()
+    ) async throws -> Int {
         var pending: [String] = []
         var fresh = Set<String>()
         var seen = Set<String>()
@@ -120,9 +126,15 @@ extension ReadModelProjection {
             }
         }
         var written = 0
+        var firstRound = true
         while !pending.isEmpty {
             var stored: [String: View] = [:]
-            let toRead = pending.filter { !fresh.contains($0) }
+            var toRead = pending.filter { !fresh.contains($0) }
+            if firstRound, let cache {
+                stored = cache.views(pending, in: collection.name)
+                toRead.removeAll { stored[$0] != nil }
+            }
+            firstRound = false
             if !toRead.isEmpty {
                 for view in try await collection.find(["_id": ["$in": .array(toRead.map { .string($0) })]], as: View.self) {
                     stored[view.documentID] = view
@@ -140,6 +152,15 @@ extension ReadModelProjection {
             }
             let rejected = try await collection.bulkReplace(json: writes.map { ($0.write.filter, $0.write.replacement) })
             written += writes.count - rejected.count
+            if let cache {
+                var accepted: [View] = []
+                for (index, write) in writes.enumerated() where !rejected.contains(index) {
+                    guard var view = documents[write.id] else { continue }
+                    view.revision = (stored[write.id]?.revision ?? 0) + 1
+                    accepted.append(view)
+                }
+                cache.remember(accepted, forgetting: rejected.map { writes[$0].id }, in: collection.name)
+            }
             pending = rejected.sorted().map { writes[$0].id }
             // A guard that rejected an unread document: it existed after all; read it next round.
             fresh.removeAll()
@@ -154,5 +175,56 @@ extension ReadModelProjection {
     public static func sourced(_ recorded: RecordedEvent, source: String) throws -> SourcedEvent? {
         guard self.handledTypes.contains(recorded.type), let event = try recorded.domainEventForHandler() else { return nil }
         return SourcedEvent(event: event, recorded: recorded, source: source)
+    }
+}
+
+/// The documents a live projector wrote last, as written (with their revisions), so that the next
+/// batch that touches them need not read them back from the document server. Only a shortcut: a
+/// write still carries the revision it expects, so an entry that another writer moved past is refused,
+/// forgotten and read. Tied to one collection (a rebuild's switch-over starts it over). Two
+/// generations: when the newer one is full it becomes the older and the oldest is dropped, so the
+/// documents written recently (the orders in flight) stay.
+public final class WrittenViews<View: ProjectedView>: Sendable {
+    private struct Generations {
+        var collection = ""
+        var newer: [String: View] = [:]
+        var older: [String: View] = [:]
+    }
+
+    private let generations = Mutex(Generations())
+    private let capacity: Int
+
+    public init(capacity: Int = 20_000) {
+        self.capacity = max(2, capacity)
+    }
+
+    /// The remembered documents among `ids` in `collection`.
+    func views(_ ids: [String], in collection: String) -> [String: View] {
+        self.generations.withLock { generations in
+            guard generations.collection == collection else { return [:] }
+            var found: [String: View] = [:]
+            for id in ids {
+                if let view = generations.newer[id] ?? generations.older[id] { found[id] = view }
+            }
+            return found
+        }
+    }
+
+    func remember(_ views: [View], forgetting refused: [String], in collection: String) {
+        self.generations.withLock { generations in
+            if generations.collection != collection { generations = Generations(collection: collection) }
+            for id in refused {
+                generations.newer[id] = nil
+                generations.older[id] = nil
+            }
+            for view in views {
+                generations.older[view.documentID] = nil
+                generations.newer[view.documentID] = view
+                if generations.newer.count >= self.capacity / 2 {
+                    generations.older = generations.newer
+                    generations.newer = [:]
+                }
+            }
+        }
     }
 }

@@ -203,6 +203,14 @@ public struct OrderService: EventHandler {
 /// the same notification can be sent again, and must reach the customer once.
 public protocol NotificationSender: Sendable {
     func send(_ notification: NotificationSent) async throws
+    /// Sends several at once (one round trip where the channel allows). By default one at a time.
+    func send(all notifications: [NotificationSent]) async throws
+}
+
+extension NotificationSender {
+    public func send(all notifications: [NotificationSent]) async throws {
+        for notification in notifications { try await self.send(notification) }
+    }
 }
 
 /// Tells customers how their order ended, once per order and outcome.
@@ -219,27 +227,86 @@ public struct NotificationService: EventHandler {
     static let handledTypes: Set<String> = [OrderCompleted.typeName, OrderCancelled.typeName]
 
     public func handle(_ event: RecordedEvent) async throws {
-        guard Self.handledTypes.contains(event.type) else { return }
-        let notification: NotificationSent
+        try await self.handle(batch: [event])
+    }
+
+    /// A batch's notifications go out in one `send(all:)`: each order's notification stream is read
+    /// (concurrently), the ones not sent yet are sent together, then each is recorded. One round trip
+    /// to the channel per batch instead of one per order (the document server behind the recording
+    /// sender handles one request at a time).
+    public func handle(batch events: [RecordedEvent]) async throws {
+        var due: [(notification: NotificationSent, cause: RecordedEvent)] = []
+        var seen = Set<String>()
+        for event in events {
+            guard let notification = try Self.notification(for: event),
+                seen.insert("\(notification.orderId):\(notification.outcome.rawValue)").inserted
+            else { continue }
+            due.append((notification, event))
+        }
+        guard !due.isEmpty else { return }
+        let unsent = try await concurrently(due, limit: EventConsumer.concurrentOrders) { item in
+            let sent = try await self.aggregates.load(StreamNames.notification(item.notification.orderId), as: Notifications.self).state
+            return sent.hasSent(item.notification.outcome) ? nil : item
+        }.compactMap { $0 }
+        guard !unsent.isEmpty else { return }
+        // Sent before it is recorded: a crash in between sends again, and the sender's key makes that one message.
+        try await self.sender.send(all: unsent.map(\.notification))
+        // Recorded per order, in the batch's order within an order (a completed order may be cancelled after).
+        var byOrder: [String: [(notification: NotificationSent, cause: RecordedEvent)]] = [:]
+        var orders: [String] = []
+        for item in unsent {
+            if byOrder[item.notification.orderId] == nil { orders.append(item.notification.orderId) }
+            byOrder[item.notification.orderId, default: []].append(item)
+        }
+        let recordings = byOrder
+        _ = try await concurrently(orders, limit: EventConsumer.concurrentOrders) { orderId in
+            for item in recordings[orderId] ?? [] {
+                try await self.aggregates.update(
+                    StreamNames.notification(orderId), as: Notifications.self, metadata: item.cause.causing(actor: Self.actor)
+                ) {
+                    $0.hasSent(item.notification.outcome) ? [] : [.notificationSent(item.notification)]
+                }
+            }
+        }
+    }
+
+    /// The notification `event` calls for, or nil.
+    static func notification(for event: RecordedEvent) throws -> NotificationSent? {
+        guard Self.handledTypes.contains(event.type) else { return nil }
         switch try event.domainEventForHandler() {
         case .orderCompleted(let completed):
-            notification = NotificationSent(
+            return NotificationSent(
                 orderId: completed.orderId, customerId: completed.customerId, outcome: .completed,
                 message: Notifications.message(for: .completed, orderId: completed.orderId, reason: nil))
         case .orderCancelled(let cancelled):
-            notification = NotificationSent(
+            return NotificationSent(
                 orderId: cancelled.orderId, customerId: cancelled.customerId, outcome: .cancelled,
                 message: Notifications.message(for: .cancelled, orderId: cancelled.orderId, reason: cancelled.reason))
         default:
-            return
+            return nil
         }
-        let stream = StreamNames.notification(notification.orderId)
-        let sent = try await self.aggregates.load(stream, as: Notifications.self).state
-        guard !sent.hasSent(notification.outcome) else { return }
-        // Sent before it is recorded: a crash in between sends again, and the sender's key makes that one message.
-        try await self.sender.send(notification)
-        try await self.aggregates.update(stream, as: Notifications.self, metadata: event.causing(actor: Self.actor)) {
-            $0.hasSent(notification.outcome) ? [] : [.notificationSent(notification)]
+    }
+}
+
+/// `work` over `items`, at most `limit` at a time; the results in the items' order.
+func concurrently<Item: Sendable, Result: Sendable>(
+    _ items: [Item], limit: Int, _ work: @escaping @Sendable (Item) async throws -> Result
+) async throws -> [Result] {
+    try await withThrowingTaskGroup(of: (Int, Result).self) { group in
+        var results: [Result?] = Array(repeating: nil, count: items.count)
+        var next = 0
+        func startNext() {
+            guard next < items.count else { return }
+            let index = next
+            let item = items[index]
+            next += 1
+            group.addTask { (index, try await work(item)) }
         }
+        for _ in 0..<max(1, limit) { startNext() }
+        while let (index, result) = try await group.next() {
+            results[index] = result
+            startNext()
+        }
+        return results.compactMap { $0 }
     }
 }

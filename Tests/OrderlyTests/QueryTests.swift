@@ -103,6 +103,39 @@ import Testing
         try await mongo.dropDatabase()
     }
 
+    /// The live projector keeps what it wrote and does not read it back; another writer (a second
+    /// projector during a rebalance) that moved a document on must not be overwritten with the stale
+    /// copy: its guarded write is refused, the document read and folded again.
+    @Test func aProjectorsRememberedDocumentsNeverOverwriteAnotherWritersChange() async throws {
+        let mongo = try MongoClient(uri: TestServers.settings.mongoURI, database: TestServers.uniqueName("written_views_test"))
+        let orders = mongo.collection(OrdersProjection.name)
+        func sourced(_ event: DomainEvent, version: Int64) throws -> [SourcedEvent] {
+            let recorded = try TestEvents.recorded(event, stream: "order-o-1", version: version, position: version, correlation: "o-1")
+            return try [recorded].compactMap { try OrdersProjection.sourced($0, source: "p0") }
+        }
+        let placed = try sourced(
+            .orderPlaced(
+                OrderPlaced(
+                    orderId: "o-1", customerId: "c-1", currency: "EUR", lines: [OrderLine(sku: "S", quantity: 1, unitPrice: 100)], total: 100,
+                    paymentToken: "tok_ok", placedAt: Date())), version: 1)
+        let requested = try sourced(.paymentRequested(PaymentRequested(orderId: "o-1", currency: "EUR", paymentToken: "tok_ok")), version: 2)
+        let cancelled = try sourced(
+            .orderCancelled(OrderCancelled(orderId: "o-1", customerId: "c-1", reason: .customerRequest, cancelledAt: Date())), version: 3)
+        let remembered = WrittenViews<OrderView>()
+        #expect(try await OrdersProjection.apply(placed, to: orders, cache: remembered) == 1)
+        // Another writer, with no memory of ours, moves the document on.
+        #expect(try await OrdersProjection.apply(requested, to: orders) == 1)
+        // Ours still remembers revision 1: the write is refused, read again, and both changes stay.
+        #expect(try await OrdersProjection.apply(cancelled, to: orders, cache: remembered) == 1)
+        let view = try #require(try await MongoOrderReadModel(client: mongo).order(id: "o-1"))
+        #expect(view.timeline.map(\.type) == ["OrderPlaced", "PaymentRequested", "OrderCancelled"])
+        #expect(view.status == "CANCELLED")
+        #expect(view.revision == 3)
+        // What it remembers now is what is stored: a repeat changes nothing, and a write needs no read.
+        #expect(try await OrdersProjection.apply(cancelled, to: orders, cache: remembered) == 0)
+        try await mongo.dropDatabase()
+    }
+
     @Test func orderDocumentsWrittenBeforeTheSagaKeepWorking() async throws {
         let mongo = try MongoClient(uri: TestServers.settings.mongoURI, database: TestServers.uniqueName("upgrade_test"))
         let orders = mongo.collection(OrdersProjection.name)

@@ -2,7 +2,9 @@ import Foundation
 import Logging
 import OrderlyDomain
 import OrderlyEventStore
+import OrderlyMessaging
 import OrderlyServices
+import Synchronization
 import Testing
 
 /// The services' building blocks on the in-memory store (the PostgreSQL store passes the same
@@ -40,6 +42,37 @@ import Testing
 
     /// While the pipeline is down (broker, relay, log) the deadline does not count: an order placed
     /// just before a 70 s outage is cancelled only once it has had 60 s of a working pipeline.
+    /// A batch's notifications go out in one call of the channel; each is sent once per order and
+    /// outcome however often its event arrives (a repeat in the batch, the whole batch again after a
+    /// crash), and an order both completed and cancelled gets both, recorded in that order.
+    @Test func aBatchOfOrderEndingsSendsEachNotificationOnceInOneCall() async throws {
+        let store = InMemoryEventStore()
+        let sender = CountingSender()
+        let service = NotificationService(store: store, sender: sender)
+        func ended(_ event: DomainEvent, order: String, position: Int64) throws -> RecordedEvent {
+            try TestEvents.recorded(event, stream: "order-\(order)", version: position, position: position, correlation: order)
+        }
+        let completed = DomainEvent.orderCompleted(OrderCompleted(orderId: "o1", customerId: "c1", total: 100, completedAt: Date()))
+        let declined = DomainEvent.orderCancelled(OrderCancelled(orderId: "o2", customerId: "c2", reason: .paymentDeclined, cancelledAt: Date()))
+        let refunded = DomainEvent.orderCancelled(OrderCancelled(orderId: "o1", customerId: "c1", reason: .customerRequest, cancelledAt: Date()))
+        let batch = [
+            try ended(completed, order: "o1", position: 1), try ended(declined, order: "o2", position: 2),
+            try ended(completed, order: "o1", position: 1), try ended(refunded, order: "o1", position: 3),
+        ]
+        try await service.handle(batch: batch)
+        try await service.handle(batch: batch)
+        #expect(sender.calls.withLock { $0 } == [["o1:COMPLETED", "o2:CANCELLED", "o1:CANCELLED"]])
+        let o1 = try await store.readStream(StreamNames.notification("o1"), from: 1).map(\.type)
+        let o2 = try await store.readStream(StreamNames.notification("o2"), from: 1).map(\.type)
+        #expect(o1 == [NotificationSent.typeName, NotificationSent.typeName])
+        #expect(o2 == [NotificationSent.typeName])
+        let outcomes = try await store.readStream(StreamNames.notification("o1"), from: 1).compactMap { event -> String? in
+            guard case .notificationSent(let sent) = try event.domainEventForHandler() else { return nil }
+            return sent.outcome.rawValue
+        }
+        #expect(outcomes == ["COMPLETED", "CANCELLED"])
+    }
+
     @Test func theDeadlineDoesNotCountWhileThePipelineIsDown() async throws {
         let store = InMemoryEventStore()
         let commands = OrderCommands(store: store)
@@ -88,5 +121,18 @@ import Testing
         let (state, _) = try await commands.loadOrder(order.orderId)
         #expect(state.status == .cancelled)
         #expect(state.cancellationReason == .deadlineExceeded)
+    }
+}
+
+/// A notification channel that keeps what each call was asked to send.
+final class CountingSender: NotificationSender {
+    let calls = Mutex<[[String]]>([])
+
+    func send(_ notification: NotificationSent) async throws {
+        try await self.send(all: [notification])
+    }
+
+    func send(all notifications: [NotificationSent]) async throws {
+        self.calls.withLock { $0.append(notifications.map { "\($0.orderId):\($0.outcome.rawValue)" }) }
     }
 }
