@@ -108,10 +108,16 @@ public struct EventConsumer: Service {
         /// The event types the handler wants (nil: all). Others are passed over on their
         /// `event-type` header, before any decoding, and committed like handled ones.
         public var handledTypes: Set<String>?
+        /// How often, at most, handled offsets are committed while batches keep coming (and always
+        /// when a poll finds nothing, and at shutdown). Every commit is a write the broker makes
+        /// under the same lock its produce path takes (Tansu); a crash redelivers at most this much,
+        /// which the handlers' idempotency absorbs.
+        public var commitInterval: Duration
 
         public init(
             group: String, deadLetterTopic: String, maxBatch: Int = 500, firstRetryDelay: Duration = .milliseconds(100),
-            maxRetryDelay: Duration = .seconds(5), rememberedStreams: Int = 100_000, handledTypes: Set<String>? = nil
+            maxRetryDelay: Duration = .seconds(5), rememberedStreams: Int = 100_000, handledTypes: Set<String>? = nil,
+            commitInterval: Duration = .milliseconds(250)
         ) {
             self.group = group
             self.deadLetterTopic = deadLetterTopic
@@ -120,6 +126,7 @@ public struct EventConsumer: Service {
             self.maxRetryDelay = maxRetryDelay
             self.rememberedStreams = rememberedStreams
             self.handledTypes = handledTypes
+            self.commitInterval = commitInterval
         }
     }
 
@@ -148,9 +155,14 @@ public struct EventConsumer: Service {
             // The last version applied per stream, to drop repeats; this loop is its only user.
             var lastVersions: [String: Int64] = [:]
             var starvation = StarvationWatch()
+            var handled = HandledOffsets()
+            // What was handled since the last commit, so a restart does not redo it (best effort: a
+            // crash instead redelivers it, which the handlers absorb).
+            defer { if !handled.isEmpty { self.consumer.startCommit(handled.records) } }
             while !Task.isCancelled {
                 let records = try await self.pollBatch()
                 guard !records.isEmpty else {
+                    try await self.commit(&handled)
                     try await self.renewIfStarved(&starvation)
                     continue
                 }
@@ -161,11 +173,19 @@ public struct EventConsumer: Service {
                 }
                 self.metrics.receivedAfter.recordSinceAppend(of: admitted.map(\.event))
                 try await self.handle(admitted)
-                // Not waited for: the next batch need not sit out a broker round trip.
-                try await self.consumer.commit(records, waiting: false)
+                handled.add(records)
+                if ContinuousClock.now - handled.lastCommit >= self.settings.commitInterval { try await self.commit(&handled) }
             }
         }
         await self.consumer.close()
+    }
+
+    /// Commits what was handled since the last commit. Not waited for: the next batch need not sit
+    /// out a broker round trip.
+    private func commit(_ handled: inout HandledOffsets) async throws {
+        guard !handled.isEmpty else { return }
+        try await self.consumer.commit(handled.records, waiting: false)
+        handled.committed()
     }
 
     private var consumer: KafkaConsumer { self.consumers.current }
@@ -377,5 +397,27 @@ extension Timer {
     /// Records, per event, the time from its append until now (the stage timings of a saga's hops).
     func recordSinceAppend(of events: some Sequence<RecordedEvent>, now: Date = Date()) {
         for event in events { self.recordNanoseconds(max(0, Int64(now.timeIntervalSince(event.recordedAt) * 1e9))) }
+    }
+}
+
+/// The last handled record of each partition since the last commit.
+struct HandledOffsets {
+    private var last: [String: KafkaRecord] = [:]
+    private(set) var lastCommit = ContinuousClock.now
+
+    var isEmpty: Bool { self.last.isEmpty }
+    var records: [KafkaRecord] { Array(self.last.values) }
+
+    mutating func add(_ records: [KafkaRecord]) {
+        for record in records {
+            let key = "\(record.topic)/\(record.partition)"
+            if let kept = self.last[key], kept.offset >= record.offset { continue }
+            self.last[key] = record
+        }
+    }
+
+    mutating func committed() {
+        self.last.removeAll(keepingCapacity: true)
+        self.lastCommit = .now
     }
 }

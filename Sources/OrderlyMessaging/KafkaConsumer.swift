@@ -104,27 +104,42 @@ public final class KafkaConsumer: Sendable {
     /// records whose effects are durable, and a commit that is lost means those records come again,
     /// which idempotent handlers absorb.
     public func commit(_ records: [KafkaRecord], waiting: Bool = true) async throws {
+        let offsets = Self.nextOffsets(after: records)
+        guard !offsets.isEmpty else { return }
+        let handle = self.handle
+        try await runBlocking(on: self.queue) { try Self.commit(offsets, on: handle, waiting: waiting) }
+    }
+
+    /// Starts a commit and returns at once (librdkafka only queues it): for a consumer on its way
+    /// out, where nothing can be awaited and nothing may hang. A failure is left to redelivery.
+    public func startCommit(_ records: [KafkaRecord]) {
+        let offsets = Self.nextOffsets(after: records)
+        guard !offsets.isEmpty else { return }
+        try? Self.commit(offsets, on: self.handle, waiting: false)
+    }
+
+    /// Per topic and partition, the offset after the last of `records`.
+    static func nextOffsets(after records: [KafkaRecord]) -> [String: [Int32: Int64]] {
         var next: [String: [Int32: Int64]] = [:]
         for record in records {
             next[record.topic, default: [:]][record.partition] = max(next[record.topic]?[record.partition] ?? 0, record.offset + 1)
         }
-        guard !next.isEmpty else { return }
-        let handle = self.handle
-        let offsets = next
-        try await runBlocking(on: self.queue) {
-            guard let list = rd_kafka_topic_partition_list_new(Int32(offsets.count)) else {
-                throw KafkaError(code: -1, message: "rd_kafka_topic_partition_list_new failed")
+        return next
+    }
+
+    private static func commit(_ offsets: [String: [Int32: Int64]], on handle: KafkaHandle, waiting: Bool) throws {
+        guard let list = rd_kafka_topic_partition_list_new(Int32(offsets.count)) else {
+            throw KafkaError(code: -1, message: "rd_kafka_topic_partition_list_new failed")
+        }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (topic, partitions) in offsets {
+            for (partition, offset) in partitions {
+                rd_kafka_topic_partition_list_add(list, topic, partition)?.pointee.offset = offset
             }
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            for (topic, partitions) in offsets {
-                for (partition, offset) in partitions {
-                    rd_kafka_topic_partition_list_add(list, topic, partition)?.pointee.offset = offset
-                }
-            }
-            let code = rd_kafka_commit(handle.pointer, list, waiting ? 0 : 1)
-            guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                throw KafkaError(code: code.rawValue, message: "commit: \(KafkaHandle.describe(code))", isRetriable: true)
-            }
+        }
+        let code = rd_kafka_commit(handle.pointer, list, waiting ? 0 : 1)
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(code: code.rawValue, message: "commit: \(KafkaHandle.describe(code))", isRetriable: true)
         }
     }
 

@@ -89,6 +89,36 @@ func whileRunning<T: Sendable>(_ services: [any Service], _ body: @Sendable () a
         try await mongo.dropDatabase()
     }
 
+    /// Offsets are committed at most every `commitInterval` while batches keep coming, and at once
+    /// when a poll finds nothing: a member that handled everything and then went quiet has committed
+    /// it, so the group's next member starts after it (here the interval is an hour, so only the
+    /// commit on going quiet can have done it).
+    @Test func aConsumerThatWentQuietHasCommittedWhatItHandled() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let events = try (1...20).map { try self.orderPlaced("o-\($0)", position: Int64($0)) }
+        try await self.publish(events.map { EventMessageCodec.message(for: $0, topic: settings.topic) }, settings: settings)
+        func member(_ seen: RecordingHandler) throws -> EventConsumer {
+            EventConsumer(
+                consumer: try KafkaConsumer(configuration: settings.kafka, groupID: settings.projectorGroup, topics: [settings.topic]),
+                deadLetters: try KafkaProducer(configuration: settings.kafka), handler: seen,
+                settings: .init(group: settings.projectorGroup, deadLetterTopic: settings.deadLetterTopic, commitInterval: .seconds(3600)),
+                logger: TestServers.logger)
+        }
+        let first = RecordingHandler()
+        try await whileRunning(try member(first)) {
+            _ = try await TestServers.eventually { first.positions.count >= 20 ? true : nil }
+            try await Task.sleep(for: .seconds(1))  // a few empty polls
+        }
+        #expect(Set(first.positions) == Set(1...20))
+        let marker = try self.orderPlaced("o-marker", position: 21)
+        try await self.publish([EventMessageCodec.message(for: marker, topic: settings.topic)], settings: settings)
+        let second = RecordingHandler()
+        try await whileRunning(try member(second)) {
+            _ = try await TestServers.eventually { second.positions.contains(21) ? true : nil }
+        }
+        #expect(second.positions == [21], "the next member was given again what the first had handled")
+    }
+
     /// The broker restarts empty under a running consumer, and the topic is made again only after
     /// the member has rejoined its group without it (as when the relay takes a few seconds to find
     /// the loss). Tansu then answers the member's next join with its stored, empty, assignment for
@@ -161,5 +191,15 @@ final class HandledEvents: EventHandler, Sendable {
 
     func handle(_ event: RecordedEvent) async throws {
         _ = self.seen.withLock { $0.insert(event.id) }
+    }
+}
+
+/// Keeps the log position of every event it is handed.
+final class RecordingHandler: EventHandler {
+    private let seen = Mutex<[Int64]>([])
+    var positions: [Int64] { self.seen.withLock { $0 } }
+
+    func handle(_ event: RecordedEvent) async throws {
+        self.seen.withLock { $0.append(event.position) }
     }
 }
