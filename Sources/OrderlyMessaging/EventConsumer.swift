@@ -72,18 +72,33 @@ extension EventHandler {
             if byOrder[key] == nil { orders.append(key) }
             byOrder[key, default: []].append(event)
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var next = 0
-            func startNext() {
-                guard next < orders.count, let sequence = byOrder[orders[next]] else { return }
-                next += 1
-                group.addTask {
-                    for event in sequence { try await self.handle(event) }
-                }
-            }
-            for _ in 0..<EventConsumer.concurrentOrders { startNext() }
-            while try await group.next() != nil { startNext() }
+        let sequences = byOrder
+        _ = try await concurrently(orders, limit: EventConsumer.concurrentOrders) { order in
+            for event in sequences[order] ?? [] { try await self.handle(event) }
         }
+    }
+}
+
+/// `work` over `items`, at most `limit` at a time; the results in the items' order.
+public func concurrently<Item: Sendable, Result: Sendable>(
+    _ items: [Item], limit: Int, _ work: @escaping @Sendable (Item) async throws -> Result
+) async throws -> [Result] {
+    try await withThrowingTaskGroup(of: (Int, Result).self) { group in
+        var results: [Result?] = Array(repeating: nil, count: items.count)
+        var next = 0
+        func startNext() {
+            guard next < items.count else { return }
+            let index = next
+            let item = items[index]
+            next += 1
+            group.addTask { (index, try await work(item)) }
+        }
+        for _ in 0..<max(1, limit) { startNext() }
+        while let (index, result) = try await group.next() {
+            results[index] = result
+            startNext()
+        }
+        return results.compactMap { $0 }
     }
 }
 

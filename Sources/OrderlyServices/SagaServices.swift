@@ -287,26 +287,3 @@ public struct NotificationService: EventHandler {
         }
     }
 }
-
-/// `work` over `items`, at most `limit` at a time; the results in the items' order.
-func concurrently<Item: Sendable, Result: Sendable>(
-    _ items: [Item], limit: Int, _ work: @escaping @Sendable (Item) async throws -> Result
-) async throws -> [Result] {
-    try await withThrowingTaskGroup(of: (Int, Result).self) { group in
-        var results: [Result?] = Array(repeating: nil, count: items.count)
-        var next = 0
-        func startNext() {
-            guard next < items.count else { return }
-            let index = next
-            let item = items[index]
-            next += 1
-            group.addTask { (index, try await work(item)) }
-        }
-        for _ in 0..<max(1, limit) { startNext() }
-        while let (index, result) = try await group.next() {
-            results[index] = result
-            startNext()
-        }
-        return results.compactMap { $0 }
-    }
-}
