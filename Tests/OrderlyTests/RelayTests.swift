@@ -5,6 +5,7 @@ import OrderlyEventStore
 import OrderlyMessaging
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -81,6 +82,33 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
 }
 
 @Suite struct RelayTests {
+    /// Quiet for a while, the relay reads the log ten times a second instead of fifty; the first
+    /// event after the quiet spell still goes out promptly.
+    @Test func aQuietRelayReadsTheLogLessOftenAndStillPublishesPromptly() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        try await Processes.ensureTopic(settings.topic, settings, logger: TestServers.logger)
+        try await TestServers.withPostgres(settings) { client in
+            let store = ReadCountingStore(PostgresEventStore(client: client, logger: TestServers.logger))
+            let relay = EventRelay(
+                store: store, producer: try KafkaProducer(configuration: settings.kafka),
+                settings: .init(topic: settings.topic, checkpointName: "relay:\(settings.topic)", quietAfter: .milliseconds(500)),
+                logger: TestServers.logger)
+            let start = try await store.loadCheckpoint("relay:\(settings.topic)")
+            let publishing = Task { try await relay.publish(from: start, stoppingAfter: 1) }
+            try await Task.sleep(for: .seconds(1))
+            let before = store.reads
+            try await Task.sleep(for: .seconds(2))
+            let quietReads = store.reads - before
+            // 100 ms apart: about 20 in 2 s (at the 20 ms wait it would be about 100).
+            #expect((1...30).contains(quietReads), "the relay read the log \(quietReads) times in 2 quiet seconds")
+            let appended = ContinuousClock.now
+            _ = try await appendEach(store, 1, type: "Alpha", stream: "order-quiet", correlation: "quiet")
+            #expect(try await publishing.value == 1)
+            let took = ContinuousClock.now - appended
+            #expect(took < .seconds(3), "the first event after the quiet spell took \(took) to go out")
+        }
+    }
+
     @Test func aRelayKilledMidBatchAndRestartedLosesNothing() async throws {
         let settings = try await TestServers.isolatedSettings()
         // A backlog the relay needs a few hundred batches for: it relays faster than it used to, and
@@ -243,4 +271,48 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
 func httpGet(_ url: String) async throws -> String {
     let (data, _) = try await URLSession.shared.data(from: try #require(URL(string: url)))
     return String(decoding: data, as: UTF8.self)
+}
+
+/// An event store that counts reads of the log (the relay's polls) and forwards everything.
+final class ReadCountingStore: EventStore {
+    let inner: any EventStore
+    private let counted = Mutex(0)
+    var reads: Int { self.counted.withLock { $0 } }
+
+    init(_ inner: any EventStore) {
+        self.inner = inner
+    }
+
+    func append(_ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion, idempotency: IdempotencyKey?) async throws
+        -> AppendResult
+    {
+        try await self.inner.append(events, to: stream, expecting: expected, idempotency: idempotency)
+    }
+
+    func readStream(_ stream: String, from version: Int64, limit: Int) async throws -> [RecordedEvent] {
+        try await self.inner.readStream(stream, from: version, limit: limit)
+    }
+
+    func readAll(after cursor: LogCursor, limit: Int, matching filter: EventFilter) async throws -> [RecordedEvent] {
+        self.counted.withLock { $0 += 1 }
+        return try await self.inner.readAll(after: cursor, limit: limit, matching: filter)
+    }
+
+    func cursor(atPosition position: Int64) async throws -> LogCursor? { try await self.inner.cursor(atPosition: position) }
+
+    func scan(matching filter: EventFilter, _ body: (RecordedEvent) throws -> Void) async throws {
+        try await self.inner.scan(matching: filter, body)
+    }
+
+    func count(matching filter: EventFilter) async throws -> Int64 { try await self.inner.count(matching: filter) }
+    func latestPosition() async throws -> Int64 { try await self.inner.latestPosition() }
+    func loadCheckpoint(_ name: String) async throws -> LogCursor { try await self.inner.loadCheckpoint(name) }
+    func saveCheckpoint(_ name: String, _ cursor: LogCursor) async throws { try await self.inner.saveCheckpoint(name, cursor) }
+    func ping() async throws { try await self.inner.ping() }
+
+    func openStreams(startedBy startType: String, in window: Range<Date>, lacking endTypes: [String], limit: Int) async throws
+        -> [OpenStream]
+    {
+        try await self.inner.openStreams(startedBy: startType, in: window, lacking: endTypes, limit: limit)
+    }
 }
