@@ -74,11 +74,17 @@ extension ReadModelProjection {
         return changed
     }
 
+    /// `view` as its write over `previous` stores it: with the next revision.
+    static func revised(_ view: View, replacing previous: View?) -> View {
+        var view = view
+        view.revision = (previous?.revision ?? 0) + 1
+        return view
+    }
+
     /// The guarded write of `view` over the stored `previous` (nil: there was none): it matches only
     /// if nobody wrote the document since it was read.
     public static func write(_ view: View, replacing previous: View?) throws -> ProjectionWrite {
-        var view = view
-        view.revision = (previous?.revision ?? 0) + 1
+        let view = self.revised(view, replacing: previous)
         let guardValue: Document =
             switch previous {
             case nil: .int(0)
@@ -155,9 +161,8 @@ extension ReadModelProjection {
             if let cache {
                 var accepted: [View] = []
                 for (index, write) in writes.enumerated() where !rejected.contains(index) {
-                    guard var view = documents[write.id] else { continue }
-                    view.revision = (stored[write.id]?.revision ?? 0) + 1
-                    accepted.append(view)
+                    guard let view = documents[write.id] else { continue }
+                    accepted.append(self.revised(view, replacing: stored[write.id]))
                 }
                 cache.remember(accepted, forgetting: rejected.map { writes[$0].id }, in: collection.name)
             }

@@ -131,8 +131,17 @@ import Testing
         #expect(view.timeline.map(\.type) == ["OrderPlaced", "PaymentRequested", "OrderCancelled"])
         #expect(view.status == "CANCELLED")
         #expect(view.revision == 3)
-        // What it remembers now is what is stored: a repeat changes nothing, and a write needs no read.
+        // What it remembers now is what is stored: a repeat changes nothing.
         #expect(try await OrdersProjection.apply(cancelled, to: orders, cache: remembered) == 0)
+        // And it is not read back: with the stored document gone, the next event still lands on the
+        // remembered one (read from the collection, nothing would be there to fold it into).
+        try await orders.drop()
+        let notified = try sourced(
+            .notificationSent(NotificationSent(orderId: "o-1", customerId: "c-1", outcome: .cancelled, message: "cancelled")), version: 4)
+        #expect(try await OrdersProjection.apply(notified, to: orders) == 0)
+        #expect(try await OrdersProjection.apply(notified, to: orders, cache: remembered) == 1)
+        let unread = try #require(try await MongoOrderReadModel(client: mongo).order(id: "o-1"))
+        #expect(unread.timeline.map(\.type) == ["OrderPlaced", "PaymentRequested", "OrderCancelled", "NotificationSent"])
         try await mongo.dropDatabase()
     }
 
