@@ -45,11 +45,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What reacts to events (saga services, projections) and what delivers them agree on this
+        // contract only: handlers, delivered events, poison events.
+        .target(name: "OrderlyHandling", dependencies: ["OrderlyDomain", "OrderlyEventStore"], swiftSettings: swiftSettings),
         // Kafka through librdkafka: producer, consumer, admin, and the event relay.
         .target(
             name: "OrderlyMessaging",
             dependencies: [
-                "CRdKafka", "OrderlyDomain", "OrderlyEventStore",
+                "CRdKafka", "OrderlyDomain", "OrderlyEventStore", "OrderlyHandling",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -60,7 +63,7 @@ let package = Package(
         .target(
             name: "OrderlyReadModels",
             dependencies: [
-                "CMongoc", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging",
+                "CMongoc", "OrderlyDomain", "OrderlyEventStore", "OrderlyHandling",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -71,7 +74,7 @@ let package = Package(
         .target(
             name: "OrderlyServices",
             dependencies: [
-                "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging",
+                "OrderlyDomain", "OrderlyEventStore", "OrderlyHandling",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -82,7 +85,7 @@ let package = Package(
         .target(
             name: "OrderlyAPI",
             dependencies: [
-                "OrderlyDomain", "OrderlyEventStore", "OrderlyServices", "OrderlyReadModels", "OrderlyMessaging",
+                "OrderlyDomain", "OrderlyEventStore", "OrderlyServices", "OrderlyReadModels",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -93,19 +96,34 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Assembles the processes (api, relay, projector, dev) from settings; the CLI and the tests share it.
+        // Assembles the processes (api, relay, projector, services, dev) from settings: the only
+        // module that knows which transport feeds which handler. The CLI and the tests share it.
         .target(
-            name: "OrderlyApp",
+            name: "OrderlyProcesses",
             dependencies: [
                 "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels", "OrderlyServices", "OrderlyAPI",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "OrderlyHandling",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Benchmarks and the load generator (`orderly bench`, `scripts/bench`): the serving modules
+        // do not carry the HTTP client or HdrHistogram.
+        .target(
+            name: "OrderlyBench",
+            dependencies: [
+                "OrderlyDomain", "OrderlyEventStore", "OrderlyHandling", "OrderlyMessaging", "OrderlyReadModels", "OrderlyProcesses",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -113,7 +131,8 @@ let package = Package(
         .executableTarget(
             name: "OrderlyCLI",
             dependencies: [
-                "OrderlyAPI", "OrderlyApp", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels", "OrderlyServices",
+                "OrderlyAPI", "OrderlyProcesses", "OrderlyBench", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels",
+                "OrderlyServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -126,7 +145,8 @@ let package = Package(
         .testTarget(
             name: "OrderlyTests",
             dependencies: [
-                "OrderlyApp", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels", "OrderlyServices", "OrderlyAPI",
+                "OrderlyProcesses", "OrderlyBench", "OrderlyHandling", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging",
+                "OrderlyReadModels", "OrderlyServices", "OrderlyAPI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -2,10 +2,10 @@ import ArgumentParser
 import Foundation
 import Logging
 import OrderlyAPI
-import OrderlyApp
 import OrderlyDomain
 import OrderlyEventStore
 import OrderlyMessaging
+import OrderlyProcesses
 import OrderlyReadModels
 import OrderlyServices
 import PostgresNIO

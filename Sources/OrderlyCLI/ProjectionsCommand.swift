@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
-import OrderlyApp
 import OrderlyEventStore
+import OrderlyProcesses
 import OrderlyReadModels
 import PostgresNIO
 

@@ -3,104 +3,8 @@ import Logging
 import Metrics
 import OrderlyDomain
 import OrderlyEventStore
+import OrderlyHandling
 import ServiceLifecycle
-
-/// Thrown by a handler for an event that can never succeed (unreadable, against the rules): the
-/// consumer sends it to the dead-letter topic with `reason` and moves on. Any other error is taken as
-/// transient and retried.
-public struct PoisonEvent: Error, Sendable, CustomStringConvertible {
-    public var reason: String
-
-    public init(reason: String) {
-        self.reason = reason
-    }
-
-    public var description: String { self.reason }
-}
-
-extension RecordedEvent {
-    /// The domain event inside, for a handler: nil for a type this version of Orderly does not know
-    /// (other systems may share the topic); a known type that does not decode is a `PoisonEvent`.
-    public func domainEventForHandler() throws -> DomainEvent? {
-        do {
-            return try EventCodec.decodeIfKnown(type: self.type, schemaVersion: self.schemaVersion, data: self.data)
-        } catch {
-            throw PoisonEvent(reason: "cannot read \(self.type) v\(self.schemaVersion): \(error)")
-        }
-    }
-}
-
-/// Reacts to events. `handle` returns only once its effect is durable; it should itself be idempotent
-/// (a version-guarded write, an idempotency key), because after a crash an event can arrive again.
-public protocol EventHandler: Sendable {
-    func handle(_ event: RecordedEvent) async throws
-    /// Handles several events (in log order) as one unit, for handlers that can write them together.
-    /// A `PoisonEvent` from here makes the consumer fall back to one event at a time, to find the
-    /// culprit. By default: one at a time.
-    func handle(batch events: [RecordedEvent]) async throws
-    /// Handles a batch together with the Kafka partition each event came from, for handlers whose
-    /// idempotency is kept per partition (in a partition, the relay's log order holds). By default:
-    /// `handle(batch:)`.
-    func handle(delivered events: [DeliveredEvent]) async throws
-}
-
-/// An event as a consumer received it: the event and the partition it came from.
-public struct DeliveredEvent: Sendable, Equatable {
-    public var event: RecordedEvent
-    public var partition: Int32
-
-    public init(event: RecordedEvent, partition: Int32) {
-        self.event = event
-        self.partition = partition
-    }
-}
-
-extension EventHandler {
-    public func handle(delivered events: [DeliveredEvent]) async throws {
-        try await self.handle(batch: events.map(\.event))
-    }
-
-    /// By default, events of different orders (correlation ids: the Kafka key) are handled
-    /// concurrently, up to `EventConsumer.concurrentOrders` at a time, and each order's events one
-    /// after another, in log order: order within an order is what the saga relies on, and the
-    /// handlers' optimistic concurrency takes care of aggregates that orders share (a SKU's stock).
-    public func handle(batch events: [RecordedEvent]) async throws {
-        var byOrder: [String: [RecordedEvent]] = [:]
-        var orders: [String] = []
-        for event in events {
-            let key = event.metadata.correlationId ?? event.streamID
-            if byOrder[key] == nil { orders.append(key) }
-            byOrder[key, default: []].append(event)
-        }
-        let sequences = byOrder
-        _ = try await concurrently(orders, limit: EventConsumer.concurrentOrders) { order in
-            for event in sequences[order] ?? [] { try await self.handle(event) }
-        }
-    }
-}
-
-/// `work` over `items`, at most `limit` at a time; the results in the items' order.
-public func concurrently<Item: Sendable, Result: Sendable>(
-    _ items: [Item], limit: Int, _ work: @escaping @Sendable (Item) async throws -> Result
-) async throws -> [Result] {
-    try await withThrowingTaskGroup(of: (Int, Result).self) { group in
-        var results: [Result?] = Array(repeating: nil, count: items.count)
-        var next = 0
-        func startNext() {
-            guard next < items.count else { return }
-            let index = next
-            let item = items[index]
-            next += 1
-            group.addTask { (index, try await work(item)) }
-        }
-        for _ in 0..<max(1, limit) { startNext() }
-        while let (index, result) = try await group.next() {
-            results[index] = result
-            startNext()
-        }
-        return results.compactMap { $0 }
-    }
-}
 
 /// The runtime every reacting process uses: a consumer-group member that, for each event,
 /// drops repeats (per partition and stream: a version at or below the last one applied), retries transient failures
@@ -108,9 +12,6 @@ public func concurrently<Item: Sendable, Result: Sendable>(
 /// their reason without blocking the partition, and commits offsets only after the effects are
 /// durable.
 public struct EventConsumer: Service {
-    /// How many orders' events a handler works on at once by default (see `EventHandler.handle(batch:)`).
-    public static let concurrentOrders = 16
-
     public struct Settings: Sendable {
         public var group: String
         public var deadLetterTopic: String

@@ -126,8 +126,8 @@ extension KafkaHandle {
     }
 }
 
-/// Runs blocking C-library calls (librdkafka, libmongoc) off Swift's cooperative pool, on a queue of their own.
-public func runBlocking<T: Sendable>(on queue: DispatchQueue, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+/// Runs blocking librdkafka calls off Swift's cooperative pool, on a queue of their own.
+func runBlocking<T: Sendable>(on queue: DispatchQueue, _ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         queue.async {
             continuation.resume(with: Result { try work() })

@@ -1,6 +1,5 @@
 import CMongoc
 import Foundation
-import OrderlyMessaging
 import Synchronization
 
 public struct MongoError: Error, Sendable, CustomStringConvertible {
@@ -357,5 +356,14 @@ enum BSON {
         guard let json = bson_as_relaxed_extended_json(bson, &length) else { throw MongoError(message: "unreadable BSON") }
         defer { bson_free(json) }
         return Data(bytes: json, count: length)
+    }
+}
+
+/// Runs blocking libmongoc calls off Swift's cooperative pool, on the client's own queue.
+private func runBlocking<T: Sendable>(on queue: DispatchQueue, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        queue.async {
+            continuation.resume(with: Result { try work() })
+        }
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import OrderlyDomain
 import OrderlyEventStore
-import OrderlyMessaging
+import OrderlyHandling
 
 /// How far a rebuild is: log positions replayed of the log's position when it looked.
 public struct RebuildProgress: Sendable, Equatable {

@@ -3,7 +3,7 @@ import Logging
 import Metrics
 import OrderlyDomain
 import OrderlyEventStore
-import OrderlyMessaging
+import OrderlyHandling
 import ServiceLifecycle
 import Synchronization
 

@@ -1,7 +1,7 @@
 import Foundation
 import OrderlyDomain
 import OrderlyEventStore
-import OrderlyMessaging
+import OrderlyHandling
 import Synchronization
 
 /// A read-model document: found by `_id` = `documentID`, and written only if it still has the

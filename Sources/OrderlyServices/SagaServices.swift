@@ -3,7 +3,7 @@ import Logging
 import Metrics
 import OrderlyDomain
 import OrderlyEventStore
-import OrderlyMessaging
+import OrderlyHandling
 
 // The order saga is choreographed: each service reacts to facts on the event topic and decides with
 // its own aggregate only (Order, Stock per SKU and the per-order Reservation, Payment, Notifications),
@@ -244,7 +244,7 @@ public struct NotificationService: EventHandler {
             due.append((notification, event))
         }
         guard !due.isEmpty else { return }
-        let unsent = try await concurrently(due, limit: EventConsumer.concurrentOrders) { item in
+        let unsent = try await concurrently(due, limit: EventHandling.concurrentOrders) { item in
             let sent = try await self.aggregates.load(StreamNames.notification(item.notification.orderId), as: Notifications.self).state
             return sent.hasSent(item.notification.outcome) ? nil : item
         }.compactMap { $0 }
@@ -259,7 +259,7 @@ public struct NotificationService: EventHandler {
             byOrder[item.notification.orderId, default: []].append(item)
         }
         let recordings = byOrder
-        _ = try await concurrently(orders, limit: EventConsumer.concurrentOrders) { orderId in
+        _ = try await concurrently(orders, limit: EventHandling.concurrentOrders) { orderId in
             for item in recordings[orderId] ?? [] {
                 try await self.aggregates.update(
                     StreamNames.notification(orderId), as: Notifications.self, metadata: item.cause.causing(actor: Self.actor)

@@ -4,10 +4,10 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import OrderlyAPI
-import OrderlyApp
 import OrderlyDomain
 import OrderlyEventStore
 import OrderlyMessaging
+import OrderlyProcesses
 import OrderlyReadModels
 import OrderlyServices
 import PostgresNIO

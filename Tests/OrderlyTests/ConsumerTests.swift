@@ -1,9 +1,10 @@
 import Foundation
 import Logging
-import OrderlyApp
 import OrderlyDomain
 import OrderlyEventStore
+import OrderlyHandling
 import OrderlyMessaging
+import OrderlyProcesses
 import OrderlyReadModels
 import ServiceLifecycle
 import Synchronization

@@ -2,8 +2,8 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
-import OrderlyApp
 import OrderlyDomain
+import OrderlyProcesses
 import OrderlyReadModels
 import PostgresNIO
 import Testing

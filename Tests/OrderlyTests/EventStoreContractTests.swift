@@ -1,6 +1,6 @@
 import Foundation
-import OrderlyApp
 import OrderlyEventStore
+import OrderlyProcesses
 import PostgresNIO
 import Synchronization
 import Testing

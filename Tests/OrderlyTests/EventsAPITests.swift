@@ -5,8 +5,8 @@ import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import OrderlyAPI
-import OrderlyApp
 import OrderlyEventStore
+import OrderlyProcesses
 import Testing
 
 struct EventPage: Decodable {

@@ -1,7 +1,7 @@
 import Foundation
-import OrderlyApp
 import OrderlyDomain
 import OrderlyEventStore
+import OrderlyProcesses
 import PostgresNIO
 import Testing
 

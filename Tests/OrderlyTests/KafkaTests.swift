@@ -1,6 +1,6 @@
 import Foundation
-import OrderlyApp
 import OrderlyMessaging
+import OrderlyProcesses
 import Testing
 
 /// The librdkafka wrapper against the local broker.

@@ -1,5 +1,5 @@
 import Foundation
-import OrderlyApp
+import OrderlyProcesses
 import OrderlyReadModels
 import Testing
 

@@ -3,7 +3,8 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import OrderlyAPI
-import OrderlyApp
+import OrderlyBench
+import OrderlyProcesses
 import OrderlyReadModels
 import Testing
 

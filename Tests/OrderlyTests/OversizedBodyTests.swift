@@ -1,7 +1,7 @@
 import Foundation
 import HummingbirdTesting
 import OrderlyAPI
-import OrderlyApp
+import OrderlyProcesses
 import Testing
 
 #if canImport(Glibc)

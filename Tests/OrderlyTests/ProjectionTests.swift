@@ -2,9 +2,9 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
-import OrderlyApp
 import OrderlyDomain
 import OrderlyEventStore
+import OrderlyProcesses
 import OrderlyReadModels
 import OrderlyServices
 import PostgresNIO

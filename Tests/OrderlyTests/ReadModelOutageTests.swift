@@ -3,8 +3,8 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import OrderlyAPI
-import OrderlyApp
 import OrderlyEventStore
+import OrderlyProcesses
 import OrderlyReadModels
 import PostgresNIO
 import Testing

@@ -1,8 +1,8 @@
 import Foundation
 import Logging
-import OrderlyApp
 import OrderlyEventStore
 import OrderlyMessaging
+import OrderlyProcesses
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization

@@ -2,10 +2,10 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
-import OrderlyApp
 import OrderlyDomain
 import OrderlyEventStore
 import OrderlyMessaging
+import OrderlyProcesses
 import OrderlyReadModels
 import OrderlyServices
 import PostgresNIO

@@ -6,8 +6,8 @@ import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import OrderlyAPI
-import OrderlyApp
 import OrderlyEventStore
+import OrderlyProcesses
 import OrderlyReadModels
 import OrderlyServices
 import Testing

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import OrderlyDomain
 import OrderlyEventStore
+import OrderlyHandling
 import OrderlyMessaging
 import OrderlyServices
 import Synchronization

@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import Foundation
-import OrderlyApp
 import OrderlyMessaging
+import OrderlyProcesses
 import Testing
 
 #if canImport(Glibc)

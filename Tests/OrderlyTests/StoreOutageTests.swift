@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import OrderlyAPI
-import OrderlyApp
+import OrderlyProcesses
 import PostgresNIO
 import Synchronization
 import Testing

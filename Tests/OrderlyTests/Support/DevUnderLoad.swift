@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import OrderlyAPI
-import OrderlyApp
+import OrderlyProcesses
 import Testing
 
 /// `orderly dev` as a child process with an HTTP client for it, for the fault tests that load it

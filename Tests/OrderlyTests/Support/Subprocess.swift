@@ -1,6 +1,6 @@
 import Foundation
-import OrderlyApp
 import OrderlyMessaging
+import OrderlyProcesses
 import Synchronization
 
 #if canImport(Glibc)

@@ -6,9 +6,9 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import OrderlyAPI
-import OrderlyApp
 import OrderlyEventStore
 import OrderlyMessaging
+import OrderlyProcesses
 import PostgresNIO
 import Testing
 

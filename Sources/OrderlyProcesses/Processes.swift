@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import OrderlyAPI
 import OrderlyEventStore
+import OrderlyHandling
 import OrderlyMessaging
 import OrderlyReadModels
 import OrderlyServices

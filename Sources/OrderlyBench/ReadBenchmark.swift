@@ -5,7 +5,9 @@ import NIOCore
 import NIOHTTP1
 import OrderlyDomain
 import OrderlyEventStore
+import OrderlyHandling
 import OrderlyMessaging
+import OrderlyProcesses
 import OrderlyReadModels
 import ServiceLifecycle
 import Synchronization
