@@ -1,25 +1,25 @@
 import Foundation
 
-/// The simulated payment gateway. Its rules are deterministic and documented (README) so every path
-/// of the saga can be driven from the REST api, and a repeat after a crash decides the same way:
-/// - a total above 1,000,000 minor units is declined whatever the token;
-/// - `tok_ok` is approved; `tok_declined` and every other token are declined.
-public enum PaymentGateway {
-    public static let approveLimit: MinorUnits = 1_000_000
+/// What the payment service asks a gateway to charge: the order's reserved total, with the token the
+/// customer gave. The order id is the idempotency key: asking again decides the same way.
+public struct ChargeRequest: Sendable, Equatable {
+    public var orderId: String
+    public var amount: MinorUnits
+    public var currency: String
+    public var token: String
 
-    public enum Decision: Sendable, Equatable {
-        case approved
-        case declined(reason: String)
+    public init(orderId: String, amount: MinorUnits, currency: String, token: String) {
+        self.orderId = orderId
+        self.amount = amount
+        self.currency = currency
+        self.token = token
     }
+}
 
-    public static func decide(token: String, amount: MinorUnits) -> Decision {
-        if amount > self.approveLimit { return .declined(reason: "AMOUNT_LIMIT_EXCEEDED") }
-        switch token {
-        case "tok_ok": return .approved
-        case "tok_declined": return .declined(reason: "CARD_DECLINED")
-        default: return .declined(reason: "UNKNOWN_TOKEN")
-        }
-    }
+/// A gateway's answer to a `ChargeRequest`.
+public enum PaymentDecision: Sendable, Equatable {
+    case approved(chargeId: String)
+    case declined(reason: String)
 }
 
 /// The Payment aggregate of one order (`payment-<orderId>`). Charged at most once; refunded only
@@ -55,16 +55,28 @@ public struct Payment: Aggregate, Equatable {
         return [.paymentRequested(PaymentRequested(orderId: placed.orderId, currency: placed.currency, paymentToken: placed.payment.token))]
     }
 
-    /// Stock is reserved: charge the reserved total, unless already decided or voided.
-    public func charge(_ reserved: StockReserved) -> [DomainEvent] {
-        guard case .requested(let currency, let token) = self.state else { return [] }
-        switch PaymentGateway.decide(token: token, amount: reserved.total) {
-        case .approved:
-            // Derived from the order id, so a repeated decision names the same charge.
-            let chargeId = "ch_\(reserved.orderId)"
-            return [.paymentProcessed(PaymentProcessed(orderId: reserved.orderId, amount: reserved.total, currency: currency, chargeId: chargeId))]
-        case .declined(let reason):
-            return [.paymentFailed(PaymentFailed(orderId: reserved.orderId, amount: reserved.total, reason: reason))]
+    /// Stock is reserved: what to charge, unless already decided or voided.
+    public func chargeRequest(for reserved: StockReserved) -> ChargeRequest? {
+        guard case .requested(let currency, let token) = self.state else { return nil }
+        return ChargeRequest(orderId: reserved.orderId, amount: reserved.total, currency: currency, token: token)
+    }
+
+    /// Records the gateway's decision on `request`. A charge approved after the order was cancelled
+    /// (the void came while the gateway was deciding) is recorded and refunded at once.
+    public func record(_ decision: PaymentDecision, of request: ChargeRequest) -> [DomainEvent] {
+        switch (self.state, decision) {
+        case (.requested, .approved(let chargeId)):
+            [.paymentProcessed(PaymentProcessed(orderId: request.orderId, amount: request.amount, currency: request.currency, chargeId: chargeId))]
+        case (.requested, .declined(let reason)):
+            [.paymentFailed(PaymentFailed(orderId: request.orderId, amount: request.amount, reason: reason))]
+        case (.voided, .approved(let chargeId)):
+            [
+                .paymentProcessed(
+                    PaymentProcessed(orderId: request.orderId, amount: request.amount, currency: request.currency, chargeId: chargeId)),
+                .paymentRefunded(PaymentRefunded(orderId: request.orderId, amount: request.amount, chargeId: chargeId)),
+            ]
+        default:
+            []
         }
     }
 

@@ -78,7 +78,7 @@ extension Processes {
         case .inventory:
             handler = InventoryService(store: store)
         case .payment:
-            handler = PaymentService(store: store)
+            handler = PaymentService(store: store, gateway: SimulatedPaymentGateway())
         case .notification:
             let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
             handler = NotificationService(store: store, sender: RecordingNotificationSender(client: mongo))

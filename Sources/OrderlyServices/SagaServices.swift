@@ -15,7 +15,7 @@ import OrderlyHandling
 //
 //   OrderPlaced ─► inventory: StockItemReserved per SKU, then StockReserved | StockReservationFailed
 //               ─► payment: PaymentRequested (keeps the token)
-//   StockReserved ─► payment: PaymentProcessed | PaymentFailed (simulated gateway, PaymentGateway)
+//   StockReserved ─► payment: PaymentProcessed | PaymentFailed (through the PaymentGateway port)
 //   PaymentProcessed ─► order: OrderCompleted ─► inventory: StockItemCommitted; notification
 //   StockReservationFailed ─► order: OrderCancelled(OUT_OF_STOCK | PRICE_CHANGED)
 //   PaymentFailed ─► inventory: StockReleased; order: OrderCancelled(PAYMENT_DECLINED)
@@ -123,29 +123,75 @@ public struct InventoryService: EventHandler {
     }
 }
 
-/// Charges, refunds and voids payments through the simulated gateway.
+/// Charges, refunds and voids payments through a `PaymentGateway`. The gateway is asked before the
+/// decision is recorded (a crash in between asks again: the order id is its idempotency key); a
+/// refund is recorded first (`PaymentRefunded`) and carried out when this service reads that event,
+/// so it happens at least once whatever crashes, and once at the gateway (the charge id is its key).
 public struct PaymentService: EventHandler {
     static let actor = "payment-service"
     let aggregates: AggregateStore
+    let gateway: any PaymentGateway
 
-    public init(store: any EventStore) {
+    public init(store: any EventStore, gateway: any PaymentGateway) {
         self.aggregates = AggregateStore(store: store)
+        self.gateway = gateway
     }
 
-    static let handledTypes: Set<String> = [OrderPlaced.typeName, StockReserved.typeName, OrderCancelled.typeName]
+    static let handledTypes: Set<String> = [OrderPlaced.typeName, StockReserved.typeName, OrderCancelled.typeName, PaymentRefunded.typeName]
 
     public func handle(_ event: RecordedEvent) async throws {
         guard Self.handledTypes.contains(event.type) else { return }
         let metadata = event.causing(actor: Self.actor)
-        let decide: (Payment) -> [DomainEvent]
-        let orderId: String
         switch try event.domainEventForHandler() {
-        case .orderPlaced(let placed): (orderId, decide) = (placed.orderId, { $0.request(placed) })
-        case .stockReserved(let reserved): (orderId, decide) = (reserved.orderId, { $0.charge(reserved) })
-        case .orderCancelled(let cancelled): (orderId, decide) = (cancelled.orderId, { $0.compensate(orderId: cancelled.orderId) })
-        default: return
+        case .orderPlaced(let placed):
+            try await self.aggregates.update(StreamNames.payment(placed.orderId), as: Payment.self, metadata: metadata) { $0.request(placed) }
+        case .stockReserved(let reserved):
+            let stream = StreamNames.payment(reserved.orderId)
+            guard let request = try await self.aggregates.load(stream, as: Payment.self).state.chargeRequest(for: reserved) else { return }
+            let decision = try await self.gateway.charge(request)
+            try await self.aggregates.update(stream, as: Payment.self, metadata: metadata) { $0.record(decision, of: request) }
+        case .orderCancelled(let cancelled):
+            try await self.aggregates.update(StreamNames.payment(cancelled.orderId), as: Payment.self, metadata: metadata) {
+                $0.compensate(orderId: cancelled.orderId)
+            }
+        case .paymentRefunded(let refunded):
+            try await self.gateway.refund(chargeId: refunded.chargeId, amount: refunded.amount)
+        default:
+            return
         }
-        try await self.aggregates.update(StreamNames.payment(orderId), as: Payment.self, metadata: metadata, decide: decide)
+    }
+}
+
+/// Where payments are charged and refunded: the simulated gateway here, a real one in its place.
+/// Both calls must be idempotent (per order id for a charge, per charge id for a refund): after a
+/// crash the same call can come again. A thrown error is taken as transient and retried; a declined
+/// card is a decision, not an error.
+public protocol PaymentGateway: Sendable {
+    func charge(_ request: ChargeRequest) async throws -> PaymentDecision
+    func refund(chargeId: String, amount: MinorUnits) async throws
+}
+
+/// The simulated gateway. Its rules are deterministic and documented (README) so every path of the
+/// saga can be driven from the REST api, and a repeat after a crash decides the same way:
+/// - a total above 1,000,000 minor units is declined whatever the token;
+/// - `tok_ok` is approved (charge id `ch_<orderId>`); `tok_declined` and every other token are declined.
+/// Refunds always succeed.
+public struct SimulatedPaymentGateway: PaymentGateway {
+    public static let approveLimit: MinorUnits = 1_000_000
+
+    public init() {}
+
+    public func charge(_ request: ChargeRequest) async throws -> PaymentDecision { Self.decide(request) }
+
+    public func refund(chargeId: String, amount: MinorUnits) async throws {}
+
+    public static func decide(_ request: ChargeRequest) -> PaymentDecision {
+        if request.amount > Self.approveLimit { return .declined(reason: "AMOUNT_LIMIT_EXCEEDED") }
+        switch request.token {
+        case "tok_ok": return .approved(chargeId: "ch_\(request.orderId)")
+        case "tok_declined": return .declined(reason: "CARD_DECLINED")
+        default: return .declined(reason: "UNKNOWN_TOKEN")
+        }
     }
 }
 

@@ -87,28 +87,37 @@ import Testing
         #expect(throws: ValidationError.self) { try Stock.restock(sku: "S", quantity: 0, unitPrice: 1) }
     }
 
-    @Test func theSimulatedGatewayFollowsItsRules() {
-        #expect(PaymentGateway.decide(token: "tok_ok", amount: 1_000_000) == .approved)
-        #expect(PaymentGateway.decide(token: "tok_ok", amount: 1_000_001) == .declined(reason: "AMOUNT_LIMIT_EXCEEDED"))
-        #expect(PaymentGateway.decide(token: "tok_declined", amount: 10) == .declined(reason: "CARD_DECLINED"))
-    }
-
     @Test func aPaymentIsChargedOnceAndRefundedOnlyAfterACharge() {
         let placed = OrderPlaced(
             orderId: "o", customerId: "c", currency: "EUR", lines: [], total: 100, paymentToken: "tok_ok", placedAt: Date())
         let reserved = StockReserved(orderId: "o", lines: [], total: 100)
         var payment = Payment.fold(Payment().request(placed))
         #expect(Payment().compensate(orderId: "o") == [.paymentVoided(PaymentVoided(orderId: "o"))])
-        payment.charge(reserved).forEach { payment.apply($0) }
-        #expect(payment.state == .charged(amount: 100, chargeId: "ch_o"))
-        #expect(payment.charge(reserved).isEmpty)
+        let request = ChargeRequest(orderId: "o", amount: 100, currency: "EUR", token: "tok_ok")
+        #expect(payment.chargeRequest(for: reserved) == request)
+        payment.record(.approved(chargeId: "ch_1"), of: request).forEach { payment.apply($0) }
+        #expect(payment.state == .charged(amount: 100, chargeId: "ch_1"))
+        #expect(payment.chargeRequest(for: reserved) == nil)
+        #expect(payment.record(.approved(chargeId: "ch_2"), of: request).isEmpty)
         #expect(payment.request(placed).isEmpty)
         payment.compensate(orderId: "o").forEach { payment.apply($0) }
         #expect(payment.state == .refunded)
         #expect(payment.compensate(orderId: "o").isEmpty)
+        var declined = Payment.fold(Payment().request(placed))
+        declined.record(.declined(reason: "CARD_DECLINED"), of: request).forEach { declined.apply($0) }
+        #expect(declined.state == .failed)
+        #expect(declined.compensate(orderId: "o").isEmpty)
+        // Voided before the gateway answered: nothing more is asked, and an approval that comes
+        // anyway is recorded and given back.
         var voided = Payment.fold(Payment().request(placed))
         voided.compensate(orderId: "o").forEach { voided.apply($0) }
-        #expect(voided.charge(reserved).isEmpty)
+        #expect(voided.chargeRequest(for: reserved) == nil)
+        #expect(voided.record(.declined(reason: "CARD_DECLINED"), of: request).isEmpty)
+        #expect(
+            voided.record(.approved(chargeId: "ch_3"), of: request) == [
+                .paymentProcessed(PaymentProcessed(orderId: "o", amount: 100, currency: "EUR", chargeId: "ch_3")),
+                .paymentRefunded(PaymentRefunded(orderId: "o", amount: 100, chargeId: "ch_3")),
+            ])
     }
 
     @Test func anOrderEndsOnce() throws {

@@ -41,6 +41,46 @@ import Testing
         #expect(try await AggregateStore(store: store).load("stock-S", as: Stock.self).state.available == 3)
     }
 
+    @Test func theSimulatedGatewayFollowsItsRules() {
+        func decide(_ token: String, _ amount: MinorUnits) -> PaymentDecision {
+            SimulatedPaymentGateway.decide(ChargeRequest(orderId: "o", amount: amount, currency: "EUR", token: token))
+        }
+        #expect(decide("tok_ok", 1_000_000) == .approved(chargeId: "ch_o"))
+        #expect(decide("tok_ok", 1_000_001) == .declined(reason: "AMOUNT_LIMIT_EXCEEDED"))
+        #expect(decide("tok_declined", 10) == .declined(reason: "CARD_DECLINED"))
+        #expect(decide("tok_other", 10) == .declined(reason: "UNKNOWN_TOKEN"))
+    }
+
+    /// Another gateway plugs into the payment service without touching the domain: its decision and
+    /// charge id are what the log records, a redelivered event does not charge again, and a refund
+    /// recorded on cancellation is carried out at that gateway when the service reads it.
+    @Test func aPaymentGatewayIsAPortTheServiceAsksAndRecords() async throws {
+        let store = InMemoryEventStore()
+        let gateway = LedgerGateway()
+        let service = PaymentService(store: store, gateway: gateway)
+        let placed = OrderPlaced(
+            orderId: "o1", customerId: "c", currency: "EUR", lines: [], total: 250, paymentToken: "card-4242", placedAt: Date())
+        let reserved = StockReserved(orderId: "o1", lines: [], total: 250)
+        let cancelled = OrderCancelled(orderId: "o1", customerId: "c", reason: .customerRequest, cancelledAt: Date())
+        func deliver(_ event: DomainEvent, position: Int64) async throws {
+            try await service.handle(TestEvents.recorded(event, stream: "order-o1", version: position, position: position, correlation: "o1"))
+        }
+        try await deliver(.orderPlaced(placed), position: 1)
+        try await deliver(.stockReserved(reserved), position: 2)
+        try await deliver(.stockReserved(reserved), position: 2)
+        #expect(gateway.charges.withLock { $0 } == [ChargeRequest(orderId: "o1", amount: 250, currency: "EUR", token: "card-4242")])
+        let payment = try await AggregateStore(store: store).load(StreamNames.payment("o1"), as: Payment.self).state
+        #expect(payment.state == .charged(amount: 250, chargeId: "ledger-1"))
+        try await deliver(.orderCancelled(cancelled), position: 3)
+        #expect(gateway.refunds.withLock { $0 }.isEmpty)
+        let recorded = try await store.readStream(StreamNames.payment("o1"), from: 1)
+        #expect(recorded.map(\.type) == [PaymentRequested.typeName, PaymentProcessed.typeName, PaymentRefunded.typeName])
+        let refund = try #require(recorded.last)
+        try await service.handle(refund)
+        try await service.handle(refund)
+        #expect(gateway.refunds.withLock { $0 } == ["ledger-1"])
+    }
+
     /// While the pipeline is down (broker, relay, log) the deadline does not count: an order placed
     /// just before a 70 s outage is cancelled only once it has had 60 s of a working pipeline.
     /// A batch's notifications go out in one call of the channel; each is sent once per order and
@@ -135,5 +175,24 @@ final class CountingSender: NotificationSender {
 
     func send(all notifications: [NotificationSent]) async throws {
         self.calls.withLock { $0.append(notifications.map { "\($0.orderId):\($0.outcome.rawValue)" }) }
+    }
+}
+
+/// A gateway other than the simulated one: numbers its charges, keeps what it was asked, and is
+/// idempotent like a real one (per order id for a charge, per charge id for a refund).
+final class LedgerGateway: PaymentGateway {
+    let charges = Mutex<[ChargeRequest]>([])
+    let refunds = Mutex<[String]>([])
+
+    func charge(_ request: ChargeRequest) async throws -> PaymentDecision {
+        self.charges.withLock { charges in
+            if let index = charges.firstIndex(where: { $0.orderId == request.orderId }) { return .approved(chargeId: "ledger-\(index + 1)") }
+            charges.append(request)
+            return .approved(chargeId: "ledger-\(charges.count)")
+        }
+    }
+
+    func refund(chargeId: String, amount: MinorUnits) async throws {
+        self.refunds.withLock { if !$0.contains(chargeId) { $0.append(chargeId) } }
     }
 }
