@@ -94,6 +94,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            resources: [.copy("openapi.json")],
             swiftSettings: swiftSettings
         ),
         // Assembles the processes (api, relay, projector, services, dev) from settings: the only

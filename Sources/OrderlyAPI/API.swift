@@ -49,7 +49,8 @@ public enum API {
     public static let maxBodyBytes = 64 * 1024
 
     /// The router every entry point (api, dev, tests) serves, so what is tested is what runs.
-    public static func buildRouter(_ dependencies: APIDependencies) -> Router<OrderlyRequestContext> {
+    public static func buildRouter(_ dependencies: APIDependencies) throws -> Router<OrderlyRequestContext> {
+        let document = try OpenAPIDocument.load()
         let router = Router(context: OrderlyRequestContext.self)
         // Outermost, so it counts the final status of every request (problems included), by route
         // template (`/orders/{id}`), method and status.
@@ -64,7 +65,7 @@ public enum API {
         router.get("/openapi.json") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: document))
         }
         return router
     }

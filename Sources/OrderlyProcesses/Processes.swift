@@ -43,7 +43,7 @@ public enum Processes {
             metricsText: { Observability.registry.emitToBuffer() }
         )
         return Application(
-            router: API.buildRouter(dependencies),
+            router: try API.buildRouter(dependencies),
             server: API.server,
             configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "orderly"),
             services: [postgres] + extraServices,

@@ -215,7 +215,7 @@ import Testing
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
         let collections = ActiveCollections(client: mongo)
         let store = InMemoryEventStore()
-        let router = API.buildRouter(
+        let router = try API.buildRouter(
             APIDependencies(
                 commands: OrderCommands(store: store), orders: MongoOrderReadModel(collections: collections),
                 inventory: MongoInventoryReadModel(collections: collections), sales: MongoSalesReadModel(collections: collections),
