@@ -143,10 +143,30 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What every store behind a port must do (event store, read models), written once and run by
+        // both test tiers over their adapters; and events made by hand.
+        .target(
+            name: "OrderlyContracts",
+            dependencies: ["OrderlyDomain", "OrderlyEventStore", "OrderlyReadModels", "OrderlyServices"],
+            path: "Tests/OrderlyContracts",
+            swiftSettings: swiftSettings
+        ),
+        // The fast tier: no server, in-memory adapters, the router through Hummingbird's test client
+        // (`scripts/test --fast`).
+        .testTarget(
+            name: "OrderlyFastTests",
+            dependencies: [
+                "OrderlyContracts", "OrderlyDomain", "OrderlyEventStore", "OrderlyHandling", "OrderlyReadModels", "OrderlyServices", "OrderlyAPI",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The integration tier: every adapter against the real PostgreSQL, broker and document server.
         .testTarget(
             name: "OrderlyTests",
             dependencies: [
-                "OrderlyProcesses", "OrderlyBench", "OrderlyHandling", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging",
+                "OrderlyContracts", "OrderlyProcesses", "OrderlyBench", "OrderlyHandling", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging",
                 "OrderlyReadModels", "OrderlyServices", "OrderlyAPI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

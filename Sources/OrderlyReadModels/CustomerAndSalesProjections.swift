@@ -140,6 +140,8 @@ public protocol SalesReadModel: Sendable {
 }
 
 public struct MongoSalesReadModel: SalesReadModel {
+    /// The most days one query answers (the api asks for at most 366).
+    static let maxDays = 400
     let collections: ActiveCollections
 
     public init(collections: ActiveCollections) {
@@ -152,6 +154,6 @@ public struct MongoSalesReadModel: SalesReadModel {
 
     public func dailySales(from: Int64, to: Int64) async throws -> [SalesDayView] {
         try await self.collections.collection(SalesDailyProjection.name).find(
-            ["dayNumber": ["$gte": .int(from), "$lte": .int(to)]], sort: ["dayNumber": 1], limit: 400, as: SalesDayView.self)
+            ["dayNumber": ["$gte": .int(from), "$lte": .int(to)]], sort: ["dayNumber": 1], limit: Int64(Self.maxDays), as: SalesDayView.self)
     }
 }

@@ -220,6 +220,19 @@ public struct OrderPage: Codable, Sendable, Equatable {
     public var items: [OrderView]
     /// Pass as `cursor` for the next page; absent on the last page.
     public var nextCursor: String?
+
+    /// The page of `limit` from up to `limit + 1` orders fetched newest first: one more than the
+    /// page says there is a next one.
+    init(fetched: [OrderView], limit: Int) {
+        var items = fetched
+        var next: String?
+        if items.count > limit {
+            items.removeLast(items.count - limit)
+            next = items.last.map { OrderCursor(pageKey: $0.pageKey ?? "k\($0.placedAt)|\($0.orderId)").token }
+        }
+        self.items = items
+        self.nextCursor = next
+    }
 }
 
 /// Queries over the `orders` collection.
@@ -253,13 +266,8 @@ public struct MongoOrderReadModel: OrderReadModel {
         if let before = query.placedBefore { placed.append(("$lt", .int(before))) }
         if !placed.isEmpty { filter.append(("placedAtMs", .object(placed))) }
         if let after = query.after { filter.append(("pageKey", ["$lt": .string(after.pageKey)])) }
-        var items = try await self.collections.collection(OrdersProjection.name).find(
+        let items = try await self.collections.collection(OrdersProjection.name).find(
             .object(filter), sort: ["pageKey": -1], limit: Int64(query.limit + 1), as: OrderView.self)
-        var next: String?
-        if items.count > query.limit {
-            items.removeLast(items.count - query.limit)
-            next = items.last.map { OrderCursor(pageKey: $0.pageKey ?? "k\($0.placedAt)|\($0.orderId)").token }
-        }
-        return OrderPage(items: items, nextCursor: next)
+        return OrderPage(fetched: items, limit: query.limit)
     }
 }

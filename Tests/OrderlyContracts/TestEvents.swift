@@ -3,8 +3,8 @@ import OrderlyDomain
 import OrderlyEventStore
 
 /// Recorded events made by hand, for feeding projections directly.
-enum TestEvents {
-    static func recorded(
+public enum TestEvents {
+    public static func recorded(
         _ event: DomainEvent, stream: String, version: Int64, position: Int64, correlation: String? = nil, at: Date = Date()
     ) throws -> RecordedEvent {
         let encoded = try EventCodec.encode(event)

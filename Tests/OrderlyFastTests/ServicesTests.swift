@@ -1,9 +1,9 @@
 import Foundation
 import Logging
+import OrderlyContracts
 import OrderlyDomain
 import OrderlyEventStore
 import OrderlyHandling
-import OrderlyMessaging
 import OrderlyServices
 import Synchronization
 import Testing
