@@ -4,6 +4,7 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import OrderlyAPI
+import OrderlyContracts
 import OrderlyDomain
 import OrderlyEventStore
 import OrderlyMessaging
@@ -136,7 +137,7 @@ func ordersDefinition() throws -> ProjectionDefinition {
             let a = try await appendEach(store, 5, type: "Alpha", stream: "order-x1", correlation: "x1")
             let b = try await appendEach(store, 4, type: "Beta", stream: "stock-S", correlation: "x2")
             let c = try await appendEach(store, 3, type: "Alpha", stream: "order-x3", correlation: "x3")
-            let all = try await readVisible(store, count: 12)
+            let all = try await readVisible(store, count: 12, explain: horizonHolders)
             func scanned(_ filter: EventFilter) async throws -> [Int64] {
                 var positions: [Int64] = []
                 try await store.scan(matching: filter) { positions.append($0.position) }

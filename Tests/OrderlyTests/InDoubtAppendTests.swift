@@ -1,4 +1,5 @@
 import Foundation
+import OrderlyContracts
 import OrderlyDomain
 import OrderlyEventStore
 import OrderlyProcesses

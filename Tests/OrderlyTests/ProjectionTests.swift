@@ -32,33 +32,6 @@ import Testing
         try await ProjectionVerifier(projection, store: store, client: mongo, logger: TestServers.logger).verify().differences
     }
 
-    /// Two orders of one customer recorded at the same instant, delivered from two partitions in the
-    /// opposite of log order (as after a PostgreSQL outage, when waiting commands commit together):
-    /// the last order is the one later in the log, as a fresh fold of the log finds it.
-    @Test func theLastOrderOfACustomerFollowsTheLogNotArrivalOrder() throws {
-        let at = Date()
-        func placed(_ order: String, position: Int64) throws -> (DomainEvent, RecordedEvent) {
-            let event = DomainEvent.orderPlaced(
-                OrderPlaced(
-                    orderId: order, customerId: "c-pg", currency: "EUR", lines: [OrderLine(sku: "S", quantity: 1, unitPrice: 100)], total: 100,
-                    paymentToken: "tok_ok", placedAt: at))
-            let new = try NewEvent(event, metadata: EventMetadata(correlationId: order))
-            let recorded = RecordedEvent(
-                id: new.id, streamID: "order-\(order)", streamVersion: 1, position: position, transactionID: UInt64(position), type: new.type,
-                schemaVersion: new.schemaVersion, data: new.data, metadata: new.metadata, recordedAt: at)
-            return (event, recorded)
-        }
-        let earlier = try placed("o-earlier", position: 10)
-        let later = try placed("o-later", position: 11)
-        let afterLater = try #require(
-            CustomerOrdersProjection.apply(later.0, recorded: later.1, source: "p1", to: nil, id: "c-pg", now: at))
-        let afterBoth = try #require(
-            CustomerOrdersProjection.apply(earlier.0, recorded: earlier.1, source: "p2", to: afterLater, id: "c-pg", now: at))
-        #expect(afterBoth.lastOrderId == "o-later")
-        #expect(afterBoth.lastOrderPosition == 11)
-        #expect(afterBoth.ordersPlaced == 2)
-    }
-
     @Test func countingModelsCountEachEventOnceThroughRepeatsFromEverySource() async throws {
         // Six orders of two customers in an in-memory log; each order's events travel in "its" partition.
         let store = InMemoryEventStore()

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import OrderlyContracts
 import OrderlyEventStore
 import OrderlyMessaging
 import OrderlyProcesses

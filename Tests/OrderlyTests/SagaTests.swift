@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import OrderlyContracts
 import OrderlyDomain
 import OrderlyEventStore
 import OrderlyMessaging
