@@ -46,8 +46,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // What reacts to events (saga services, projections) and what delivers them agree on this
-        // contract only: handlers, delivered events, poison events.
-        .target(name: "OrderlyHandling", dependencies: ["OrderlyDomain", "OrderlyEventStore"], swiftSettings: swiftSettings),
+        // contract only: handlers, delivered events, poison events; and the long-lived loop they all run.
+        .target(
+            name: "OrderlyHandling",
+            dependencies: [
+                "OrderlyDomain", "OrderlyEventStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Kafka through librdkafka: producer, consumer, admin, and the event relay.
         .target(
             name: "OrderlyMessaging",
@@ -159,6 +167,7 @@ let package = Package(
                 "OrderlyContracts", "OrderlyDomain", "OrderlyEventStore", "OrderlyHandling", "OrderlyReadModels", "OrderlyServices", "OrderlyAPI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

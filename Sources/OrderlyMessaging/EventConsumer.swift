@@ -66,34 +66,59 @@ public struct EventConsumer: Service {
         self.metrics = ConsumerMetrics(group: settings.group)
     }
 
+    /// What the consume loop carries from one batch to the next.
+    struct LoopState: Sendable {
+        /// The last version applied per stream, to drop repeats.
+        var lastVersions: [String: Int64] = [:]
+        var starvation = StarvationWatch()
+        /// What was handled since the last commit.
+        var handled = HandledOffsets()
+    }
+
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            // The last version applied per stream, to drop repeats; this loop is its only user.
-            var lastVersions: [String: Int64] = [:]
-            var starvation = StarvationWatch()
-            var handled = HandledOffsets()
-            // What was handled since the last commit, so a restart does not redo it (best effort: a
-            // crash instead redelivers it, which the handlers absorb).
-            defer { if !handled.isEmpty { self.consumer.startCommit(handled.records) } }
-            while !Task.isCancelled {
-                let records = try await self.pollBatch()
-                guard !records.isEmpty else {
-                    try await self.commit(&handled)
-                    try await self.renewIfStarved(&starvation)
-                    continue
-                }
-                starvation.fed()
-                var admitted: [(record: KafkaRecord, event: RecordedEvent)] = []
-                for record in records {
-                    if let event = try await self.admit(record, lastVersions: &lastVersions) { admitted.append((record, event)) }
-                }
-                self.metrics.receivedAfter.recordSinceAppend(of: admitted.map(\.event))
-                try await self.handle(admitted)
-                handled.add(records)
-                if ContinuousClock.now - handled.lastCommit >= self.settings.commitInterval { try await self.commit(&handled) }
+        let ended = await repeatUntilShutdown(
+            "consuming for group \(self.settings.group)", logger: self.logger, retryDelay: self.settings.maxRetryDelay, state: LoopState()
+        ) { state in
+            try await self.consumeOnce(&state)
+            return .next
+        } recover: { state, error in
+            // A retriable error (a commit the broker refused for now) leaves every polled record
+            // handled: go on, the offsets are committed next time. Otherwise the member may be past
+            // records it did not finish, or broken (a fatal error): commit what was done, then join
+            // again from the committed offsets, forgetting which versions were seen. (Not for every
+            // error: members renewed during a broker outage kept Tansu's groups from recovering.)
+            if let kafka = error as? KafkaError, kafka.isRetriable { return }
+            try? await self.commit(&state.handled)
+            let failed = self.consumer
+            if let fresh = try? failed.renewed() {
+                await failed.close()
+                self.consumers.replace(with: fresh)
             }
+            state.lastVersions = [:]
         }
+        // What was handled since the last commit, so a restart does not redo it (best effort: a
+        // crash instead redelivers it, which the handlers absorb).
+        if !ended.handled.isEmpty { self.consumer.startCommit(ended.handled.records) }
         await self.consumer.close()
+    }
+
+    /// Polls one batch and handles it (or, when there is none, commits and looks for starvation).
+    private func consumeOnce(_ state: inout LoopState) async throws {
+        let records = try await self.pollBatch()
+        guard !records.isEmpty else {
+            try await self.commit(&state.handled)
+            try await self.renewIfStarved(&state.starvation)
+            return
+        }
+        state.starvation.fed()
+        var admitted: [(record: KafkaRecord, event: RecordedEvent)] = []
+        for record in records {
+            if let event = try await self.admit(record, lastVersions: &state.lastVersions) { admitted.append((record, event)) }
+        }
+        self.metrics.receivedAfter.recordSinceAppend(of: admitted.map(\.event))
+        try await self.handle(admitted)
+        state.handled.add(records)
+        if ContinuousClock.now - state.handled.lastCommit >= self.settings.commitInterval { try await self.commit(&state.handled) }
     }
 
     /// Commits what was handled since the last commit. Not waited for: the next batch need not sit

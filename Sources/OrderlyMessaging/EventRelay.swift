@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Metrics
 import OrderlyEventStore
+import OrderlyHandling
 import ServiceLifecycle
 import Synchronization
 
@@ -74,30 +75,23 @@ public struct EventRelay: Service {
     }
 
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await self.reportLag() }
-                group.addTask { try await self.relayWhileLeading() }
-                defer { group.cancelAll() }
-                try await group.next()
-            }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.reportLag() }
+            group.addTask { await self.relayWhileLeading() }
+            await group.next()
+            group.cancelAll()
         }
         await self.producers.current.shutdown()
     }
 
     /// Relays while this instance leads; after any failure starts again from the checkpoint, with a
     /// fresh producer when the failure was Kafka's.
-    private func relayWhileLeading() async throws {
-        while !Task.isCancelled {
-            do {
-                try await self.leaderLock.whileLeader { try await self.relayUntilFailure() }
-            } catch is CancellationError {
-                return
-            } catch {
-                self.logger.warning("relay failed; restarting from the checkpoint", metadata: ["error": "\(error)"])
-                if error is KafkaError { await self.renewProducer() }
-                try await Task.sleep(for: self.settings.retryDelay)
-            }
+    private func relayWhileLeading() async {
+        await repeatUntilShutdown("relaying (restarting from the checkpoint)", logger: self.logger, retryDelay: self.settings.retryDelay) {
+            try await self.leaderLock.whileLeader { try await self.relayUntilFailure() }
+            return .next
+        } recover: { error in
+            if error is KafkaError { await self.renewProducer() }
         }
     }
 
@@ -115,13 +109,14 @@ public struct EventRelay: Service {
     /// How far the stored checkpoint trails the log, every second, apart from the relaying itself:
     /// a relay stuck retrying (a broker down) still reports its growing lag, so an alert can fire.
     private func reportLag() async {
-        while !Task.isCancelled {
+        // A log that cannot be read is the relay's own failure to report; the gauge keeps its value.
+        await repeatUntilShutdown("reporting the relay's lag", logger: self.logger, retryDelay: .seconds(1)) {
             if let head = try? await self.store.latestPosition(),
                 let checkpoint = try? await self.store.loadCheckpoint(self.settings.checkpointName)
             {
                 self.metrics.lagPositions.record(max(0, head - checkpoint.position))
             }
-            try? await Task.sleep(for: .seconds(1))
+            return .after(.seconds(1))
         }
     }
 

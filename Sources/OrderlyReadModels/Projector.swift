@@ -55,44 +55,41 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
 
     /// Watches the projection's state: opens the gate on its collection, or holds still for a rebuild.
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            var lastBeat = ContinuousClock.now - .seconds(10)
-            var held: String?
-            var rebuilding = false
-            while !Task.isCancelled {
-                do {
-                    let state = try await self.catalog.ensureState(self.definition)
-                    if let rebuild = state.pause(atMs: ProjectionCatalog.nowMs()) {
-                        try await self.gate.closeAndDrain()
-                        if held != rebuild.collection {
-                            self.logger.notice("holding still while a rebuild switches over", metadata: ["projection": "\(P.name)"])
-                        }
-                        held = rebuild.collection
-                        try await self.catalog.heartbeat(projection: P.name, instance: self.instance, pausedFor: rebuild.collection)
-                        lastBeat = .now
-                    } else {
-                        self.gate.open(ProjectionGate.Target(collection: state.collection, rebuiltThrough: state.rebuiltThrough))
-                        held = nil
-                        if ContinuousClock.now - lastBeat >= .seconds(1) {
-                            try await self.catalog.heartbeat(projection: P.name, instance: self.instance, pausedFor: nil)
-                            lastBeat = .now
-                        }
-                    }
-                    rebuilding = state.rebuild != nil
-                    self.metrics.rebuildPosition.record(state.rebuild?.position ?? 0)
-                    self.metrics.rebuildTarget.record(state.rebuild?.target ?? 0)
-                } catch is CancellationError {
-                    return
-                } catch {
-                    self.logger.warning("cannot read the projection's state; retrying", metadata: ["projection": "\(P.name)", "error": "\(error)"])
+        _ = await repeatUntilShutdown(
+            "reading the \(P.name) projection's state", logger: self.logger, retryDelay: .seconds(1), state: ProjectionWatch()
+        ) { watch in
+            let state = try await self.catalog.ensureState(self.definition)
+            if let rebuild = state.pause(atMs: ProjectionCatalog.nowMs()) {
+                try await self.gate.closeAndDrain()
+                if watch.held != rebuild.collection {
+                    self.logger.notice("holding still while a rebuild switches over", metadata: ["projection": "\(P.name)"])
                 }
-                // Four times a second while a rebuild runs (how soon its request to hold still is
-                // answered; it waits 10 s for that), once a second otherwise (a rebuild's start is
-                // seen within a second, long before it asks): an idle projector costs less.
-                try await Task.sleep(for: rebuilding || held != nil ? .milliseconds(250) : .seconds(1))
+                watch.held = rebuild.collection
+                try await self.catalog.heartbeat(projection: P.name, instance: self.instance, pausedFor: rebuild.collection)
+                watch.lastBeat = .now
+            } else {
+                self.gate.open(ProjectionGate.Target(collection: state.collection, rebuiltThrough: state.rebuiltThrough))
+                watch.held = nil
+                if ContinuousClock.now - watch.lastBeat >= .seconds(1) {
+                    try await self.catalog.heartbeat(projection: P.name, instance: self.instance, pausedFor: nil)
+                    watch.lastBeat = .now
+                }
             }
+            self.metrics.rebuildPosition.record(state.rebuild?.position ?? 0)
+            self.metrics.rebuildTarget.record(state.rebuild?.target ?? 0)
+            // Four times a second while a rebuild runs (how soon its request to hold still is
+            // answered; it waits 10 s for that), once a second otherwise (a rebuild's start is
+            // seen within a second, long before it asks): an idle projector costs less.
+            return .after(state.rebuild != nil || watch.held != nil ? .milliseconds(250) : .seconds(1))
         }
     }
+}
+
+/// What the projection watcher carries from one look to the next.
+struct ProjectionWatch: Sendable {
+    var lastBeat = ContinuousClock.now - .seconds(10)
+    /// The rebuild's collection this projector holds still for, if any.
+    var held: String?
 }
 
 /// Lets batches through to one collection, or holds them (closed until the watcher first looked).

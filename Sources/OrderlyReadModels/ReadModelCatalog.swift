@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import OrderlyHandling
 import ServiceLifecycle
 
 /// Every read model Orderly keeps, matched with its definition in `projections/`.
@@ -43,27 +44,19 @@ public struct RebuildOnNewVersion<P: ReadModelProjection>: Service {
     }
 
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    let state = try await self.rebuilder.catalog.ensureState(self.rebuilder.definition)
-                    guard state.version < self.rebuilder.definition.version else { break }
-                    self.logger.notice(
-                        "the definition's version went up: rebuilding",
-                        metadata: ["from.version": "\(state.version)", "to.version": "\(self.rebuilder.definition.version)"])
-                    let report = try await self.rebuilder.rebuild { progress in
-                        self.logger.info("rebuilding", metadata: ["position": "\(progress.position)", "target": "\(progress.target)"])
-                    }
-                    self.logger.notice("rebuilt", metadata: ["collection": "\(report.collection)", "events": "\(report.events)"])
-                    break
-                } catch is CancellationError {
-                    return
-                } catch {
-                    self.logger.warning("cannot rebuild yet; trying again", metadata: ["error": "\(error)"])
-                    try await Task.sleep(for: .seconds(5))
-                }
+        await repeatUntilShutdown("rebuild on a new definition version", logger: self.logger, retryDelay: .seconds(5)) {
+            let state = try await self.rebuilder.catalog.ensureState(self.rebuilder.definition)
+            guard state.version < self.rebuilder.definition.version else { return .stop }
+            self.logger.notice(
+                "the definition's version went up: rebuilding",
+                metadata: ["from.version": "\(state.version)", "to.version": "\(self.rebuilder.definition.version)"])
+            let report = try await self.rebuilder.rebuild { progress in
+                self.logger.info("rebuilding", metadata: ["position": "\(progress.position)", "target": "\(progress.target)"])
             }
-            try await gracefulShutdown()
+            self.logger.notice("rebuilt", metadata: ["collection": "\(report.collection)", "events": "\(report.events)"])
+            return .stop
         }
+        // Done: stay until the process stops (a service that returns would stop the others).
+        try? await gracefulShutdown()
     }
 }

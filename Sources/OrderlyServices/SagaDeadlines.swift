@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import OrderlyDomain
 import OrderlyEventStore
+import OrderlyHandling
 import ServiceLifecycle
 import Synchronization
 
@@ -71,19 +72,11 @@ public final class SagaDeadlineWatcher: Service, Sendable {
     }
 
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    let healthy = await self.pipelineIsMoving()
-                    self.paused.record(healthy ? 0 : 1)
-                    try await self.sweep(now: Date(), pipelineHealthy: healthy)
-                } catch is CancellationError {
-                    return
-                } catch {
-                    self.logger.warning("deadline sweep failed; trying again", metadata: ["error": "\(error)"])
-                }
-                try await Task.sleep(for: self.settings.interval)
-            }
+        await repeatUntilShutdown("deadline sweep", logger: self.logger, retryDelay: self.settings.interval) {
+            let healthy = await self.pipelineIsMoving()
+            self.paused.record(healthy ? 0 : 1)
+            try await self.sweep(now: Date(), pipelineHealthy: healthy)
+            return .after(self.settings.interval)
         }
     }
 
