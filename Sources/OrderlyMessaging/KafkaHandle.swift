@@ -1,5 +1,28 @@
 import CRdKafka
 import Foundation
+import Logging
+
+/// librdkafka's own log lines (broker connections failing, rebalances, …) go through swift-log, at
+/// their syslog level, under `orderly.librdkafka`: in the process's JSON format, not raw on stderr.
+private let librdkafkaLogger = Logger(label: "orderly.librdkafka")
+
+private func logFromLibrdkafka(_ handle: OpaquePointer?, _ level: Int32, _ facility: UnsafePointer<CChar>?, _ text: UnsafePointer<CChar>?) {
+    let level: Logger.Level =
+        switch level {
+        case ...2: .critical
+        case 3: .error
+        case 4: .warning
+        case 5: .notice
+        case 6: .info
+        default: .debug
+        }
+    librdkafkaLogger.log(
+        level: level, "\(text.map { String(cString: $0) } ?? "")",
+        metadata: [
+            "kafka.facility": "\(facility.map { String(cString: $0) } ?? "")",
+            "kafka.client": "\(handle.flatMap { rd_kafka_name($0) }.map { String(cString: $0) } ?? "")",
+        ])
+}
 
 /// Owns one `rd_kafka_t`. librdkafka handles are thread-safe; this box only guarantees the handle is
 /// destroyed exactly once, after its last user.
@@ -30,6 +53,7 @@ final class KafkaHandle: @unchecked Sendable {
                 throw KafkaError(code: -1, message: "\(key)=\(value): \(Self.text(errorText))")
             }
         }
+        rd_kafka_conf_set_log_cb(conf, logFromLibrdkafka)
         configure(conf)
         // On success rd_kafka_new owns the conf; on failure it is still ours.
         guard let handle = rd_kafka_new(type, conf, &errorText, errorText.count) else {

@@ -1,5 +1,6 @@
 import CMongoc
 import Foundation
+import Logging
 import Synchronization
 
 public struct MongoError: Error, Sendable, CustomStringConvertible {
@@ -34,11 +35,33 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// libmongoc needs `mongoc_init()` once per process, before anything else.
+/// libmongoc needs `mongoc_init()` once per process, before anything else. Its own log lines (a
+/// server that does not answer, …) then go through swift-log at their level under
+/// `orderly.libmongoc`, in the process's JSON format, instead of raw on stderr.
 private let mongocInitialised: Bool = {
     mongoc_init()
+    mongoc_log_set_handler(logFromLibmongoc, nil)
     return true
 }()
+
+private let libmongocLogger = Logger(label: "orderly.libmongoc")
+
+private func logFromLibmongoc(
+    _ level: mongoc_log_level_t, _ domain: UnsafePointer<CChar>?, _ text: UnsafePointer<CChar>?, _: UnsafeMutableRawPointer?
+) {
+    let level: Logger.Level =
+        switch level {
+        case MONGOC_LOG_LEVEL_ERROR: .error
+        case MONGOC_LOG_LEVEL_CRITICAL: .critical
+        case MONGOC_LOG_LEVEL_WARNING: .warning
+        case MONGOC_LOG_LEVEL_MESSAGE: .notice
+        case MONGOC_LOG_LEVEL_INFO: .info
+        case MONGOC_LOG_LEVEL_DEBUG: .debug
+        default: .trace
+        }
+    libmongocLogger.log(
+        level: level, "\(text.map { String(cString: $0) } ?? "")", metadata: ["mongoc.domain": "\(domain.map { String(cString: $0) } ?? "")"])
+}
 
 /// A pool of libmongoc clients. Every operation pops a client on a dedicated dispatch queue (libmongoc
 /// blocks), uses it on that thread only and pushes it back; nothing C escapes this file.

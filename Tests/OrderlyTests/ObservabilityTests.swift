@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import OrderlyAPI
 import OrderlyBench
+import OrderlyMessaging
 import OrderlyProcesses
 import OrderlyReadModels
 import Testing
@@ -240,6 +241,35 @@ struct PrometheusMissing: Error, CustomStringConvertible {
 }
 
 @Suite struct LoadMixTests {
+    /// librdkafka's and libmongoc's own lines (a broker or document server that does not answer)
+    /// come out through swift-log in the process's JSON format, at their level, never raw on stderr.
+    @Test func theCLibrariesLogThroughTheProcessLogger() async throws {
+        var settings = try await TestServers.isolatedSettings()
+        settings.kafka.brokers = "127.0.0.1:\(TestPorts.next())"
+        let relay = try ChildProcess.orderly(["relay"], settings: settings, extra: ["ORDERLY_OPS_PORT": "\(TestPorts.next())"])
+        settings.mongoURI = "mongodb://127.0.0.1:\(TestPorts.next())/?serverSelectionTimeoutMS=500"
+        let projector = try ChildProcess.orderly(
+            ["project"], settings: settings, extra: ["ORDERLY_OPS_PORT": "\(TestPorts.next())", "LOG_LEVEL": "debug"])
+        let seen = try await TestServers.eventually(timeout: .seconds(30)) { () -> Bool? in
+            relay.output.contains(#""logger":"orderly.librdkafka""#) && projector.output.contains(#""logger":"orderly.libmongoc""#) ? true : nil
+        }
+        relay.kill(SIGTERM)
+        projector.kill(SIGTERM)
+        relay.process.waitUntilExit()
+        projector.process.waitUntilExit()
+        #expect(seen == true, "relay:\n\(relay.output.suffix(2000))\nprojector:\n\(projector.output.suffix(2000))")
+        for (name, output) in [("relay", relay.output), ("projector", projector.output)] {
+            for line in output.split(separator: "\n") where !line.isEmpty {
+                let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                #expect(object?["level"] != nil, "\(name) wrote a line that is not a JSON log line: \(line)")
+            }
+        }
+        let refused = relay.output.split(separator: "\n").first {
+            $0.contains(#""logger":"orderly.librdkafka""#) && $0.contains("Connection refused")
+        }
+        #expect(refused?.contains(#""level":"error""#) == true, "\(refused ?? "")")
+    }
+
     @Test func aMixSpreadsEachScenarioEvenlyByItsWeight() throws {
         let mix = try LoadGenerator.Mix(parsing: "happy=6, declined=2,out-of-stock=1,cancel=1")
         let first = (0..<10).map { mix.scenario(for: $0) }
