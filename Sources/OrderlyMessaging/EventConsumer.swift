@@ -100,6 +100,7 @@ public struct EventConsumer: Service {
         // crash instead redelivers it, which the handlers absorb).
         if !ended.handled.isEmpty { self.consumer.startCommit(ended.handled.records) }
         await self.consumer.close()
+        await self.deadLetters.current.shutdown()
     }
 
     /// Polls one batch and handles it (or, when there is none, commits and looks for starvation).

@@ -13,6 +13,18 @@ public final class KafkaConsumer: Sendable {
     private let topics: [String]
     /// Set when the broker said a subscribed topic does not exist (see `sawATopicMissing`).
     private let topicMissing = Mutex(false)
+    private let lifecycle = Mutex(KafkaClientPhase.running)
+
+    /// Running, closing (leaving the group) or closed.
+    public var phase: KafkaClientPhase { self.lifecycle.withLock { $0 } }
+
+    /// Throws at once once the consumer is closing or closed (its handle no longer serves polls).
+    private func checkRunning(_ what: String) throws {
+        let phase = self.phase
+        guard phase == .running else {
+            throw KafkaError(code: -1, message: "\(what) on a consumer that is \(phase == .closing ? "closing" : "closed")")
+        }
+    }
 
     public init(configuration: KafkaConfiguration, groupID: String, topics: [String]) throws {
         self.configuration = configuration
@@ -50,6 +62,7 @@ public final class KafkaConsumer: Sendable {
     /// The next message, or nil when none arrived within `timeout`. Transient errors (a broker that is
     /// down, a rebalance) also return nil: librdkafka retries on its own. Fatal errors throw.
     public func poll(timeout: Duration = .milliseconds(100)) async throws -> KafkaRecord? {
+        try self.checkRunning("poll")
         let handle = self.handle
         let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         return try await runBlocking(on: self.queue) {
@@ -67,6 +80,7 @@ public final class KafkaConsumer: Sendable {
     /// Up to `max` messages in one trip to the consumer's queue: waits up to `timeout` for the first,
     /// then takes only what has already arrived.
     public func poll(max: Int, timeout: Duration = .milliseconds(100)) async throws -> [KafkaRecord] {
+        try self.checkRunning("poll")
         let handle = self.handle
         let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         return try await runBlocking(on: self.queue) {
@@ -104,6 +118,7 @@ public final class KafkaConsumer: Sendable {
     /// records whose effects are durable, and a commit that is lost means those records come again,
     /// which idempotent handlers absorb.
     public func commit(_ records: [KafkaRecord], waiting: Bool = true) async throws {
+        try self.checkRunning("commit")
         let offsets = Self.nextOffsets(after: records)
         guard !offsets.isEmpty else { return }
         let handle = self.handle
@@ -172,10 +187,15 @@ public final class KafkaConsumer: Sendable {
     /// not leave is only taken out of the group after its session timeout (its uncommitted records
     /// come again to the next member, which handlers absorb).
     public func close(within limit: Duration = .seconds(3)) async {
-        let handle = self.handle
+        let starting = self.lifecycle.withLock { phase in
+            defer { if phase == .running { phase = .closing } }
+            return phase == .running
+        }
+        guard starting else { return }
         let closed = DispatchSemaphore(value: 0)
-        self.queue.async {
-            rd_kafka_consumer_close(handle.pointer)
+        self.queue.async { [self] in
+            rd_kafka_consumer_close(self.handle.pointer)
+            self.lifecycle.withLock { $0 = .closed }
             closed.signal()
         }
         let milliseconds = Int(limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000)

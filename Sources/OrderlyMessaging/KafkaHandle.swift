@@ -68,8 +68,12 @@ final class KafkaHandle: @unchecked Sendable {
         self.callbackContext = callbackContext
     }
 
+    /// `rd_kafka_destroy` waits for librdkafka's threads (and for a consumer never closed, leaves
+    /// its group): it runs on a queue of its own, never on the thread that let the handle go (an
+    /// event loop, maybe). The callbacks' context lives until it is done.
     deinit {
-        rd_kafka_destroy(self.pointer)
+        let doomed = DoomedHandle(pointer: self.pointer, callbackContext: self.callbackContext)
+        DispatchQueue.global().async { doomed.destroy() }
     }
 
     static func text(_ buffer: [CChar]) -> String {
@@ -88,6 +92,17 @@ final class KafkaHandle: @unchecked Sendable {
         guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError(code: code.rawValue, message: Self.describe(code), isRetriable: true)
         }
+    }
+}
+
+/// A handle on its way out, with what its callbacks point at.
+private struct DoomedHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+    let callbackContext: (any Sendable & AnyObject)?
+
+    func destroy() {
+        rd_kafka_destroy(self.pointer)
+        withExtendedLifetime(self.callbackContext) {}
     }
 }
 

@@ -1,5 +1,6 @@
 import CRdKafka
 import Foundation
+import ServiceLifecycle
 import Synchronization
 
 /// An idempotent Kafka producer (`enable.idempotence=true`, hence `acks=all` and no reordering).
@@ -42,8 +43,10 @@ public final class KafkaProducer: Sendable {
         self.poller = Poller(handle: self.handle, deliveries: deliveries)
     }
 
+    /// Never blocks the thread that drops the last reference (an event loop, maybe): the poll thread
+    /// flushes what is in flight (bounded) and then lets the handle go.
     deinit {
-        self.poller.stop()
+        self.poller.stop(waiting: false)
     }
 
     /// A new producer with the same configuration, hence a new producer id. After deliveries timed
@@ -55,11 +58,15 @@ public final class KafkaProducer: Sendable {
         try KafkaProducer(configuration: self.configuration, createsTopics: self.createsTopics)
     }
 
-    /// Flushes what is in flight and stops serving delivery reports. Later sends fail.
+    /// Closes the producer: sends from now on throw at once, what is in flight is flushed (for at
+    /// most 2 s) and waiting sends then fail. Returns when that is done; safe to call again.
     public func shutdown() async {
         let poller = self.poller
-        _ = try? await runBlocking(on: DispatchQueue.global()) { poller.stop() }
+        _ = try? await runBlocking(on: DispatchQueue.global()) { poller.stop(waiting: true) }
     }
+
+    /// Running, closing (flushing) or closed.
+    public var phase: KafkaClientPhase { self.deliveries.phase }
 
     /// Drops every message not yet delivered (waiting sends fail), then shuts down: for messages
     /// that must not arrive late, ahead of ones sent again after them.
@@ -79,7 +86,7 @@ public final class KafkaProducer: Sendable {
     /// Produces every message and waits for all of their delivery reports.
     public func send(_ messages: [KafkaOutgoingMessage]) async throws {
         guard !messages.isEmpty else { return }
-        let batch = self.deliveries.open(expecting: messages.count)
+        let batch = try self.deliveries.open(expecting: messages.count)
         for (index, message) in messages.enumerated() {
             while true {
                 let code = self.produce(message, batch: batch)
@@ -149,15 +156,25 @@ public final class KafkaProducer: Sendable {
     }
 }
 
-/// Serves librdkafka's delivery reports on a thread of its own until the producer goes away, then
-/// flushes what is in flight.
+/// A producer kept for the life of a process (the api's and the order service's broker probes) runs
+/// as a service: it closes when the process shuts down gracefully.
+extension KafkaProducer: Service {
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await self.shutdown()
+    }
+}
+
+/// Serves librdkafka's delivery reports on a thread of its own until the producer closes, then
+/// flushes what is in flight and fails what was not delivered.
 private final class Poller: Sendable {
-    private let isRunning = Mutex(true)
+    private let deliveries: DeliveryTracker
     private let finished = DispatchSemaphore(value: 0)
 
     init(handle: KafkaHandle, deliveries: DeliveryTracker) {
+        self.deliveries = deliveries
         let thread = Thread { [self] in
-            while self.isRunning.withLock({ $0 }) {
+            while self.deliveries.phase == .running {
                 rd_kafka_poll(handle.pointer, 100)
             }
             // Bounded: with the broker gone a flush would wait out message.timeout.ms; what is not
@@ -170,14 +187,21 @@ private final class Poller: Sendable {
         thread.start()
     }
 
-    /// Safe to call more than once; the first call waits for the flush.
-    func stop() {
-        let wasRunning = self.isRunning.withLock { running in
-            defer { running = false }
-            return running
-        }
-        if wasRunning { self.finished.wait() }
+    /// Starts closing (sends throw from now on); `waiting`: returns once closed. Safe to call more
+    /// than once: a later waiting call waits too.
+    func stop(waiting: Bool) {
+        self.deliveries.beginClosing()
+        guard waiting, self.deliveries.phase != .closed else { return }
+        self.finished.wait()
+        // Let any other waiter through as well.
+        self.finished.signal()
     }
+}
+
+/// A Kafka client's life: it works while running; closing, it finishes what is in flight and takes
+/// nothing new; closed, it does nothing. Kept in one lock with what it guards.
+public enum KafkaClientPhase: Sendable, Equatable {
+    case running, closing, closed
 }
 
 /// Counts delivery reports per `send` call. Touched from librdkafka's callback (on the poll thread) and
@@ -192,18 +216,32 @@ final class DeliveryTracker: Sendable {
     }
 
     private struct State {
+        var phase = KafkaClientPhase.running
         var nextID: UInt = 1
         var batches: [UInt: Batch] = [:]
     }
 
     private let state = Mutex(State())
 
-    func open(expecting count: Int) -> UInt {
-        self.state.withLock { state in
+    var phase: KafkaClientPhase { self.state.withLock { $0.phase } }
+
+    /// A batch for a send; throws at once once the producer is closing or closed (nothing would
+    /// serve its delivery reports).
+    func open(expecting count: Int) throws -> UInt {
+        try self.state.withLock { state in
+            guard state.phase == .running else {
+                throw KafkaError(code: -1, message: "the producer is \(state.phase == .closing ? "closing" : "closed"): nothing more is sent")
+            }
             let id = state.nextID
             state.nextID += 1
             state.batches[id] = Batch(remaining: count)
             return id
+        }
+    }
+
+    func beginClosing() {
+        self.state.withLock { state in
+            if state.phase == .running { state.phase = .closing }
         }
     }
 
@@ -268,9 +306,10 @@ final class DeliveryTracker: Sendable {
         }
     }
 
-    /// Fails every open batch: a waiting sender at once, one not yet waiting when it does.
+    /// Closes: fails every open batch, a waiting sender at once, one not yet waiting when it does.
     func failAll(_ error: KafkaError) {
         let waiting = self.state.withLock { state in
+            state.phase = .closed
             var continuations: [CheckedContinuation<Void, any Error>] = []
             for (id, var entry) in state.batches {
                 if let continuation = entry.continuation {

@@ -46,7 +46,7 @@ public enum Processes {
             router: try API.buildRouter(dependencies),
             server: API.server,
             configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "orderly"),
-            services: [postgres] + extraServices,
+            services: [postgres, probe] + extraServices,
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? settings.httpPort) },
             logger: logger
         )

@@ -57,6 +57,7 @@ extension Processes {
             handler = OrderService(store: store)
             // The deadline stops counting while the broker is unreachable or the relay trails the log.
             let probe = try KafkaProducer(configuration: settings.kafka)
+            extra.append(probe)
             let brokerAnswers: @Sendable () async -> Bool = { (try? await probe.ping(timeout: .seconds(1))) != nil }
             // The groups a saga goes through before its end (notification comes after it).
             let groups = try ConsumerGroupWatch(

@@ -25,6 +25,49 @@ import Testing
         return records
     }
 
+    /// A closed producer refuses at once (nothing would serve a delivery report: before, such a send
+    /// waited for ever); closing again is a no-op.
+    @Test func aProducerThatWasShutDownRefusesSendsAtOnce() async throws {
+        let topic = TestServers.uniqueName("kafka_closed")
+        try await KafkaAdmin.ensureTopic(topic, partitions: 1, configuration: self.configuration)
+        let producer = try KafkaProducer(configuration: self.configuration)
+        try await producer.send(self.messages(1, topic: topic))
+        #expect(producer.phase == .running)
+        await producer.shutdown()
+        #expect(producer.phase == .closed)
+        let started = ContinuousClock.now
+        await #expect(throws: KafkaError.self) { try await producer.send(self.messages(1, topic: topic)) }
+        #expect(ContinuousClock.now - started < .seconds(1))
+        await producer.shutdown()
+    }
+
+    /// Letting go of a producer whose messages cannot be delivered (no broker) does not hold the
+    /// releasing thread for its flush (before: up to 2 s on whatever thread let it go).
+    @Test func droppingAProducerWithMessagesInFlightDoesNotBlock() async throws {
+        var unreachable = self.configuration
+        unreachable.brokers = "127.0.0.1:\(TestPorts.next())"
+        var producer: KafkaProducer? = try KafkaProducer(configuration: unreachable)
+        let sending = Task { [producer] in try await producer?.send(self.messages(5, topic: "nowhere")) }
+        try await Task.sleep(for: .milliseconds(200))
+        sending.cancel()
+        _ = await sending.result
+        let started = ContinuousClock.now
+        producer = nil
+        #expect(ContinuousClock.now - started < .milliseconds(500))
+    }
+
+    /// A closed consumer refuses polls and commits at once; closing again returns at once.
+    @Test func aClosedConsumerRefusesPollsAndClosesOnce() async throws {
+        let consumer = try KafkaConsumer(configuration: self.configuration, groupID: TestServers.uniqueName("group"), topics: ["nowhere"])
+        await consumer.close()
+        #expect(consumer.phase == .closed)
+        await #expect(throws: KafkaError.self) { try await consumer.poll(timeout: .milliseconds(10)) }
+        await #expect(throws: KafkaError.self) { try await consumer.poll(max: 10, timeout: .milliseconds(10)) }
+        let started = ContinuousClock.now
+        await consumer.close()
+        #expect(ContinuousClock.now - started < .milliseconds(100))
+    }
+
     @Test func producedMessagesArriveWithKeysHeadersAndPerKeyOrder() async throws {
         let topic = TestServers.uniqueName("kafka_roundtrip")
         try await KafkaAdmin.ensureTopic(topic, partitions: 10, configuration: self.configuration)
