@@ -41,8 +41,8 @@ struct EventRoutes {
     /// `GET /events?after=&limit=&type=&from=&to=&streamPrefix=`:
     /// `{"events": [...], "next": position}`; pass `next` as `after` for the following page.
     func events(_ request: Request) async throws -> Response {
-        let after = try OrderRoutes.integer(request, "after", in: 0...Int64.max) ?? 0
-        let limit = Int(try OrderRoutes.integer(request, "limit", in: 1...Self.maxLimit) ?? 100)
+        let after = try QueryParameter.integer(request, "after", in: 0...Int64.max) ?? 0
+        let limit = Int(try QueryParameter.integer(request, "limit", in: 1...Self.maxLimit) ?? 100)
         var (cursor, filter) = try await self.start(after: after, field: "after")
         try Self.addFilters(request, to: &filter)
         let events = try await self.store.readAll(after: cursor, limit: limit, matching: filter)
@@ -60,8 +60,8 @@ struct EventRoutes {
     func stream(_ request: Request, _ context: OrderlyRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
         guard IdentifierRules.isWellFormed(id, maxLength: 200) else { throw Problem.notFound("no stream \(id.prefix(200))") }
-        let from = try OrderRoutes.integer(request, "fromVersion", in: 1...Int64.max) ?? 1
-        let limit = Int(try OrderRoutes.integer(request, "limit", in: 1...Self.maxLimit) ?? Self.maxLimit)
+        let from = try QueryParameter.integer(request, "fromVersion", in: 1...Int64.max) ?? 1
+        let limit = Int(try QueryParameter.integer(request, "limit", in: 1...Self.maxLimit) ?? Self.maxLimit)
         let events = try await self.store.readStream(id, from: from, limit: limit)
         if events.isEmpty, from == 1 { throw Problem.notFound("no stream \(id)") }
         var json = JSONWriter(capacity: 512 * max(events.count, 1))
@@ -85,7 +85,7 @@ struct EventRoutes {
             }
             resumeFrom = position
         } else {
-            resumeFrom = try OrderRoutes.integer(request, "after", in: 0...Int64.max) ?? 0
+            resumeFrom = try QueryParameter.integer(request, "after", in: 0...Int64.max) ?? 0
         }
         let (start, startFilter) = try await self.start(after: resumeFrom, field: "after")
         var wanted = EventFilter()
@@ -164,8 +164,8 @@ struct EventRoutes {
             }
             filter.streamPrefix = prefix
         }
-        filter.recordedFrom = try OrderRoutes.time(request, "from").map { Date(timeIntervalSince1970: Double($0) / 1000) }
-        filter.recordedBefore = try OrderRoutes.time(request, "to").map { Date(timeIntervalSince1970: Double($0) / 1000) }
+        filter.recordedFrom = try QueryParameter.time(request, "from").map { Date(timeIntervalSince1970: Double($0) / 1000) }
+        filter.recordedBefore = try QueryParameter.time(request, "to").map { Date(timeIntervalSince1970: Double($0) / 1000) }
     }
 
     static func response(_ bytes: [UInt8]) -> Response {

@@ -186,8 +186,8 @@ struct OrderRoutes {
         let id = try context.parameters.require("id")
         guard IdentifierRules.isWellFormed(id) else { throw Problem.notFound("no order \(id)") }
         // Checked even without minPosition: a bad parameter is refused, never silently ignored.
-        let wait = try Self.integer(request, "wait", in: 0...5) ?? 5
-        guard let minPosition = try Self.integer(request, "minPosition", in: 1...Int64.max) else {
+        let wait = try QueryParameter.integer(request, "wait", in: 0...5) ?? 5
+        guard let minPosition = try QueryParameter.integer(request, "minPosition", in: 1...Int64.max) else {
             guard let order = try await self.dependencies.orders.order(id: id), caller.mayActFor(customer: order.customerId) else {
                 throw Problem.notFound("no order \(id)")
             }
@@ -217,7 +217,7 @@ struct OrderRoutes {
     /// `GET /orders?customerId=&status=&from=&to=&limit=&cursor=`: newest first, by pages.
     func listOrders(_ request: Request, caller: Principal) async throws -> JSONBody<OrderPage> {
         let query = request.uri.queryParameters
-        var orderQuery = OrderQuery(limit: Int(try Self.integer(request, "limit", in: 1...200) ?? 50))
+        var orderQuery = OrderQuery(limit: Int(try QueryParameter.integer(request, "limit", in: 1...200) ?? 50))
         if let customer = query["customerId"].map(String.init) {
             guard customer.count <= 64, !customer.isEmpty else {
                 throw Problem.invalidQuery("customerId must be 1 to 64 characters", field: "customerId")
@@ -239,78 +239,13 @@ struct OrderRoutes {
             }
             orderQuery.status = status
         }
-        orderQuery.placedFrom = try Self.time(request, "from")
-        orderQuery.placedBefore = try Self.time(request, "to")
+        orderQuery.placedFrom = try QueryParameter.time(request, "from")
+        orderQuery.placedBefore = try QueryParameter.time(request, "to")
         if let token = query["cursor"].map(String.init) {
             guard let cursor = OrderCursor(token: token) else { throw Problem.invalidQuery("cursor is not one this api gave out", field: "cursor") }
             orderQuery.after = cursor
         }
         return JSONBody(value: try await self.dependencies.orders.orders(matching: orderQuery))
-    }
-
-    static func integer(_ request: Request, _ name: String, in range: ClosedRange<Int64>) throws -> Int64? {
-        guard let text = request.uri.queryParameters[Substring(name)] else { return nil }
-        guard let value = Int64(text), range.contains(value) else {
-            throw Problem.invalidQuery("\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)", field: name)
-        }
-        return value
-    }
-
-    /// An ISO 8601 time, as milliseconds since 1970 (what the read model filters on).
-    static func time(_ request: Request, _ name: String) throws -> Int64? {
-        guard let text = request.uri.queryParameters[Substring(name)].map(String.init) else { return nil }
-        guard let date = UTCTime.parseInput(text) else {
-            throw Problem.invalidQuery("\(name) must be an ISO 8601 time such as 2026-11-23T09:00:00Z", field: name)
-        }
-        return Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-    }
-}
-
-/// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
-func idempotencyKey(of request: Request) throws -> String? {
-    guard let name = HTTPField.Name("Idempotency-Key"), let key = request.headers[name] else { return nil }
-    let isVisibleASCII = key.utf8.allSatisfy { $0 > 32 && $0 < 127 }
-    guard !key.isEmpty, key.utf8.count <= 255, isVisibleASCII else {
-        throw Problem(
-            status: .badRequest, type: "invalid-idempotency-key", title: "Invalid Idempotency-Key header",
-            detail: "the Idempotency-Key header must be 1 to 255 visible ASCII characters", field: "Idempotency-Key")
-    }
-    return key
-}
-
-/// `/health` (the process is up), `/ready` (every part it depends on answers) and `/metrics` (Prometheus).
-struct HealthRoutes {
-    let checks: [(String, @Sendable () async throws -> Void)]
-    let metricsText: @Sendable () -> [UInt8]
-
-    struct Status: Encodable, Sendable {
-        var status: String
-        var checks: [String: String]?
-    }
-
-    func register<Context: RequestContext>(on router: Router<Context>) {
-        router.get("/health") { _, _ in JSONBody(value: Status(status: "ok")) }
-        router.get("/ready") { _, _ in await self.ready() }
-        router.get("/metrics") { _, _ in
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: self.metricsText())))
-        }
-    }
-
-    func ready() async -> JSONBody<Status> {
-        var results: [String: String] = [:]
-        await withTaskGroup(of: (String, String).self) { group in
-            for (name, check) in self.checks {
-                group.addTask {
-                    let answered = await answers(within: .seconds(2), check)
-                    return (name, answered ? "ok" : "unavailable")
-                }
-            }
-            for await (name, result) in group { results[name] = result }
-        }
-        let isReady = results.values.allSatisfy { $0 == "ok" }
-        return JSONBody(status: isReady ? .ok : .serviceUnavailable, value: Status(status: isReady ? "ready" : "not ready", checks: results))
     }
 }
 

@@ -3,19 +3,6 @@ import OrderlyDomain
 import OrderlyEventStore
 import Synchronization
 
-/// Where each aggregate's events live. One stream per aggregate instance.
-public enum StreamNames {
-    public static func order(_ orderId: String) -> String { "order-\(orderId)" }
-    public static func stock(_ sku: String) -> String { "stock-\(sku)" }
-    public static func reservation(_ orderId: String) -> String { "reservation-\(orderId)" }
-    public static func payment(_ orderId: String) -> String { "payment-\(orderId)" }
-    public static func notification(_ orderId: String) -> String { "notification-\(orderId)" }
-    /// Every stream that belongs to one order (stock streams are shared by many orders).
-    public static func ofOrder(_ orderId: String) -> [String] {
-        [order(orderId), reservation(orderId), payment(orderId), notification(orderId)]
-    }
-}
-
 /// A stored event whose type or shape the domain does not know, in a stream it owns.
 public struct UnreadableEvent: Error, Sendable, CustomStringConvertible {
     public var stream: String
@@ -160,87 +147,6 @@ public struct AggregateStore: Sendable {
                 // Someone else appended to this aggregate meanwhile: decide again on the new history.
                 attempt += 1
             }
-        }
-    }
-}
-
-/// One lock per stream name, for async callers: waiters are resumed one at a time, in arrival order.
-actor StreamLocks {
-    /// A locked stream has an entry; its value is who waits for it.
-    private var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
-
-    func lock(_ stream: String) async {
-        guard self.waiters[stream] != nil else {
-            self.waiters[stream] = []
-            return
-        }
-        await withCheckedContinuation { continuation in
-            self.waiters[stream, default: []].append(continuation)
-        }
-    }
-
-    func unlock(_ stream: String) {
-        guard var queue = self.waiters[stream] else { return }
-        if queue.isEmpty {
-            self.waiters[stream] = nil
-        } else {
-            let next = queue.removeFirst()
-            self.waiters[stream] = queue
-            next.resume()
-        }
-    }
-}
-
-/// The newest snapshot version known per stream (0: none). Bounded like `StateCache`: when full it
-/// starts over, which at worst saves a snapshot early.
-final class SnapshotVersions: Sendable {
-    private let versions = Mutex<[String: Int64]>([:])
-    let capacity: Int
-
-    init(capacity: Int) {
-        self.capacity = capacity
-    }
-
-    func version(of stream: String) -> Int64 {
-        self.versions.withLock { $0[stream] ?? 0 }
-    }
-
-    func raise(_ stream: String, to version: Int64) {
-        self.versions.withLock { versions in
-            if versions.count >= self.capacity, versions[stream] == nil { versions.removeAll(keepingCapacity: true) }
-            versions[stream] = max(versions[stream] ?? 0, version)
-        }
-    }
-}
-
-/// Folded aggregate states by stream, with the version each reflects. Bounded: when full it starts
-/// over (states are rebuilt from the log on demand).
-final class StateCache: Sendable {
-    private struct Entry: @unchecked Sendable {
-        // Only ever holds values of `Aggregate` types, which are Sendable.
-        var state: Any
-        var version: Int64
-    }
-
-    private let entries = Mutex<[String: Entry]>([:])
-    let capacity: Int
-
-    init(capacity: Int) {
-        self.capacity = capacity
-    }
-
-    func get<State: Aggregate>(_ stream: String, as type: State.Type) -> (State, Int64)? {
-        self.entries.withLock { entries in
-            guard let entry = entries[stream], let state = entry.state as? State else { return nil }
-            return (state, entry.version)
-        }
-    }
-
-    func put<State: Aggregate>(_ stream: String, state: State, version: Int64) {
-        self.entries.withLock { entries in
-            if let existing = entries[stream], existing.version >= version { return }
-            if entries.count >= self.capacity, entries[stream] == nil { entries.removeAll(keepingCapacity: true) }
-            entries[stream] = Entry(state: state, version: version)
         }
     }
 }
