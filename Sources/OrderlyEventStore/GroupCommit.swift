@@ -40,61 +40,11 @@ final class GroupCommit: Sendable {
     }
 
     struct State {
-        var queue: [Pending] = []
-        /// Round trips under way, the commands they carry, and their streams and idempotency keys.
-        var inFlight = 0
-        var inFlightCommands = 0
-        var busyStreams: Set<String> = []
-        var busyKeys: Set<String> = []
+        var scheduler = BatchScheduler<Pending>()
         /// Lanes parked waiting for their next batch (each other lane is sending one of the
-        /// `inFlight` round trips), and whether the task that ends lanes idle for `laneIdleLimit` runs.
+        /// scheduler's round trips), and whether the task that ends lanes idle for `laneIdleLimit` runs.
         var parked: [ParkedLane] = []
         var reaperRunning = false
-
-        /// The next batch, if one should start now: always when nothing is under way; beside a
-        /// round trip under way only once the queue holds as many commands as that one carries.
-        /// Taking whatever waits whenever a connection is free split 8 writers into ever smaller
-        /// batches (2.6 a transaction); holding back keeps two even halves that overlap.
-        mutating func takeIfDue(maxInFlight: Int, maxBatch: Int) -> [Pending]? {
-            guard !self.queue.isEmpty, self.inFlight < maxInFlight else { return nil }
-            if self.inFlight > 0, self.queue.count < self.inFlightCommands / self.inFlight { return nil }
-            let batch = self.take(upTo: maxBatch)
-            guard !batch.isEmpty else { return nil }
-            self.inFlight += 1
-            self.inFlightCommands += batch.count
-            return batch
-        }
-
-        mutating func finished(_ batch: [Pending]) {
-            self.inFlight -= 1
-            self.inFlightCommands -= batch.count
-            for pending in batch {
-                self.busyStreams.remove(pending.call.stream)
-                if let key = pending.call.idempotencyKey { self.busyKeys.remove(key) }
-            }
-        }
-
-        /// Up to `limit` commands from the front of the queue, at most one per stream and per
-        /// idempotency key, none whose stream or key a round trip under way carries: two on one
-        /// stream would read the same version and one would fail; this way a stream's commands go
-        /// one round trip after another, in order. Sorted by stream, so every batch inserts in one
-        /// global order and two batches never wait for each other's rows in a cycle.
-        private mutating func take(upTo limit: Int) -> [Pending] {
-            var batch: [Pending] = []
-            var left: [Pending] = []
-            for pending in self.queue {
-                let key = pending.call.idempotencyKey
-                if batch.count < limit, !self.busyStreams.contains(pending.call.stream), key.map({ !self.busyKeys.contains($0) }) ?? true {
-                    self.busyStreams.insert(pending.call.stream)
-                    if let key { self.busyKeys.insert(key) }
-                    batch.append(pending)
-                } else {
-                    left.append(pending)
-                }
-            }
-            self.queue = left
-            return batch.sorted { $0.call.stream < $1.call.stream }
-        }
     }
 
     let client: PostgresClient
@@ -133,8 +83,8 @@ final class GroupCommit: Sendable {
         }
         return try await withCheckedThrowingContinuation { continuation in
             let start = self.state.withLock { state -> Start? in
-                state.queue.append(Pending(call: call, expected: expected, continuation: continuation))
-                guard let batch = state.takeIfDue(maxInFlight: self.maxInFlight, maxBatch: self.maxBatch) else { return nil }
+                state.scheduler.queue.append(Pending(call: call, expected: expected, continuation: continuation))
+                guard let batch = state.scheduler.takeIfDue(maxInFlight: self.maxInFlight, maxBatch: self.maxBatch) else { return nil }
                 if let lane = state.parked.popLast() { return .wake(lane.continuation, batch) }
                 // A batch is due only below maxInFlight, so with no lane parked fewer than maxInFlight live.
                 let startReaper = !state.reaperRunning
@@ -187,8 +137,8 @@ final class GroupCommit: Sendable {
             // long after its caller gave up.
             self.logger.warning("no connection to the event store; failing the waiting appends", metadata: ["error": "\(error)"])
             let queued = self.state.withLock { state in
-                defer { state.queue.removeAll() }
-                return state.queue
+                defer { state.scheduler.queue.removeAll() }
+                return state.scheduler.queue
             }
             for pending in first + queued { pending.continuation.resume(throwing: error) }
             return await self.nextBatch(after: first)
@@ -205,8 +155,8 @@ final class GroupCommit: Sendable {
     private func nextBatch(after finished: [Pending]) async -> [Pending]? {
         await withCheckedContinuation { (continuation: CheckedContinuation<[Pending]?, Never>) in
             let batch = self.state.withLock { state -> [Pending]? in
-                state.finished(finished)
-                if let batch = state.takeIfDue(maxInFlight: self.maxInFlight, maxBatch: self.maxBatch) { return batch }
+                state.scheduler.finished(finished)
+                if let batch = state.scheduler.takeIfDue(maxInFlight: self.maxInFlight, maxBatch: self.maxBatch) { return batch }
                 state.parked.append(ParkedLane(continuation: continuation, since: .now))
                 return nil
             }
@@ -223,7 +173,7 @@ final class GroupCommit: Sendable {
                 let now = ContinuousClock.now
                 let ended = state.parked.filter { now - $0.since >= self.laneIdleLimit }.map(\.continuation)
                 state.parked.removeAll { now - $0.since >= self.laneIdleLimit }
-                let noLaneLeft = state.inFlight == 0 && state.parked.isEmpty
+                let noLaneLeft = state.scheduler.inFlight == 0 && state.parked.isEmpty
                 if noLaneLeft { state.reaperRunning = false }
                 return (ended, noLaneLeft)
             }
@@ -398,4 +348,71 @@ final class GroupCommit: Sendable {
 
 enum GroupCommitError: Error {
     case missingOutcomes(expected: Int, got: Int)
+}
+
+/// What the group commit needs to know of a command to batch it.
+protocol BatchedCommand {
+    var stream: String { get }
+    var idempotencyKey: String? { get }
+}
+
+extension GroupCommit.Pending: BatchedCommand {
+    var stream: String { self.call.stream }
+    var idempotencyKey: String? { self.call.idempotencyKey }
+}
+
+/// Which waiting commands go in the next round trip, and when. Pure, so its rules are tested
+/// without a database.
+struct BatchScheduler<Command: BatchedCommand> {
+    var queue: [Command] = []
+    /// Round trips under way, the commands they carry, and their streams and idempotency keys.
+    var inFlight = 0
+    var inFlightCommands = 0
+    var busyStreams: Set<String> = []
+    var busyKeys: Set<String> = []
+
+    /// The next batch, if one should start now: always when nothing is under way; beside a
+    /// round trip under way only once the queue holds as many commands as that one carries.
+    /// Taking whatever waits whenever a connection is free split 8 writers into ever smaller
+    /// batches (2.6 a transaction); holding back keeps two even halves that overlap.
+    mutating func takeIfDue(maxInFlight: Int, maxBatch: Int) -> [Command]? {
+        guard !self.queue.isEmpty, self.inFlight < maxInFlight else { return nil }
+        if self.inFlight > 0, self.queue.count < self.inFlightCommands / self.inFlight { return nil }
+        let batch = self.take(upTo: maxBatch)
+        guard !batch.isEmpty else { return nil }
+        self.inFlight += 1
+        self.inFlightCommands += batch.count
+        return batch
+    }
+
+    mutating func finished(_ batch: [Command]) {
+        self.inFlight -= 1
+        self.inFlightCommands -= batch.count
+        for pending in batch {
+            self.busyStreams.remove(pending.stream)
+            if let key = pending.idempotencyKey { self.busyKeys.remove(key) }
+        }
+    }
+
+    /// Up to `limit` commands from the front of the queue, at most one per stream and per
+    /// idempotency key, none whose stream or key a round trip under way carries: two on one
+    /// stream would read the same version and one would fail; this way a stream's commands go
+    /// one round trip after another, in order. Sorted by stream, so every batch inserts in one
+    /// global order and two batches never wait for each other's rows in a cycle.
+    private mutating func take(upTo limit: Int) -> [Command] {
+        var batch: [Command] = []
+        var left: [Command] = []
+        for pending in self.queue {
+            let key = pending.idempotencyKey
+            if batch.count < limit, !self.busyStreams.contains(pending.stream), key.map({ !self.busyKeys.contains($0) }) ?? true {
+                self.busyStreams.insert(pending.stream)
+                if let key { self.busyKeys.insert(key) }
+                batch.append(pending)
+            } else {
+                left.append(pending)
+            }
+        }
+        self.queue = left
+        return batch.sorted { $0.stream < $1.stream }
+    }
 }
