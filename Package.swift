@@ -11,7 +11,8 @@ let package = Package(
     name: "Orderly",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "orderly", targets: ["OrderlyCLI"])
+        .executable(name: "orderly", targets: ["OrderlyCLI"]),
+        .executable(name: "orderly-bench", targets: ["OrderlyBenchCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -113,6 +114,8 @@ let package = Package(
                 "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels", "OrderlyServices", "OrderlyAPI",
                 "OrderlyHandling",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -140,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "OrderlyCLI",
             dependencies: [
-                "OrderlyAPI", "OrderlyProcesses", "OrderlyBench", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels",
+                "OrderlyAPI", "OrderlyProcesses", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels",
                 "OrderlyServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -148,6 +151,17 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // `orderly-bench`: the load generator and the benchmarks, apart from the serving binary.
+        .executableTarget(
+            name: "OrderlyBenchCLI",
+            dependencies: [
+                "OrderlyAPI", "OrderlyBench", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyProcesses", "OrderlyReadModels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
         ),

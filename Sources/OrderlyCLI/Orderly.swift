@@ -19,17 +19,13 @@ struct Orderly: AsyncParsableCommand {
         discussion: "Settings come from ORDERLY_* environment variables; see README.md.",
         subcommands: [
             Migrate.self, API.self, Relay.self, Project.self, SagaService.self, Dev.self, Projections.self, Events.self, Orders.self, Token.self,
-            Bench.self,
         ]
     )
 }
 
-/// Metrics and logging set up once per process: JSON lines on stderr unless `ORDERLY_LOG_FORMAT=text`;
-/// `LOG_LEVEL` sets the level (default `defaultLevel`).
+/// The process's logger (see `ProcessStart.logger`).
 func makeLogger(_ label: String, defaultLevel: Logger.Level = .info) -> Logger {
-    Observability.bootstrapMetrics()
-    Observability.bootstrapLogging(defaultLevel: defaultLevel)
-    return Logger(label: label)
+    ProcessStart.logger(label, defaultLevel: defaultLevel)
 }
 
 /// Runs services until SIGTERM or SIGINT, then stops them in reverse order. Shutdown is bounded

@@ -88,8 +88,8 @@ import Testing
         let resultFile = FileManager.default.temporaryDirectory.appendingPathComponent("orderly-bench-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: resultFile) }
         let bench = try ChildProcess.orderly(
-            ["bench", "--url", "http://127.0.0.1:\(system.apiPort)", "--clients", "2", "--seconds", "1", "--mix", "happy=1", "-o", resultFile.path],
-            settings: settings)
+            ["--url", "http://127.0.0.1:\(system.apiPort)", "--clients", "2", "--seconds", "1", "--mix", "happy=1", "-o", resultFile.path],
+            settings: settings, executable: "orderly-bench")
         await bench.process.exited()
         #expect(bench.process.terminationStatus == 0, "\(bench.output)")
         let written = try JSONDecoder().decode(LoadGenerator.Result.self, from: Data(contentsOf: resultFile))

@@ -36,8 +36,10 @@ final class ChildProcess: @unchecked Sendable {
         try self.process.runAlone()
     }
 
-    /// `orderly SUBCOMMAND` with the test's settings.
-    static func orderly(_ arguments: [String], settings: Settings, extra: [String: String] = [:]) throws -> ChildProcess {
+    /// `orderly SUBCOMMAND` (or another of Orderly's executables) with the test's settings.
+    static func orderly(
+        _ arguments: [String], settings: Settings, extra: [String: String] = [:], executable: String = "orderly"
+    ) throws -> ChildProcess {
         var environment = [
             "ORDERLY_DATABASE_URL": settings.databaseURL, "ORDERLY_KAFKA_BROKERS": settings.kafka.brokers,
             "ORDERLY_MONGO_URI": settings.mongoURI, "ORDERLY_MONGO_DATABASE": settings.mongoDatabase, "ORDERLY_TOPIC": settings.topic,
@@ -49,7 +51,8 @@ final class ChildProcess: @unchecked Sendable {
             "ORDERLY_OPS_PORT": "0", "LOG_LEVEL": "info", "ORDERLY_JWT_SECRET": settings.jwtSecret ?? "",
         ]
         environment.merge(extra) { $1 }
-        return try ChildProcess(executable: TestServers.repositoryRoot + "/.build/debug/orderly", arguments: arguments, environment: environment)
+        return try ChildProcess(
+            executable: TestServers.repositoryRoot + "/.build/debug/" + executable, arguments: arguments, environment: environment)
     }
 
     var output: String { (try? String(contentsOf: self.logFile, encoding: .utf8)) ?? "" }

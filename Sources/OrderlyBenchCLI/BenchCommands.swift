@@ -10,11 +10,13 @@ import OrderlyProcesses
 import OrderlyReadModels
 import PostgresNIO
 
-// `orderly bench`: the load generator and the benchmarks `scripts/bench` runs beside raw baselines.
+// `orderly-bench`: the load generator and the benchmarks `scripts/bench` runs beside raw baselines, an
+// executable of its own so that the serving binary (`orderly`) carries no HTTP client or HdrHistogram.
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load generators: `orderly bench` drives the api (see `bench load`); scripts/bench runs the rest beside raw baselines.",
+        commandName: "orderly-bench",
+        abstract: "Load generators: `orderly-bench` drives the api (see `load`); scripts/bench runs the rest beside raw baselines.",
         subcommands: [BenchLoad.self, BenchStore.self, BenchRelay.self, BenchProjector.self, BenchOrderGet.self, BenchColdStock.self],
         defaultSubcommand: BenchLoad.self)
 }
@@ -30,7 +32,7 @@ struct BenchStore: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        let logger = makeLogger("orderly.bench", defaultLevel: .warning)
+        let logger = ProcessStart.logger("orderly.bench", defaultLevel: .warning)
         let result = try await Settings.fromEnvironment().withPostgres(logger: logger) { client in
             try await StoreBenchmark.run(
                 store: PostgresEventStore(client: client, logger: logger), writers: self.writers, batch: self.batch,
@@ -56,7 +58,7 @@ struct BenchColdStock: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        let logger = makeLogger("orderly.bench", defaultLevel: .warning)
+        let logger = ProcessStart.logger("orderly.bench", defaultLevel: .warning)
         let result = try await Settings.fromEnvironment().withPostgres(logger: logger) { client in
             try await SnapshotBenchmark.run(store: PostgresEventStore(client: client, logger: logger), events: self.events)
         }
@@ -80,7 +82,7 @@ struct BenchRelay: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        let logger = makeLogger("orderly.bench", defaultLevel: .warning)
+        let logger = ProcessStart.logger("orderly.bench", defaultLevel: .warning)
         let settings = Settings.fromEnvironment()
         let topic = "bench-relay-\(UUID().uuidString.prefix(8).lowercased())"
         let result = try await settings.withPostgres(logger: logger) { client in
@@ -132,7 +134,7 @@ struct BenchLoad: AsyncParsableCommand {
     }
 
     func run() async throws {
-        _ = makeLogger("orderly.bench", defaultLevel: .warning)
+        _ = ProcessStart.logger("orderly.bench", defaultLevel: .warning)
         let settings = Settings.fromEnvironment()
         let options = LoadGenerator.Options(
             baseURL: self.url, bearer: try await benchBearer(), clients: self.clients, rate: self.rate,
@@ -193,7 +195,7 @@ struct BenchProjector: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        let logger = makeLogger("orderly.bench", defaultLevel: .warning)
+        let logger = ProcessStart.logger("orderly.bench", defaultLevel: .warning)
         let settings = Settings.fromEnvironment()
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
         let result = try await ReadBenchmark.projector(settings: settings, mongo: mongo, count: self.events, idsFile: self.idsFile, logger: logger)
@@ -216,7 +218,7 @@ struct BenchOrderGet: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        _ = makeLogger("orderly.bench", defaultLevel: .warning)
+        _ = ProcessStart.logger("orderly.bench", defaultLevel: .warning)
         let ids = try String(contentsOfFile: self.idsFile, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
         let result = try await ReadBenchmark.orderGets(
             baseURL: self.url, bearer: try await benchBearer(), ids: ids, concurrency: self.concurrency, duration: .seconds(self.seconds))
