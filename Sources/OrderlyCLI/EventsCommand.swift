@@ -54,7 +54,7 @@ struct EventsExport: AsyncParsableCommand {
             types: self.types, streamPrefix: self.streamPrefix, recordedFrom: try self.since.map { try parseTime($0, option: "--since") },
             recordedBefore: try self.until.map { try parseTime($0, option: "--until") }, fromPosition: self.fromPosition,
             toPosition: self.toPosition)
-        let logger = makeLogger("orderly.events")
+        let logger = ProcessStart.logger("orderly.events")
         let output = try self.output.map { try OutputFile(path: $0) } ?? .standardOutput
         let showsProgress = isatty(STDERR_FILENO) == 1 && !(self.output == nil && output.isPipe)
         let started = ContinuousClock.now
@@ -96,7 +96,7 @@ struct EventsReplay: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = makeLogger("orderly.replay")
+        let logger = ProcessStart.logger("orderly.replay")
         let settings = Settings.fromEnvironment()
         let topic = EventReplay.topic(for: self.group, settings: settings)
         if self.follow {

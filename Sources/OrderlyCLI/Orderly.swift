@@ -23,11 +23,6 @@ struct Orderly: AsyncParsableCommand {
     )
 }
 
-/// The process's logger (see `ProcessStart.logger`).
-func makeLogger(_ label: String, defaultLevel: Logger.Level = .info) -> Logger {
-    ProcessStart.logger(label, defaultLevel: defaultLevel)
-}
-
 /// Runs services until SIGTERM or SIGINT, then stops them in reverse order. Shutdown is bounded
 /// whatever the dependencies do (see `ShutdownDeadline`): graceful for a few seconds, then the
 /// services are cancelled, and past the deadline the process exits as it is.
@@ -49,7 +44,7 @@ struct Migrate: AsyncParsableCommand {
     var directory: String?
 
     func run() async throws {
-        let logger = makeLogger("orderly.migrate")
+        let logger = ProcessStart.logger("orderly.migrate")
         let migrations = try Migrator.load(from: self.directory ?? Migrator.defaultDirectory())
         let applied = try await Settings.fromEnvironment().withPostgres(logger: logger) { client in
             try await Migrator(client: client, logger: logger).migrate(migrations)
@@ -62,7 +57,7 @@ struct API: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve the REST api (ORDERLY_HTTP_PORT, default 8080).")
 
     func run() async throws {
-        let logger = makeLogger("orderly.api")
+        let logger = ProcessStart.logger("orderly.api")
         let app = try await Processes.api(Settings.fromEnvironment(), logger: logger)
         try await runUntilSignalled([app], logger: logger)
     }
@@ -73,7 +68,7 @@ struct Relay: AsyncParsableCommand {
         abstract: "Publish the event log to Kafka in order (one leader at a time; /health and /metrics on ORDERLY_OPS_PORT, default 9101).")
 
     func run() async throws {
-        let logger = makeLogger("orderly.relay")
+        let logger = ProcessStart.logger("orderly.relay")
         let settings = Settings.fromEnvironment()
         try await runUntilSignalled(try await Processes.relay(settings, opsPort: settings.opsPort ?? 9101, logger: logger), logger: logger)
     }
@@ -84,7 +79,7 @@ struct Project: AsyncParsableCommand {
         abstract: "Consume events and maintain the MongoDB read models (/health and /metrics on ORDERLY_OPS_PORT, default 9102).")
 
     func run() async throws {
-        let logger = makeLogger("orderly.projector")
+        let logger = ProcessStart.logger("orderly.projector")
         let settings = Settings.fromEnvironment()
         try await runUntilSignalled(try await Processes.projector(settings, opsPort: settings.opsPort ?? 9102, logger: logger), logger: logger)
     }
@@ -101,7 +96,7 @@ struct SagaService: AsyncParsableCommand {
     var kind: SagaServiceKind
 
     func run() async throws {
-        let logger = makeLogger("orderly.service.\(self.kind.rawValue)")
+        let logger = ProcessStart.logger("orderly.service.\(self.kind.rawValue)")
         let settings = Settings.fromEnvironment()
         let postgres = try settings.makePostgresClient(logger: logger)
         let services = try await Processes.sagaService(self.kind, settings, postgres: postgres, opsPort: settings.opsPort ?? 9103, logger: logger)
@@ -114,7 +109,7 @@ struct Dev: AsyncParsableCommand {
         abstract: "Run api, relay, projector and the four saga services in one process (for a laptop).")
 
     func run() async throws {
-        let logger = makeLogger("orderly.dev")
+        let logger = ProcessStart.logger("orderly.dev")
         let settings = Settings.fromEnvironment()
         let app = try await Processes.dev(settings, logger: logger) { port in
             logger.info("orderly dev serving", metadata: ["url": "http://127.0.0.1:\(port)"])

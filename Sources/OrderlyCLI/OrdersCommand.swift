@@ -21,7 +21,7 @@ struct OrdersHistory: AsyncParsableCommand {
     @Flag(help: "Print one JSON document instead of text.") var json = false
 
     func run() async throws {
-        let logger = makeLogger("orderly.history")
+        let logger = ProcessStart.logger("orderly.history")
         let asOf = try self.asOf.map { try parseTime($0, option: "--as-of") }
         let id = self.id
         let history = try await Settings.fromEnvironment().withPostgres(logger: logger) { client in

@@ -25,7 +25,7 @@ struct ProjectionsList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "Each read model: version, live collection, rebuild under way.")
 
     func run() async throws {
-        _ = makeLogger("orderly.projections")
+        _ = ProcessStart.logger("orderly.projections")
         let settings = Settings.fromEnvironment()
         let catalog = ProjectionCatalog(client: try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase))
         for (projection, definition) in try ReadModelCatalog.definitions(from: ProjectionDefinition.defaultDirectory()) {
@@ -50,7 +50,7 @@ struct ProjectionsRebuild: AsyncParsableCommand {
     @Argument(help: "The read model: orders, inventory, customer_orders or sales_daily.") var name: String
 
     func run() async throws {
-        let logger = makeLogger("orderly.projections")
+        let logger = ProcessStart.logger("orderly.projections")
         let (projection, definition) = try namedProjection(self.name)
         let settings = Settings.fromEnvironment()
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
@@ -84,7 +84,7 @@ struct ProjectionsVerify: AsyncParsableCommand {
     @Option(help: "Differences to print at most.") var show = 50
 
     func run() async throws {
-        let logger = makeLogger("orderly.projections")
+        let logger = ProcessStart.logger("orderly.projections")
         let (projection, _) = try namedProjection(self.name)
         let settings = Settings.fromEnvironment()
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)

@@ -52,7 +52,11 @@ public final class InMemoryReadModels: OrderReadModel, InventoryReadModel, Sales
 
     private static func fold<P: ReadModelProjection>(_: P.Type, _ events: [SourcedEvent], into documents: inout [String: P.View], now: Date) {
         guard !events.isEmpty else { return }
-        let before = documents
+        // The touched documents as they were (not a copy of the whole model: the fold writes in place).
+        var before: [String: P.View] = [:]
+        for item in events {
+            for id in P.documentIDs(of: item.event, recorded: item.recorded) where before[id] == nil { before[id] = documents[id] }
+        }
         for id in P.fold(events, into: &documents, now: now) {
             guard let view = documents[id] else { continue }
             documents[id] = P.revised(view, replacing: before[id])

@@ -69,6 +69,8 @@ import Testing
         try await deliver(.stockReserved(reserved), position: 2)
         try await deliver(.stockReserved(reserved), position: 2)
         #expect(gateway.charges.withLock { $0 } == [ChargeRequest(orderId: "o1", amount: 250, currency: "EUR", token: "card-4242")])
+        // A redelivered StockReserved finds the payment decided and does not ask the gateway again.
+        #expect(gateway.chargeCalls.withLock { $0 } == 1)
         let payment = try await AggregateStore(store: store).load(StreamNames.payment("o1"), as: Payment.self).state
         #expect(payment.state == .charged(amount: 250, chargeId: "ledger-1"))
         try await deliver(.orderCancelled(cancelled), position: 3)
@@ -182,10 +184,12 @@ final class CountingSender: NotificationSender {
 /// idempotent like a real one (per order id for a charge, per charge id for a refund).
 final class LedgerGateway: PaymentGateway {
     let charges = Mutex<[ChargeRequest]>([])
+    let chargeCalls = Mutex(0)
     let refunds = Mutex<[String]>([])
 
     func charge(_ request: ChargeRequest) async throws -> PaymentDecision {
-        self.charges.withLock { charges in
+        self.chargeCalls.withLock { $0 += 1 }
+        return self.charges.withLock { charges in
             if let index = charges.firstIndex(where: { $0.orderId == request.orderId }) { return .approved(chargeId: "ledger-\(index + 1)") }
             charges.append(request)
             return .approved(chargeId: "ledger-\(charges.count)")
