@@ -19,21 +19,27 @@ struct ShutdownDeadline: Sendable {
 
     let logger: Logger
 
-    /// Waits for the first SIGTERM or SIGINT, then starts the clock (on a plain dispatch queue, so it
-    /// fires even when every thread of Swift's pool is blocked).
+    /// Waits for the first SIGTERM or SIGINT, then starts the clock on a thread of its own: not
+    /// Swift's pool and not a dispatch queue, whose few worker threads may all be inside blocking C
+    /// calls to a frozen dependency (CI saw a dispatch timer fire two seconds late that way).
     func armOnSignal() async {
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         for await signal in signals {
             let logger = self.logger
             let total = Self.total
             logger.info("shutting down", metadata: ["signal": "\(signal)", "deadline": "\(total)"])
-            let nanoseconds = total.components.seconds * 1_000_000_000 + total.components.attoseconds / 1_000_000_000
-            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) {
+            let expiry = ContinuousClock.now + total
+            let watchdog = Thread {
+                while ContinuousClock.now < expiry {
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
                 logger.warning("shutdown deadline passed; exiting with work abandoned (nothing unacknowledged is lost)")
                 // Every buffered stream: the log lines above and anything else not yet written.
                 fflush(nil)
                 _exit(143)
             }
+            watchdog.name = "shutdown-deadline"
+            watchdog.start()
             return
         }
     }
