@@ -33,13 +33,16 @@ public struct EventRelay: Service {
         public var guardedPartitions: Int32?
         /// How often the guarded topic is looked at.
         public var topicCheckInterval: Duration
+        /// How many batches may wait for the broker's acknowledgement at once.
+        public var maxBatchesInFlight: Int
 
         public init(
             topic: String = "order-events", checkpointName: String = "relay", batchSize: Int = 5000,
             idleDelay: Duration = .milliseconds(20), quietDelay: Duration = .milliseconds(100), quietAfter: Duration = .seconds(5),
             retryDelay: Duration = .seconds(1), filter: EventFilter = .all, guardedPartitions: Int32? = nil,
-            topicCheckInterval: Duration = .seconds(5)
+            topicCheckInterval: Duration = .seconds(5), maxBatchesInFlight: Int = 4
         ) {
+            self.maxBatchesInFlight = max(1, maxBatchesInFlight)
             self.quietDelay = quietDelay
             self.quietAfter = quietAfter
             self.filter = filter
@@ -259,61 +262,70 @@ public struct EventRelay: Service {
 
     /// Publishes the log from `cursor` on, batch after batch, until cancelled (or, given a count, once
     /// at least that many events went out; or, if asked, once a read finds nothing new); returns how
-    /// many it published. The next batch is read while the current one waits for its delivery
-    /// reports; the checkpoint still moves only after them.
+    /// many it published. Up to `maxBatchesInFlight` batches wait for the broker at once: the log is
+    /// read again as soon as a batch is handed to the producer, not after its acknowledgement, so an
+    /// event waits for one acknowledgement rather than for the one before it too. The checkpoint
+    /// still moves in log order, only past batches whose every delivery report succeeded.
     @discardableResult
     public func publish(from start: LogCursor, stoppingAfter count: Int?, untilCaughtUp: Bool = false) async throws -> Int {
-        let store = self.store
         let limit = self.settings.batchSize
-        let filter = self.settings.filter
         var cursor = start
+        var enqueued = 0
         var published = 0
-        var prefetch: Task<[RecordedEvent], any Error>?
-        defer { prefetch?.cancel() }
+        var inFlight: [(events: [RecordedEvent], delivery: KafkaDelivery)] = []
+        // Given up on (a failure, a cancellation): the tracker forgets them once they are reported.
+        defer { for batch in inFlight { batch.delivery.forget() } }
         var lastFound = ContinuousClock.now
         while !Task.isCancelled {
-            if let count, published >= count { break }
-            let events: [RecordedEvent]
-            if let prefetched = prefetch {
-                events = try await prefetched.value
-            } else {
-                events = try await store.readAll(after: cursor, limit: limit, matching: filter)
-                self.metrics.readAfter.recordSinceAppend(of: events)
-            }
-            prefetch = nil
+            published += try await self.settle(&inFlight, waitingForOne: inFlight.count >= self.settings.maxBatchesInFlight)
+            if let count, enqueued >= count { break }
+            let events = try await self.store.readAll(after: cursor, limit: limit, matching: self.settings.filter)
+            self.metrics.readAfter.recordSinceAppend(of: events)
             if let last = events.last {
                 lastFound = .now
-                let next = last.cursor
-                let readAfter = self.metrics.readAfter
-                prefetch = Task {
-                    let events = try await store.readAll(after: next, limit: limit, matching: filter)
-                    readAfter.recordSinceAppend(of: events)
-                    return events
-                }
-                try await self.send(events)
-                cursor = next
-                published += events.count
+                let messages = events.map { EventMessageCodec.message(for: $0, topic: self.settings.topic) }
+                inFlight.append((events, try await self.producers.current.enqueue(messages)))
+                cursor = last.cursor
+                enqueued += events.count
+                continue
             }
-            if events.isEmpty {
+            if inFlight.isEmpty {
                 self.metrics.lagSeconds.record(0)
                 if untilCaughtUp { break }
                 let quiet = ContinuousClock.now - lastFound >= self.settings.quietAfter
                 try await Task.sleep(for: quiet ? self.settings.quietDelay : self.settings.idleDelay)
+            } else if untilCaughtUp {
+                published += try await self.settle(&inFlight, waitingForOne: true)
+            } else {
+                // Batches are out; look for new events again soon, and settle the batches then.
+                try await Task.sleep(for: self.settings.idleDelay)
             }
+        }
+        while !inFlight.isEmpty, !Task.isCancelled {
+            published += try await self.settle(&inFlight, waitingForOne: true)
         }
         return published
     }
 
-    /// Publishes `events`, waits for every delivery report, then stores the checkpoint after the last.
-    private func send(_ events: [RecordedEvent]) async throws {
-        guard let last = events.last else { return }
-        try await self.producers.current.send(events.map { EventMessageCodec.message(for: $0, topic: self.settings.topic) })
+    /// Takes the batches the broker has answered for off the front of `inFlight` (waiting for the
+    /// first one if asked), throwing the first failed delivery, then stores the checkpoint once,
+    /// after the last of them. Returns how many events that published.
+    private func settle(_ inFlight: inout [(events: [RecordedEvent], delivery: KafkaDelivery)], waitingForOne: Bool) async throws -> Int {
+        var settled: [[RecordedEvent]] = []
+        while let first = inFlight.first, first.delivery.isSettled || (waitingForOne && settled.isEmpty) {
+            try await first.delivery.wait()
+            inFlight.removeFirst()
+            settled.append(first.events)
+        }
+        guard let last = settled.last?.last else { return 0 }
         try await self.store.saveCheckpoint(self.settings.checkpointName, last.cursor)
-        self.metrics.published.increment(by: events.count)
-        self.metrics.publishedAfter.recordSinceAppend(of: events)
-        self.delivered.add(events.count)
+        let count = settled.reduce(0) { $0 + $1.count }
+        self.metrics.published.increment(by: count)
+        for events in settled { self.metrics.publishedAfter.recordSinceAppend(of: events) }
+        self.delivered.add(count)
         self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(last.recordedAt)))
-        self.logger.debug("relayed events", metadata: ["count": "\(events.count)", "event.position": "\(last.position)"])
+        self.logger.debug("relayed events", metadata: ["count": "\(count)", "event.position": "\(last.position)"])
+        return count
     }
 
 }

@@ -30,6 +30,7 @@ public struct KafkaConfiguration: Sendable {
         if let value = environment["ORDERLY_KAFKA_CONSUMER_DEBUG"] { consumer["debug"] = value }
         var producer: [String: String] = [:]
         if let value = environment["ORDERLY_KAFKA_MESSAGE_TIMEOUT_MS"] { producer["message.timeout.ms"] = value }
+        if let value = environment["ORDERLY_KAFKA_LINGER_MS"] { producer["linger.ms"] = value }
         return KafkaConfiguration(
             brokers: environment["ORDERLY_KAFKA_BROKERS"] ?? "127.0.0.1:9092", consumerProperties: consumer, producerProperties: producer)
     }

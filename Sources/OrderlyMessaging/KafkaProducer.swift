@@ -86,7 +86,16 @@ public final class KafkaProducer: Sendable {
     /// Produces every message and waits for all of their delivery reports.
     public func send(_ messages: [KafkaOutgoingMessage]) async throws {
         guard !messages.isEmpty else { return }
+        try await self.enqueue(messages).wait()
+    }
+
+    /// Hands every message to librdkafka, in order, and returns without waiting for the broker (it
+    /// waits only while librdkafka's local queue is full). Deliveries enqueued one after another keep
+    /// their order on each partition (an idempotent producer does not reorder), so a caller can keep
+    /// several in flight and still move a checkpoint in order, each after its `wait()`.
+    public func enqueue(_ messages: [KafkaOutgoingMessage]) async throws -> KafkaDelivery {
         let batch = try self.deliveries.open(expecting: messages.count)
+        let delivery = KafkaDelivery(batch: batch, tracker: self.deliveries)
         for (index, message) in messages.enumerated() {
             while true {
                 let code = self.produce(message, batch: batch)
@@ -98,11 +107,10 @@ public final class KafkaProducer: Sendable {
                 }
                 let error = KafkaError(code: code.rawValue, message: KafkaHandle.describe(code), isRetriable: true)
                 self.deliveries.abandon(batch, count: messages.count - index, error: error)
-                try await self.deliveries.wait(for: batch)
-                return
+                return delivery
             }
         }
-        try await self.deliveries.wait(for: batch)
+        return delivery
     }
 
     /// Waits until the broker answers a metadata request.
@@ -206,6 +214,23 @@ public enum KafkaClientPhase: Sendable, Equatable {
 
 /// Counts delivery reports per `send` call. Touched from librdkafka's callback (on the poll thread) and
 /// from async callers, so all state sits behind one lock; continuations are resumed outside it.
+/// Messages enqueued together (`KafkaProducer.enqueue`): whether the broker has answered for all of
+/// them, and a wait for that.
+public struct KafkaDelivery: Sendable {
+    fileprivate let batch: UInt
+    fileprivate let tracker: DeliveryTracker
+
+    /// Every message's delivery report has arrived (successful or not): `wait()` returns at once.
+    public var isSettled: Bool { self.tracker.isSettled(self.batch) }
+
+    /// Returns once every message is reported, throwing the first failure.
+    public func wait() async throws { try await self.tracker.wait(for: self.batch) }
+
+    /// For a caller that gives up on these messages without waiting (they may still arrive): the
+    /// tracker forgets them once they are reported.
+    public func forget() { self.tracker.forget(self.batch) }
+}
+
 final class DeliveryTracker: Sendable {
     private struct Batch {
         var remaining: Int
@@ -270,6 +295,18 @@ final class DeliveryTracker: Sendable {
             return nil
         }
         if let (continuation, error) = ready { Self.resume(continuation, error) }
+    }
+
+    func isSettled(_ batch: UInt) -> Bool {
+        self.state.withLock { state in (state.batches[batch]?.remaining ?? 0) <= 0 }
+    }
+
+    func forget(_ batch: UInt) {
+        self.state.withLock { state in
+            guard var entry = state.batches[batch] else { return }
+            entry.cancelled = true
+            state.batches[batch] = entry.remaining <= 0 ? nil : entry
+        }
     }
 
     /// Returns once every message of `batch` is reported, throwing the first failure; a cancelled

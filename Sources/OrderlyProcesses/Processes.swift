@@ -77,7 +77,7 @@ public enum Processes {
             leaderLock: PostgresLeaderLock(client: postgres, key: Self.relayLockKey(topic: settings.topic), logger: logger),
             settings: .init(
                 topic: settings.topic, checkpointName: "relay:\(settings.topic)", batchSize: settings.relayBatchSize,
-                guardedPartitions: settings.topicPartitions),
+                guardedPartitions: settings.topicPartitions, maxBatchesInFlight: settings.relayBatchesInFlight),
             logger: logger)
     }
 
@@ -91,8 +91,8 @@ public enum Processes {
         return Int64(bitPattern: hash)
     }
 
-    /// The projector: keeps every read model in `projections/` up to date, each from its own consumer
-    /// group (its own checkpoint), and rebuilds one whose definition's version went up. Serves
+    /// The projector: keeps every read model in `projections/` up to date from one consumer group,
+    /// and rebuilds one whose definition's version went up. Serves
     /// /health and /metrics on `opsPort` when given one.
     public static func projector(_ settings: Settings, opsPort: Int?, logger: Logger) async throws -> [any Service] {
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
@@ -114,27 +114,35 @@ public enum Processes {
             }
         }
         var services: [any Service] = []
+        var members: [FanOutHandler.Member] = []
         let postgres = try settings.makePostgresClient(logger: logger)
         let store = PostgresEventStore(client: postgres, logger: logger)
         for (projection, definition) in definitions {
-            services += try await self.projectorServices(projection, definition: definition, settings, mongo: mongo, store: store, logger: logger)
+            let (live, others) = self.projectionServices(projection, definition: definition, mongo: mongo, store: store, logger: logger)
+            members.append(live)
+            services += others
         }
+        // One consumer group for every read model: one fetch loop at the broker instead of one per
+        // model (each group costs it a loop, at rest too); the group's offsets move once every model
+        // has applied a batch.
+        let handler = FanOutHandler(members)
+        services.append(
+            try await self.consumer(settings, group: settings.projectorGroup, handler: handler, handledTypes: handler.handledTypes, logger: logger))
         services.append(postgres)
         guard let opsPort else { return services }
         return services + [self.opsServer(settings, port: opsPort, logger: logger)]
     }
 
-    static func projectorServices<P: ReadModelProjection>(
-        _ projection: P.Type, definition: ProjectionDefinition, _ settings: Settings, mongo: MongoClient, store: PostgresEventStore,
-        logger: Logger
-    ) async throws -> [any Service] {
+    /// A read model's live projection (to feed from the projector's consumer) and its services: the
+    /// projection itself (watching for a rebuild's switch-over) and the rebuild on a new version.
+    static func projectionServices<P: ReadModelProjection>(
+        _ projection: P.Type, definition: ProjectionDefinition, mongo: MongoClient, store: PostgresEventStore, logger: Logger
+    ) -> (FanOutHandler.Member, [any Service]) {
         var logger = logger
         logger[metadataKey: "projection"] = "\(P.name)"
         let live = LiveProjection(projection, definition: definition, client: mongo, logger: logger)
-        let consumer = try await self.consumer(
-            settings, group: "\(settings.projectorGroup)-\(P.name)", handler: live, handledTypes: P.handledTypes, logger: logger)
         let rebuilder = ProjectionRebuilder(projection, definition: definition, store: store, client: mongo, logger: logger)
-        return [live, consumer, RebuildOnNewVersion(rebuilder: rebuilder, logger: logger)]
+        return (FanOutHandler.Member(live, handledTypes: P.handledTypes), [live, RebuildOnNewVersion(rebuilder: rebuilder, logger: logger)])
     }
 
     /// A consumer-group member running `handler` over the event topic, with its dead-letter topic.

@@ -31,6 +31,8 @@ public struct Settings: Sendable {
     public var sagaSweepInterval: Duration
     /// Events the relay reads and publishes per batch.
     public var relayBatchSize: Int
+    /// Batches the relay keeps waiting for the broker's acknowledgement at once.
+    public var relayBatchesInFlight: Int = 4
     /// Port of the small /health and /metrics server of the relay and projector processes (0: any free port).
     public var opsPort: Int?
     public var httpHost: String
@@ -48,7 +50,7 @@ public struct Settings: Sendable {
     public var rateLimitBurst: Double = 100
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
-        Settings(
+        var settings = Settings(
             databaseURL: environment["ORDERLY_DATABASE_URL"] ?? "postgres://orderly@127.0.0.1:5432/orderly",
             kafka: KafkaConfiguration.fromEnvironment(environment),
             mongoURI: environment["ORDERLY_MONGO_URI"] ?? "mongodb://127.0.0.1:27017",
@@ -70,6 +72,8 @@ public struct Settings: Sendable {
             rateLimitPerSecond: environment["ORDERLY_RATE_LIMIT_PER_SECOND"].flatMap { Double($0) } ?? 50,
             rateLimitBurst: environment["ORDERLY_RATE_LIMIT_BURST"].flatMap { Double($0) } ?? 100
         )
+        if let inFlight = environment["ORDERLY_RELAY_BATCHES_IN_FLIGHT"].flatMap({ Int($0) }) { settings.relayBatchesInFlight = max(1, inFlight) }
+        return settings
     }
 
     /// The token signer/verifier the settings name: the key file if set, else the secret, else none.

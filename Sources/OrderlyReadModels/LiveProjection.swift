@@ -45,6 +45,10 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
         }
         try await P.apply(sourced, to: self.client.collection(target.collection), cache: self.written)
         self.metrics.applied.increment(by: Int64(events.count))
+        let now = Date()
+        for delivered in events {
+            self.metrics.handledAfter.recordNanoseconds(max(0, Int64(now.timeIntervalSince(delivered.event.recordedAt) * 1e9)))
+        }
         if let last = events.last { self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(last.event.recordedAt))) }
     }
 
@@ -134,9 +138,12 @@ final class ProjectionGate: Sendable {
     }
 }
 
-/// Per projection: events applied, lag, and a rebuild's progress (position reached and target).
+/// Per projection: events applied, lag, each event's time from its append to being applied here
+/// (the projections share one consumer group, whose own timings cover them all), and a rebuild's
+/// progress (position reached and target).
 struct ProjectionMetrics: Sendable {
     let applied: Counter
+    let handledAfter: Timer
     let lagSeconds: Gauge
     let rebuildPosition: Gauge
     let rebuildTarget: Gauge
@@ -145,6 +152,7 @@ struct ProjectionMetrics: Sendable {
         let dimensions = [("projection", projection)]
         self.applied = Counter(label: "orderly_projection_events_applied_total", dimensions: dimensions)
         self.lagSeconds = Gauge(label: "orderly_projection_lag_seconds", dimensions: dimensions)
+        self.handledAfter = Timer(label: "orderly_projection_handled_after_append_seconds", dimensions: dimensions)
         self.rebuildPosition = Gauge(label: "orderly_projection_rebuild_position", dimensions: dimensions)
         self.rebuildTarget = Gauge(label: "orderly_projection_rebuild_target_position", dimensions: dimensions)
     }

@@ -4,15 +4,15 @@
     stages.py BEFORE_DIR AFTER_DIR
 
 Each directory holds one Prometheus text scrape per process (any file name). For every histogram
-`orderly_relay_{read,published}_after_append_seconds` and `orderly_consumer_{received,handled}_after_append_seconds`
-(per group), the run's share is AFTER - BEFORE; printed as events, mean, and p50/p99 estimated from
+`orderly_relay_{read,published}_after_append_seconds`, `orderly_consumer_{received,handled}_after_append_seconds`
+(per group) and `orderly_projection_handled_after_append_seconds` (per read model, as "projection:<name>"), the run's share is AFTER - BEFORE; printed as events, mean, and p50/p99 estimated from
 the buckets (linear within a bucket), one line each, tab-separated.
 """
 import os
 import re
 import sys
 
-WANTED = re.compile(r'^(orderly_relay_(read|published)_after_append_seconds|orderly_consumer_(received|handled)_after_append_seconds)_(bucket|sum|count)(\{[^}]*\})? ([0-9.eE+-]+|\+Inf|NaN)$')
+WANTED = re.compile(r'^(orderly_relay_(read|published)_after_append_seconds|orderly_(?:consumer|projection)_(received|handled)_after_append_seconds)_(bucket|sum|count)(\{[^}]*\})? ([0-9.eE+-]+|\+Inf|NaN)$')
 
 
 def scrape(directory):
@@ -25,7 +25,8 @@ def scrape(directory):
             metric, _, _, part, labels, value = match.groups()
             labels = labels or ""
             group = re.search(r'group="([^"]*)"', labels)
-            key = (metric, group.group(1) if group else "")
+            projection = re.search(r'projection="([^"]*)"', labels)
+            key = (metric, group.group(1) if group else f"projection:{projection.group(1)}" if projection else "")
             entry = series.setdefault(key, {"buckets": {}, "sum": 0.0, "count": 0.0})
             if part == "bucket":
                 bound = re.search(r'le="([^"]*)"', labels).group(1)
@@ -54,6 +55,7 @@ def main():
         "orderly_relay_published_after_append_seconds": "relay acknowledged",
         "orderly_consumer_received_after_append_seconds": "received",
         "orderly_consumer_handled_after_append_seconds": "handled",
+        "orderly_projection_handled_after_append_seconds": "handled",
     }
     for key in sorted(after, key=lambda k: (k[1], list(stage).index(k[0]))):
         now, then = after[key], before.get(key, {"buckets": {}, "sum": 0.0, "count": 0.0})
