@@ -161,6 +161,48 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         relay.stop()
     }
 
+    /// The relay reads on while batches wait for the broker (several in flight), but its checkpoint
+    /// moves only past batches the broker acknowledged: with the broker frozen it stays where the
+    /// acknowledgements stopped, however far the relay has read, and every event still arrives in
+    /// each stream's order once the broker thaws.
+    @Test func withBatchesInFlightTheCheckpointWaitsForTheBrokersAcknowledgement() async throws {
+        var settings = try await TestServers.isolatedSettings()
+        let broker = PrivateBroker()
+        settings.kafka.brokers = broker.brokers
+        try broker.start()
+        let checkpointName = "relay:\(settings.topic)"
+        func checkpoint() async throws -> Int64 {
+            try await TestServers.withPostgres(settings) { client in
+                try await PostgresEventStore(client: client, logger: TestServers.logger).loadCheckpoint(checkpointName).position
+            }
+        }
+        let relay = try ChildProcess.orderly(
+            ["relay"], settings: settings, extra: ["ORDERLY_RELAY_BATCH_SIZE": "5", "ORDERLY_RELAY_BATCHES_IN_FLIGHT": "4"])
+        let before = try await seedEvents(settings, streams: 4, eventsPerStream: 5, prefix: "a")
+        expectComplete(try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(before.map(\.id))), expected: before)
+        let acknowledged = try #require(before.map(\.position).max())
+        let settled = try await TestServers.eventually(timeout: .seconds(10), interval: .milliseconds(100)) {
+            try await checkpoint() == acknowledged ? true : nil
+        }
+        #expect(settled == true, "the checkpoint did not reach the last acknowledged event")
+
+        broker.freeze()
+        // Eight batches of five: the relay reads and hands over four, then waits for the oldest.
+        let during = try await seedEvents(settings, streams: 8, eventsPerStream: 5, prefix: "b")
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await checkpoint() == acknowledged, "the checkpoint moved while the broker acknowledged nothing")
+        broker.thaw()
+
+        let received = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set((before + during).map(\.id)))
+        expectComplete(received, expected: before + during)
+        let last = try #require(during.map(\.position).max())
+        let caughtUp = try await TestServers.eventually(timeout: .seconds(20), interval: .milliseconds(100)) {
+            try await checkpoint() == last ? true : nil
+        }
+        #expect(caughtUp == true, "the checkpoint did not reach the last event after the thaw:\n\(relay.output.suffix(3000))")
+        relay.stop()
+    }
+
     /// A broker frozen for longer than the producer's message timeout: every delivery of the batch
     /// under way really fails. The relay must publish again by itself once the broker is back, and its
     /// lag gauge must show the backlog meanwhile (an alert could fire).
