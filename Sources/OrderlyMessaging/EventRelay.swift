@@ -35,13 +35,17 @@ public struct EventRelay: Service {
         public var topicCheckInterval: Duration
         /// How many batches may wait for the broker's acknowledgement at once.
         public var maxBatchesInFlight: Int
+        /// With an append signal that works, how often the relay reads the log at rest all the same
+        /// (a notification lost on a broken connection costs at most this).
+        public var signalledReadInterval: Duration
 
         public init(
             topic: String = "order-events", checkpointName: String = "relay", batchSize: Int = 5000,
             idleDelay: Duration = .milliseconds(20), quietDelay: Duration = .milliseconds(100), quietAfter: Duration = .seconds(5),
             retryDelay: Duration = .seconds(1), filter: EventFilter = .all, guardedPartitions: Int32? = nil,
-            topicCheckInterval: Duration = .seconds(5), maxBatchesInFlight: Int = 4
+            topicCheckInterval: Duration = .seconds(5), maxBatchesInFlight: Int = 4, signalledReadInterval: Duration = .seconds(2)
         ) {
+            self.signalledReadInterval = signalledReadInterval
             self.maxBatchesInFlight = max(1, maxBatchesInFlight)
             self.quietDelay = quietDelay
             self.quietAfter = quietAfter
@@ -60,6 +64,9 @@ public struct EventRelay: Service {
     /// The producer in use: replaced by a fresh one after a failed delivery (see `KafkaProducer.renewed`).
     let producers: Slot<KafkaProducer>
     let leaderLock: any LeaderLock
+    /// Appends announced by the database: at rest the relay reads the log only when told (or every
+    /// `signalledReadInterval`) instead of ten times a second.
+    let appendSignal: (any AppendSignal)?
     let settings: Settings
     let logger: Logger
     let metrics = RelayMetrics()
@@ -67,10 +74,11 @@ public struct EventRelay: Service {
     let delivered = DeliveredCount()
 
     public init(
-        store: any EventStore, producer: KafkaProducer, leaderLock: any LeaderLock = SoleLeader(), settings: Settings = Settings(),
-        logger: Logger
+        store: any EventStore, producer: KafkaProducer, leaderLock: any LeaderLock = SoleLeader(), appendSignal: (any AppendSignal)? = nil,
+        settings: Settings = Settings(), logger: Logger
     ) {
         self.store = store
+        self.appendSignal = appendSignal
         self.producers = Slot(producer)
         self.leaderLock = leaderLock
         self.settings = settings
@@ -81,6 +89,7 @@ public struct EventRelay: Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.reportLag() }
             group.addTask { await self.relayWhileLeading() }
+            if let signal = self.appendSignal { group.addTask { await signal.run() } }
             await group.next()
             group.cancelAll()
         }
@@ -276,9 +285,16 @@ public struct EventRelay: Service {
         // Given up on (a failure, a cancellation): the tracker forgets them once they are reported.
         defer { for batch in inFlight { batch.delivery.forget() } }
         var lastFound = ContinuousClock.now
+        var rest = SignalledRest(readInterval: self.settings.signalledReadInterval, quietAfter: self.settings.quietAfter)
         while !Task.isCancelled {
             published += try await self.settle(&inFlight, waitingForOne: inFlight.count >= self.settings.maxBatchesInFlight)
             if let count, enqueued >= count { break }
+            let generation = self.appendSignal?.generation
+            if inFlight.isEmpty, !untilCaughtUp, rest.mayLeaveLogUnread(generation: generation, lastFound: lastFound) {
+                try await Task.sleep(for: self.settings.idleDelay)
+                continue
+            }
+            rest.willRead(generation: generation)
             let events = try await self.store.readAll(after: cursor, limit: limit, matching: self.settings.filter)
             self.metrics.readAfter.recordSinceAppend(of: events)
             if let last = events.last {
@@ -292,7 +308,8 @@ public struct EventRelay: Service {
             if inFlight.isEmpty {
                 self.metrics.lagSeconds.record(0)
                 if untilCaughtUp { break }
-                let quiet = ContinuousClock.now - lastFound >= self.settings.quietAfter
+                // With a working signal the wait stays short: the next look is at the signal, not the log.
+                let quiet = ContinuousClock.now - lastFound >= self.settings.quietAfter && generation == nil
                 try await Task.sleep(for: quiet ? self.settings.quietDelay : self.settings.idleDelay)
             } else if untilCaughtUp {
                 published += try await self.settle(&inFlight, waitingForOne: true)
@@ -328,6 +345,35 @@ public struct EventRelay: Service {
         return count
     }
 
+}
+
+/// When the relay at rest may leave the log unread: its append signal works and has not moved since
+/// the last read, nothing was found or signalled for `quietAfter` (while events come, and just after
+/// a signal, it reads as often as without one: an append whose notice came before an earlier
+/// transaction let it be read is then still found at once), and the last read is less than
+/// `readInterval` ago.
+struct SignalledRest {
+    let readInterval: Duration
+    let quietAfter: Duration
+    private var lastGeneration: UInt64?
+    private var lastRead = ContinuousClock.now
+    private var lastSignal = ContinuousClock.now
+
+    init(readInterval: Duration, quietAfter: Duration) {
+        self.readInterval = readInterval
+        self.quietAfter = quietAfter
+    }
+
+    func mayLeaveLogUnread(generation: UInt64?, lastFound: ContinuousClock.Instant, now: ContinuousClock.Instant = .now) -> Bool {
+        guard let generation, generation == self.lastGeneration else { return false }
+        return now - max(lastFound, self.lastSignal) >= self.quietAfter && now - self.lastRead < self.readInterval
+    }
+
+    mutating func willRead(generation: UInt64?, now: ContinuousClock.Instant = .now) {
+        if generation != self.lastGeneration { self.lastSignal = now }
+        self.lastGeneration = generation
+        self.lastRead = now
+    }
 }
 
 /// A Kafka client in use, swapped for a new one when renewed (the relay's producer, a consumer's member).

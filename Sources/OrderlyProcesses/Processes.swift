@@ -75,6 +75,7 @@ public enum Processes {
         return EventRelay(
             store: PostgresEventStore(client: postgres, logger: logger), producer: producer,
             leaderLock: PostgresLeaderLock(client: postgres, key: Self.relayLockKey(topic: settings.topic), logger: logger),
+            appendSignal: PostgresAppendSignal(client: postgres, logger: logger),
             settings: .init(
                 topic: settings.topic, checkpointName: "relay:\(settings.topic)", batchSize: settings.relayBatchSize,
                 guardedPartitions: settings.topicPartitions, maxBatchesInFlight: settings.relayBatchesInFlight),

@@ -110,6 +110,40 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         }
     }
 
+    /// At rest with the database's append notices (LISTEN/NOTIFY), the relay leaves the log unread
+    /// (here its fallback read is 30 s away), and an appended event still goes out at once: its
+    /// commit's notice wakes the relay.
+    @Test func aRelayAtRestWaitsForTheDatabasesAppendNoticeAndPublishesAtOnce() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        try await Processes.ensureTopic(settings.topic, settings, logger: TestServers.logger)
+        try await TestServers.withPostgres(settings) { client in
+            let store = ReadCountingStore(PostgresEventStore(client: client, logger: TestServers.logger))
+            let signal = PostgresAppendSignal(client: client, logger: TestServers.logger)
+            let listening = Task { await signal.run() }
+            defer { listening.cancel() }
+            let relay = EventRelay(
+                store: store, producer: try KafkaProducer(configuration: settings.kafka), appendSignal: signal,
+                settings: .init(
+                    topic: settings.topic, checkpointName: "relay:\(settings.topic)", quietAfter: .milliseconds(500),
+                    signalledReadInterval: .seconds(30)),
+                logger: TestServers.logger)
+            let start = try await store.loadCheckpoint("relay:\(settings.topic)")
+            let publishing = Task { try await relay.publish(from: start, stoppingAfter: 1) }
+            try await Task.sleep(for: .seconds(1))
+            #expect(signal.generation != nil, "the append signal is not listening")
+            let before = store.reads
+            try await Task.sleep(for: .seconds(3))
+            let quietReads = store.reads - before
+            // Without the signal about 30 in 3 s (100 ms apart), and 150 before that (20 ms).
+            #expect(quietReads <= 1, "the relay read the log \(quietReads) times in 3 quiet seconds")
+            let appended = ContinuousClock.now
+            _ = try await appendEach(store, 1, type: "Alpha", stream: "order-notice", correlation: "notice")
+            #expect(try await publishing.value == 1)
+            let took = ContinuousClock.now - appended
+            #expect(took < .seconds(5), "the event appended at rest took \(took) to go out")
+        }
+    }
+
     @Test func aRelayKilledMidBatchAndRestartedLosesNothing() async throws {
         let settings = try await TestServers.isolatedSettings()
         // A backlog the relay needs a few hundred batches for: it relays faster than it used to, and

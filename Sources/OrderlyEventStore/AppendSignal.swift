@@ -1,0 +1,65 @@
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// Tells a reader of the log (the relay) that events were appended, so that at rest it need not read
+/// the log to find out that nothing happened.
+public protocol AppendSignal: Sendable {
+    /// Grows with every append notice; nil while the signal is not working (the reader then polls as
+    /// if there were no signal).
+    var generation: UInt64? { get }
+    /// Keeps the signal fed until cancelled, starting again after any failure.
+    func run() async
+}
+
+/// PostgreSQL's LISTEN on `orderly_events`, which every statement adding events notifies at its commit
+/// (migrations/0008), on a pooled connection held for as long as it listens. A notification may be
+/// lost while the connection is being made again; the generation then reads nil, and one more step
+/// when listening starts again, so the reader looks at the log rather than trust a stale number.
+public final class PostgresAppendSignal: AppendSignal {
+    public static let channel = "orderly_events"
+
+    private struct State {
+        var generation: UInt64 = 0
+        var listening = false
+    }
+
+    private let state = Mutex(State())
+    private let client: PostgresClient
+    private let retryDelay: Duration
+    private let logger: Logger
+
+    public init(client: PostgresClient, retryDelay: Duration = .seconds(1), logger: Logger) {
+        self.client = client
+        self.retryDelay = retryDelay
+        self.logger = logger
+    }
+
+    public var generation: UInt64? {
+        self.state.withLock { $0.listening ? $0.generation : nil }
+    }
+
+    public func run() async {
+        while !Task.isCancelled {
+            do {
+                try await self.client.withConnection { connection in
+                    try await connection.listen(on: Self.channel) { notifications in
+                        self.state.withLock { state in
+                            state.listening = true
+                            state.generation &+= 1
+                        }
+                        for try await _ in notifications {
+                            self.state.withLock { $0.generation &+= 1 }
+                        }
+                    }
+                }
+            } catch {
+                if !Task.isCancelled {
+                    self.logger.debug("listening for appends failed; the relay polls meanwhile", metadata: ["error": "\(error)"])
+                }
+            }
+            self.state.withLock { $0.listening = false }
+            try? await Task.sleep(for: self.retryDelay)
+        }
+    }
+}
