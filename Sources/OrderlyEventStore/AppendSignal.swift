@@ -10,6 +10,9 @@ public protocol AppendSignal: Sendable {
     var generation: UInt64? { get }
     /// Keeps the signal fed until cancelled, starting again after any failure.
     func run() async
+    /// Returns once the generation is no longer `seen` (an append, or the signal stopped working),
+    /// after `timeout`, or when the task is cancelled: a wait with no timer ticking meanwhile.
+    func wait(past seen: UInt64, upTo timeout: Duration) async
 }
 
 /// PostgreSQL's LISTEN on `orderly_events`, which every statement adding events notifies at its commit
@@ -22,6 +25,16 @@ public final class PostgresAppendSignal: AppendSignal {
     private struct State {
         var generation: UInt64 = 0
         var listening = false
+        var nextWaiter: UInt64 = 0
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// Waiters cancelled before they were registered.
+        var cancelled: Set<UInt64> = []
+
+        /// Every waiter, to resume once the lock is released.
+        mutating func takeWaiters() -> [CheckedContinuation<Void, Never>] {
+            defer { self.waiters = [:] }
+            return Array(self.waiters.values)
+        }
     }
 
     private let state = Mutex(State())
@@ -44,12 +57,12 @@ public final class PostgresAppendSignal: AppendSignal {
             do {
                 try await self.client.withConnection { connection in
                     try await connection.listen(on: Self.channel) { notifications in
-                        self.state.withLock { state in
+                        self.update { state in
                             state.listening = true
                             state.generation &+= 1
                         }
                         for try await _ in notifications {
-                            self.state.withLock { $0.generation &+= 1 }
+                            self.update { $0.generation &+= 1 }
                         }
                     }
                 }
@@ -58,8 +71,52 @@ public final class PostgresAppendSignal: AppendSignal {
                     self.logger.debug("listening for appends failed; the relay polls meanwhile", metadata: ["error": "\(error)"])
                 }
             }
-            self.state.withLock { $0.listening = false }
+            self.update { $0.listening = false }
             try? await Task.sleep(for: self.retryDelay)
         }
+    }
+
+    public func wait(past seen: UInt64, upTo timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForChange(past: seen) }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForChange(past seen: UInt64) async {
+        let id = self.state.withLock { state in
+            state.nextWaiter &+= 1
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = self.state.withLock { state -> Bool in
+                    if state.cancelled.remove(id) != nil || !state.listening || state.generation != seen { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let waiting = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let continuation = state.waiters.removeValue(forKey: id) else {
+                    state.cancelled.insert(id)
+                    return nil
+                }
+                return continuation
+            }
+            waiting?.resume()
+        }
+    }
+
+    /// Changes the state and wakes every waiter (it looks again at what changed).
+    private func update(_ change: (inout State) -> Void) {
+        let waiting = self.state.withLock { state in
+            change(&state)
+            return state.takeWaiters()
+        }
+        for continuation in waiting { continuation.resume() }
     }
 }

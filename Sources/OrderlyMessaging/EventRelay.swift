@@ -290,8 +290,12 @@ public struct EventRelay: Service {
             published += try await self.settle(&inFlight, waitingForOne: inFlight.count >= self.settings.maxBatchesInFlight)
             if let count, enqueued >= count { break }
             let generation = self.appendSignal?.generation
-            if inFlight.isEmpty, !untilCaughtUp, rest.mayLeaveLogUnread(generation: generation, lastFound: lastFound) {
-                try await Task.sleep(for: self.settings.idleDelay)
+            if inFlight.isEmpty, !untilCaughtUp, let signal = self.appendSignal, let generation,
+                let wait = rest.mayLeaveLogUnread(generation: generation, lastFound: lastFound)
+            {
+                // No timer ticking at rest (each Task.sleep is a wake-up of Dispatch's timer thread).
+                await signal.wait(past: generation, upTo: wait)
+                try Task.checkCancellation()
                 continue
             }
             rest.willRead(generation: generation)
@@ -364,9 +368,11 @@ struct SignalledRest {
         self.quietAfter = quietAfter
     }
 
-    func mayLeaveLogUnread(generation: UInt64?, lastFound: ContinuousClock.Instant, now: ContinuousClock.Instant = .now) -> Bool {
-        guard let generation, generation == self.lastGeneration else { return false }
-        return now - max(lastFound, self.lastSignal) >= self.quietAfter && now - self.lastRead < self.readInterval
+    /// How long the log may stay unread (until the next read is due), or nil to read it now.
+    func mayLeaveLogUnread(generation: UInt64?, lastFound: ContinuousClock.Instant, now: ContinuousClock.Instant = .now) -> Duration? {
+        guard let generation, generation == self.lastGeneration, now - max(lastFound, self.lastSignal) >= self.quietAfter else { return nil }
+        let due = self.readInterval - (now - self.lastRead)
+        return due > .zero ? due : nil
     }
 
     mutating func willRead(generation: UInt64?, now: ContinuousClock.Instant = .now) {
