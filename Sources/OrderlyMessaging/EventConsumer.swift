@@ -29,12 +29,17 @@ public struct EventConsumer: Service {
         /// under the same lock its produce path takes (Tansu); a crash redelivers at most this much,
         /// which the handlers' idempotency absorbs.
         public var commitInterval: Duration
+        /// How long one poll waits for a message. librdkafka answers as soon as one is there, so a
+        /// longer wait costs no latency; it only sets how often an idle consumer wakes up (each
+        /// wake is a hop through a dispatch queue and back to the event loop).
+        public var pollTimeout: Duration
 
         public init(
             group: String, deadLetterTopic: String, maxBatch: Int = 500, firstRetryDelay: Duration = .milliseconds(100),
             maxRetryDelay: Duration = .seconds(5), rememberedStreams: Int = 100_000, handledTypes: Set<String>? = nil,
-            commitInterval: Duration = .milliseconds(250)
+            commitInterval: Duration = .milliseconds(250), pollTimeout: Duration = .milliseconds(500)
         ) {
+            self.pollTimeout = pollTimeout
             self.group = group
             self.deadLetterTopic = deadLetterTopic
             self.maxBatch = maxBatch
@@ -133,7 +138,7 @@ public struct EventConsumer: Service {
     private var consumer: KafkaConsumer { self.consumers.current }
 
     private func pollBatch() async throws -> [KafkaRecord] {
-        try await self.consumer.poll(max: self.settings.maxBatch, timeout: .milliseconds(100))
+        try await self.consumer.poll(max: self.settings.maxBatch, timeout: self.settings.pollTimeout)
     }
 
     /// While idle, looks every few seconds whether the group has left this member without
