@@ -29,15 +29,15 @@ public struct EventConsumer: Service {
         /// under the same lock its produce path takes (Tansu); a crash redelivers at most this much,
         /// which the handlers' idempotency absorbs.
         public var commitInterval: Duration
-        /// How long one poll waits for a message. librdkafka answers as soon as one is there, so a
-        /// longer wait costs no latency; it only sets how often an idle consumer wakes up (each
-        /// wake is a hop through a dispatch queue and back to the event loop).
+        /// How long one poll waits for a message (librdkafka answers as soon as one is there). The
+        /// poll blocks a thread of Dispatch's pool meanwhile, which Task.sleep's timers need too: at
+        /// 500 ms, a process with dozens of consumers (the test runner) saw its timers seconds late.
         public var pollTimeout: Duration
 
         public init(
             group: String, deadLetterTopic: String, maxBatch: Int = 500, firstRetryDelay: Duration = .milliseconds(100),
             maxRetryDelay: Duration = .seconds(5), rememberedStreams: Int = 100_000, handledTypes: Set<String>? = nil,
-            commitInterval: Duration = .milliseconds(250), pollTimeout: Duration = .milliseconds(500)
+            commitInterval: Duration = .milliseconds(250), pollTimeout: Duration = .milliseconds(100)
         ) {
             self.pollTimeout = pollTimeout
             self.group = group
