@@ -122,7 +122,9 @@ public struct EventConsumer: Service {
             if let event = try await self.admit(record, lastVersions: &state.lastVersions) { admitted.append((record, event)) }
         }
         self.metrics.receivedAfter.recordSinceAppend(of: admitted.map(\.event))
+        let handlingStarted = ContinuousClock.now
         try await self.handle(admitted)
+        self.metrics.batchHandled(events: admitted.count, in: ContinuousClock.now - handlingStarted)
         state.handled.add(records)
         if ContinuousClock.now - state.handled.lastCommit >= self.settings.commitInterval { try await self.commit(&state.handled) }
     }
@@ -327,6 +329,10 @@ struct ConsumerMetrics: Sendable {
     /// being done; together with the relay's publish delay they say where an order's time goes.
     let receivedAfter: Timer
     let handledAfter: Timer
+    /// Per polled batch with events for the handler: how long handling it took (the group's pace:
+    /// events per batch over this is what it can take; a group that falls behind shows why here).
+    let batchHandling: Timer
+    let batchEvents: Counter
 
     init(group: String) {
         let dimensions = [("group", group)]
@@ -337,6 +343,14 @@ struct ConsumerMetrics: Sendable {
         self.lagSeconds = Gauge(label: "orderly_consumer_lag_seconds", dimensions: dimensions)
         self.receivedAfter = Timer(label: "orderly_consumer_received_after_append_seconds", dimensions: dimensions)
         self.handledAfter = Timer(label: "orderly_consumer_handled_after_append_seconds", dimensions: dimensions)
+        self.batchHandling = Timer(label: "orderly_consumer_batch_handling_seconds", dimensions: dimensions)
+        self.batchEvents = Counter(label: "orderly_consumer_batch_events_total", dimensions: dimensions)
+    }
+
+    func batchHandled(events: Int, in duration: Duration) {
+        guard events > 0 else { return }
+        self.batchEvents.increment(by: Int64(events))
+        self.batchHandling.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 }
 

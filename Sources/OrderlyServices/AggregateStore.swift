@@ -16,7 +16,8 @@ public struct UnreadableEvent: Error, Sendable, CustomStringConvertible {
 ///
 /// Folded states are cached in memory with their version, and a load reads only the events after
 /// it: a busy aggregate (one SKU's stock, thousands of reservations long) costs one short read per
-/// decision instead of its whole history. The cache is only a shortcut: streams are append-only with
+/// decision instead of its whole history, and an update none when its decision is made on the cached
+/// state and its append finds the version unchanged. The cache is only a shortcut: streams are append-only with
 /// dense versions, so "cached state + the events after its version" is exactly the fold of all.
 /// Snapshots are the same shortcut kept in the store, for what the cache does not hold (a process
 /// that just started, a cache that started over): a `SnapshotAggregate` loads from its stream's
@@ -69,6 +70,10 @@ public struct AggregateStore: Sendable {
         if version > start {
             self.cache.put(stream, state: state, version: version)
             self.snapshotIfDue(stream, state: state, version: version)
+        } else if version == 0 {
+            // No stream yet: remembered too, so the update that usually follows (the stream's first
+            // events) need not read it again; its append expects no stream, which a conflict corrects.
+            self.cache.put(stream, state: state, version: 0)
         }
         return (state, version)
     }
@@ -129,10 +134,38 @@ public struct AggregateStore: Sendable {
         decide: (State) throws -> [DomainEvent]
     ) async throws -> AppendResult? {
         var attempt = 1
+        // The first decision is made on the cached state without reading the stream: if it calls for
+        // events, they are appended expecting the cached version, so they stand only if nothing came
+        // after it (a conflict reads the stream and decides again). A decision of nothing is not
+        // trusted on it: the cache may be behind another process's appends that call for events
+        // (a reservation another inventory replica made, then released here), so it is made again on
+        // the stream as stored; so is a refusal. This saves a round trip to the store on most updates.
+        var fromCache = true
         while true {
-            var (state, version) = try await self.load(stream, as: State.self)
-            let decided = try decide(state)
-            guard !decided.isEmpty else { return nil }
+            var state: State
+            var version: Int64
+            if fromCache, let cached = self.cache.get(stream, as: State.self) {
+                (state, version) = cached
+            } else {
+                fromCache = false
+                (state, version) = try await self.load(stream, as: State.self)
+            }
+            let decided: [DomainEvent]
+            do {
+                decided = try decide(state)
+            } catch where fromCache {
+                // Refused on a state that may be behind (an order this process saw missing, since
+                // placed elsewhere): only the stream as stored can refuse.
+                fromCache = false
+                continue
+            }
+            guard !decided.isEmpty else {
+                if fromCache {
+                    fromCache = false
+                    continue
+                }
+                return nil
+            }
             let newEvents = try decided.map { try NewEvent($0, metadata: metadata) }
             do {
                 let result = try await self.store.append(
@@ -146,6 +179,7 @@ public struct AggregateStore: Sendable {
             } catch EventStoreError.wrongExpectedVersion where attempt < self.maxAttempts {
                 // Someone else appended to this aggregate meanwhile: decide again on the new history.
                 attempt += 1
+                fromCache = false
             }
         }
     }

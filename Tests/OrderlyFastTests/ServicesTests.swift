@@ -41,6 +41,63 @@ import Testing
         #expect(try await AggregateStore(store: store).load("stock-S", as: Stock.self).state.available == 3)
     }
 
+    /// An update decides on the cached state without reading the stream, and what it appends stands
+    /// only if the stream is still at that version. A cache that is behind never decides alone: a
+    /// release after another instance's reservation is not "nothing to release", and a refusal is
+    /// made again on the stream as stored.
+    @Test func anUpdateDecidesOnTheCacheWithoutReadingYetNeverOnAStaleOne() async throws {
+        let store = ReadCountingStore()
+        let mine = AggregateStore(store: store)
+        let theirs = AggregateStore(store: store)
+        let line = OrderLine(sku: "S", quantity: 2, unitPrice: 100)
+        try await mine.update("stock-S", as: Stock.self, metadata: EventMetadata()) { _ in
+            try Stock.restock(sku: "S", quantity: 5, unitPrice: 100)
+        }
+        // Warm: the next decision needs no read at all.
+        let readsBefore = store.streamReads
+        let reserved = try await mine.update("stock-S", as: Stock.self, metadata: EventMetadata()) { stock in
+            guard case .reserve(let events) = stock.reserve(line, for: "o1") else { return [] }
+            return events
+        }
+        #expect(reserved?.streamVersion == 2)
+        #expect(store.streamReads == readsBefore, "a warm update read the stream")
+        // `theirs` reserves for o2 behind `mine`'s back; `mine` releasing o2 must find that reservation.
+        try await theirs.update("stock-S", as: Stock.self, metadata: EventMetadata()) { stock in
+            guard case .reserve(let events) = stock.reserve(line, for: "o2") else { return [] }
+            return events
+        }
+        let released = try await mine.update("stock-S", as: Stock.self, metadata: EventMetadata()) { $0.release(for: "o2") }
+        #expect(released != nil, "a release decided on a stale cache was taken as nothing to do")
+        // A stale non-empty decision conflicts and is made again: o3's 3 units do not fit beside o1's 2
+        // once `theirs` has taken 1 more; `mine` still believes 3 are free.
+        try await theirs.update("stock-S", as: Stock.self, metadata: EventMetadata()) { stock in
+            guard case .reserve(let events) = stock.reserve(OrderLine(sku: "S", quantity: 1, unitPrice: 100), for: "o4") else { return [] }
+            return events
+        }
+        var decision = Stock.ReservationDecision.alreadyReserved
+        try await mine.update("stock-S", as: Stock.self, metadata: EventMetadata()) { stock in
+            decision = stock.reserve(OrderLine(sku: "S", quantity: 3, unitPrice: 100), for: "o3")
+            guard case .reserve(let events) = decision else { return [] }
+            return events
+        }
+        guard case .refuse = decision else {
+            Issue.record("reserved 3 of the 2 units left: \(decision)")
+            return
+        }
+        // A refusal on the cache is not final either: an order this instance saw missing, since
+        // placed by the other, can be cancelled.
+        #expect(try await mine.load("order-X", as: Order.self).version == 0)
+        try await theirs.update("order-X", as: Order.self, metadata: EventMetadata()) { order in
+            try order.place(
+                PlaceOrder(orderId: "X", customerId: "c-1", currency: "EUR", lines: [line], paymentToken: "tok_ok"), at: Date())
+        }
+        let cancelled = try await mine.update("order-X", as: Order.self, metadata: EventMetadata()) { order in
+            guard order.placedAt != nil else { throw ValidationError(field: "orderId", reason: "no such order") }
+            return order.cancel(because: .customerRequest, at: Date())
+        }
+        #expect(cancelled?.streamVersion == 2)
+    }
+
     @Test func theSimulatedGatewayFollowsItsRules() {
         func decide(_ token: String, _ amount: MinorUnits) -> PaymentDecision {
             SimulatedPaymentGateway.decide(ChargeRequest(orderId: "o", amount: amount, currency: "EUR", token: token))
@@ -199,4 +256,34 @@ final class LedgerGateway: PaymentGateway {
     func refund(chargeId: String, amount: MinorUnits) async throws {
         self.refunds.withLock { if !$0.contains(chargeId) { $0.append(chargeId) } }
     }
+}
+
+/// The in-memory store, counting stream reads (to tell an update that read the stream from one that did not).
+final class ReadCountingStore: EventStore {
+    let inner = InMemoryEventStore()
+    private let reads = Mutex(0)
+    var streamReads: Int { self.reads.withLock { $0 } }
+
+    func append(_ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion, idempotency: IdempotencyKey?) async throws
+        -> AppendResult
+    { try await self.inner.append(events, to: stream, expecting: expected, idempotency: idempotency) }
+    func readStream(_ stream: String, from version: Int64, limit: Int) async throws -> [RecordedEvent] {
+        self.reads.withLock { $0 += 1 }
+        return try await self.inner.readStream(stream, from: version, limit: limit)
+    }
+    func readAll(after cursor: LogCursor, limit: Int, matching filter: EventFilter) async throws -> [RecordedEvent] {
+        try await self.inner.readAll(after: cursor, limit: limit, matching: filter)
+    }
+    func cursor(atPosition position: Int64) async throws -> LogCursor? { try await self.inner.cursor(atPosition: position) }
+    func scan(matching filter: EventFilter, _ body: (RecordedEvent) throws -> Void) async throws {
+        try await self.inner.scan(matching: filter, body)
+    }
+    func count(matching filter: EventFilter) async throws -> Int64 { try await self.inner.count(matching: filter) }
+    func latestPosition() async throws -> Int64 { try await self.inner.latestPosition() }
+    func loadCheckpoint(_ name: String) async throws -> LogCursor { try await self.inner.loadCheckpoint(name) }
+    func saveCheckpoint(_ name: String, _ cursor: LogCursor) async throws { try await self.inner.saveCheckpoint(name, cursor) }
+    func ping() async throws { try await self.inner.ping() }
+    func openStreams(startedBy startType: String, in window: Range<Date>, lacking endTypes: [String], limit: Int) async throws
+        -> [OpenStream]
+    { try await self.inner.openStreams(startedBy: startType, in: window, lacking: endTypes, limit: limit) }
 }

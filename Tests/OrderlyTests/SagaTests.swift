@@ -292,7 +292,7 @@ import Testing
             restarted.stop()
         }
         // The order service measured every saga and reports what is in flight. The in-flight gauge
-        // is refreshed by the deadline sweep (once a second), so it may trail the last completion.
+        // is counted again every 10 s by the deadline sweep, so it may trail the last completion.
         let metrics = try await TestServers.eventually { () -> String? in
             guard let text = try? await httpGet("http://127.0.0.1:\(opsPort)/metrics") else { return nil }
             let measured = text.contains(#"orderly_saga_duration_seconds_count{outcome="completed",reason=""} 30"#)

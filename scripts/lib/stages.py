@@ -4,7 +4,7 @@
     stages.py BEFORE_DIR AFTER_DIR
 
 Each directory holds one Prometheus text scrape per process (any file name). For every histogram
-`orderly_relay_{read,published}_after_append_seconds`, `orderly_consumer_{received,handled}_after_append_seconds`
+`orderly_relay_{read,published}_after_append_seconds`, `orderly_consumer_{received,handled}_after_append_seconds`, `orderly_consumer_batch_handling_seconds` (per batch, with `orderly_consumer_batch_events_total`)
 (per group) and `orderly_projection_handled_after_append_seconds` (per read model, as "projection:<name>"), the run's share is AFTER - BEFORE; printed as events, mean, and p50/p99 estimated from
 the buckets (linear within a bucket), one line each, tab-separated.
 """
@@ -12,13 +12,18 @@ import os
 import re
 import sys
 
-WANTED = re.compile(r'^(orderly_relay_(read|published)_after_append_seconds|orderly_(?:consumer|projection)_(received|handled)_after_append_seconds)_(bucket|sum|count)(\{[^}]*\})? ([0-9.eE+-]+|\+Inf|NaN)$')
+WANTED = re.compile(r'^(orderly_relay_(read|published)_after_append_seconds|orderly_(?:consumer|projection)_(received|handled)_after_append_seconds|orderly_consumer_batch_handling_seconds)_(bucket|sum|count)(\{[^}]*\})? ([0-9.eE+-]+|\+Inf|NaN)$')
+BATCH_EVENTS = re.compile(r'^orderly_consumer_batch_events_total\{[^}]*group="([^"]*)"[^}]*\} ([0-9.eE+-]+)$')
 
 
 def scrape(directory):
     series = {}
     for name in sorted(os.listdir(directory)):
         for line in open(os.path.join(directory, name)):
+            events = BATCH_EVENTS.match(line.strip())
+            if events:
+                series.setdefault(("batch events", events.group(1)), {"count": 0.0})["count"] += float(events.group(2))
+                continue
             match = WANTED.match(line.strip())
             if not match:
                 continue
@@ -56,8 +61,9 @@ def main():
         "orderly_consumer_received_after_append_seconds": "received",
         "orderly_consumer_handled_after_append_seconds": "handled",
         "orderly_projection_handled_after_append_seconds": "handled",
+        "orderly_consumer_batch_handling_seconds": "batch handling",
     }
-    for key in sorted(after, key=lambda k: (k[1], list(stage).index(k[0]))):
+    for key in sorted((k for k in after if k[0] in stage), key=lambda k: (k[1], list(stage).index(k[0]))):
         now, then = after[key], before.get(key, {"buckets": {}, "sum": 0.0, "count": 0.0})
         count = now["count"] - then["count"]
         if count <= 0:
@@ -65,7 +71,12 @@ def main():
         buckets = {bound: value - then["buckets"].get(bound, 0.0) for bound, value in now["buckets"].items()}
         mean = (now["sum"] - then["sum"]) / count * 1000
         p50, p99 = (quantile(buckets, count, q) * 1000 for q in (0.5, 0.99))
-        print(f"{key[1] or 'relay'}\t{stage[key[0]]}\t{int(count)}\t{mean:.1f}\t{p50:.1f}\t{p99:.1f}")
+        name = stage[key[0]]
+        if name == "batch handling":
+            # Per batch, not per event: how many batches, and the events in each on average.
+            events = after.get(("batch events", key[1]), {"count": 0.0})["count"] - before.get(("batch events", key[1]), {"count": 0.0})["count"]
+            name = f"batch handling ({int(count)} batches, {events / count:.0f} events each)"
+        print(f"{key[1] or 'relay'}\t{name}\t{int(count)}\t{mean:.1f}\t{p50:.1f}\t{p99:.1f}")
 
 
 main()
