@@ -153,7 +153,7 @@ public struct AggregateStore: Sendable {
             let decided: [DomainEvent]
             do {
                 decided = try decide(state)
-            } catch where fromCache {
+            } catch  where fromCache {
                 // Refused on a state that may be behind (an order this process saw missing, since
                 // placed elsewhere): only the stream as stored can refuse.
                 fromCache = false
