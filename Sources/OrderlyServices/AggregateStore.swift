@@ -153,9 +153,10 @@ public struct AggregateStore: Sendable {
             let decided: [DomainEvent]
             do {
                 decided = try decide(state)
-            } catch  where fromCache {
+            } catch {
                 // Refused on a state that may be behind (an order this process saw missing, since
                 // placed elsewhere): only the stream as stored can refuse.
+                guard fromCache else { throw error }
                 fromCache = false
                 continue
             }
