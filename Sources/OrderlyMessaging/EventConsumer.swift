@@ -350,7 +350,7 @@ struct ConsumerMetrics: Sendable {
     func batchHandled(events: Int, in duration: Duration) {
         guard events > 0 else { return }
         self.batchEvents.increment(by: Int64(events))
-        self.batchHandling.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        self.batchHandling.recordNanoseconds(duration.nanoseconds)
     }
 }
 

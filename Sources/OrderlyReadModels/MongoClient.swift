@@ -1,6 +1,8 @@
 import CMongoc
 import Foundation
 import Logging
+import Metrics
+import OrderlyDomain
 import Synchronization
 
 public struct MongoError: Error, Sendable, CustomStringConvertible {
@@ -116,12 +118,19 @@ public final class MongoClient: Sendable {
 
     func withClient<T: Sendable>(_ work: @escaping @Sendable (OpaquePointer) throws -> T) async throws -> T {
         let pool = self.pool
+        let calls = self.calls
         return try await runBlocking(on: self.queue) {
             guard let client = mongoc_client_pool_pop(pool.pointer) else { throw MongoError(message: "no client from the pool") }
             defer { mongoc_client_pool_push(pool.pointer, client) }
+            let started = ContinuousClock.now
+            defer { calls.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
             return try work(client)
         }
     }
+
+    /// How long each call to the document server takes, from sending to the answer (the local
+    /// stand-in serves one request at a time per database: its queue shows here).
+    private let calls = Timer(label: "orderly_document_server_call_seconds")
 
     func withCollection<T: Sendable>(_ name: String, _ work: @escaping @Sendable (OpaquePointer) throws -> T) async throws -> T {
         let database = self.databaseName

@@ -5,14 +5,15 @@
 
 Each directory holds one Prometheus text scrape per process (any file name). For every histogram
 `orderly_relay_{read,published}_after_append_seconds`, `orderly_consumer_{received,handled}_after_append_seconds`, `orderly_consumer_batch_handling_seconds` (per batch, with `orderly_consumer_batch_events_total`)
-(per group) and `orderly_projection_handled_after_append_seconds` (per read model, as "projection:<name>"), the run's share is AFTER - BEFORE; printed as events, mean, and p50/p99 estimated from
+(per group), `orderly_projection_handled_after_append_seconds` (per read model, as "projection:<name>") and
+`orderly_document_server_call_seconds` (per process: the scrape file's name), the run's share is AFTER - BEFORE; printed as events, mean, and p50/p99 estimated from
 the buckets (linear within a bucket), one line each, tab-separated.
 """
 import os
 import re
 import sys
 
-WANTED = re.compile(r'^(orderly_relay_(read|published)_after_append_seconds|orderly_(?:consumer|projection)_(received|handled)_after_append_seconds|orderly_consumer_batch_handling_seconds)_(bucket|sum|count)(\{[^}]*\})? ([0-9.eE+-]+|\+Inf|NaN)$')
+WANTED = re.compile(r'^(orderly_relay_(read|published)_after_append_seconds|orderly_(?:consumer|projection)_(received|handled)_after_append_seconds|orderly_consumer_batch_handling_seconds|orderly_document_server_call_seconds)_(bucket|sum|count)(\{[^}]*\})? ([0-9.eE+-]+|\+Inf|NaN)$')
 BATCH_EVENTS = re.compile(r'^orderly_consumer_batch_events_total\{[^}]*group="([^"]*)"[^}]*\} ([0-9.eE+-]+)$')
 
 
@@ -31,7 +32,10 @@ def scrape(directory):
             labels = labels or ""
             group = re.search(r'group="([^"]*)"', labels)
             projection = re.search(r'projection="([^"]*)"', labels)
-            key = (metric, group.group(1) if group else f"projection:{projection.group(1)}" if projection else "")
+            if metric == "orderly_document_server_call_seconds":
+                key = (metric, f"document server calls ({os.path.splitext(name)[0]})")
+            else:
+                key = (metric, group.group(1) if group else f"projection:{projection.group(1)}" if projection else "")
             entry = series.setdefault(key, {"buckets": {}, "sum": 0.0, "count": 0.0})
             if part == "bucket":
                 bound = re.search(r'le="([^"]*)"', labels).group(1)
@@ -62,6 +66,7 @@ def main():
         "orderly_consumer_handled_after_append_seconds": "handled",
         "orderly_projection_handled_after_append_seconds": "handled",
         "orderly_consumer_batch_handling_seconds": "batch handling",
+        "orderly_document_server_call_seconds": "per call",
     }
     for key in sorted((k for k in after if k[0] in stage), key=lambda k: (k[1], list(stage).index(k[0]))):
         now, then = after[key], before.get(key, {"buckets": {}, "sum": 0.0, "count": 0.0})
@@ -72,7 +77,9 @@ def main():
         mean = (now["sum"] - then["sum"]) / count * 1000
         p50, p99 = (quantile(buckets, count, q) * 1000 for q in (0.5, 0.99))
         name = stage[key[0]]
-        if name == "batch handling":
+        if name == "per call":
+            name = f"per call ({int(count)} calls)"
+        elif name == "batch handling":
             # Per batch, not per event: how many batches, and the events in each on average.
             events = after.get(("batch events", key[1]), {"count": 0.0})["count"] - before.get(("batch events", key[1]), {"count": 0.0})["count"]
             name = f"batch handling ({int(count)} batches, {events / count:.0f} events each)"
