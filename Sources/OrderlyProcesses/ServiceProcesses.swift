@@ -14,7 +14,8 @@ public enum SagaServiceKind: String, CaseIterable, Sendable {
     case order, inventory, payment, notification
 }
 
-/// The default notification sender: records each message in the `notifications` collection, keyed by
+/// The default notification sender: records each message in the `notifications` collection (of the
+/// notifications database, see `Settings.notificationsDatabase`), keyed by
 /// order and outcome, so a repeat after a crash is the same single message. Tests and staff read it.
 public struct RecordingNotificationSender: NotificationSender {
     public static let collection = "notifications"
@@ -81,7 +82,7 @@ extension Processes {
         case .payment:
             handler = PaymentService(store: store, gateway: SimulatedPaymentGateway())
         case .notification:
-            let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+            let mongo = try MongoClient(uri: settings.mongoURI, database: settings.notificationsDatabase)
             handler = NotificationService(store: store, sender: RecordingNotificationSender(client: mongo))
         }
         let consumer = try await self.consumer(settings, group: "\(settings.serviceGroupPrefix)-\(kind.rawValue)", handler: handler, logger: logger)

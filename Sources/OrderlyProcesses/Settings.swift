@@ -18,6 +18,13 @@ public struct Settings: Sendable {
     public var kafka: KafkaConfiguration
     public var mongoURI: String
     public var mongoDatabase: String
+    /// `ORDERLY_NOTIFICATIONS_DATABASE`; nil: `<mongoDatabase>_notifications`.
+    public var notificationsDatabaseName: String?
+    /// Where the recording notification sender keeps its messages: a database of its own, apart from
+    /// the read models. It stands for a mail gateway, not a read model, and a document server that
+    /// serves one request at a time per database (the local NX-27017) need not queue the notification
+    /// service's writes behind the projector's.
+    public var notificationsDatabase: String { self.notificationsDatabaseName ?? "\(self.mongoDatabase)_notifications" }
     public var topic: String
     public var topicPartitions: Int32
     /// Where consumers put events they can never handle, with the reason.
@@ -72,6 +79,7 @@ public struct Settings: Sendable {
             rateLimitPerSecond: environment["ORDERLY_RATE_LIMIT_PER_SECOND"].flatMap { Double($0) } ?? 50,
             rateLimitBurst: environment["ORDERLY_RATE_LIMIT_BURST"].flatMap { Double($0) } ?? 100
         )
+        settings.notificationsDatabaseName = environment["ORDERLY_NOTIFICATIONS_DATABASE"].flatMap { $0.isEmpty ? nil : $0 }
         if let inFlight = environment["ORDERLY_RELAY_BATCHES_IN_FLIGHT"].flatMap({ Int($0) }) { settings.relayBatchesInFlight = max(1, inFlight) }
         return settings
     }

@@ -398,7 +398,7 @@ struct SagaLog {
 
     /// Messages the recording sender holds: one per order and outcome, however often it was asked.
     static func notifications(_ settings: Settings) async throws -> Int64 {
-        let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+        let mongo = try MongoClient(uri: settings.mongoURI, database: settings.notificationsDatabase)
         return try await mongo.collection(RecordingNotificationSender.collection).count()
     }
 
