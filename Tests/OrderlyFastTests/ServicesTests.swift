@@ -46,7 +46,7 @@ import Testing
     /// release after another instance's reservation is not "nothing to release", and a refusal is
     /// made again on the stream as stored.
     @Test func anUpdateDecidesOnTheCacheWithoutReadingYetNeverOnAStaleOne() async throws {
-        let store = ReadCountingStore()
+        let store = CountingEventStore(InMemoryEventStore())
         let mine = AggregateStore(store: store)
         let theirs = AggregateStore(store: store)
         let line = OrderLine(sku: "S", quantity: 2, unitPrice: 100)
@@ -256,34 +256,4 @@ final class LedgerGateway: PaymentGateway {
     func refund(chargeId: String, amount: MinorUnits) async throws {
         self.refunds.withLock { if !$0.contains(chargeId) { $0.append(chargeId) } }
     }
-}
-
-/// The in-memory store, counting stream reads (to tell an update that read the stream from one that did not).
-final class ReadCountingStore: EventStore {
-    let inner = InMemoryEventStore()
-    private let reads = Mutex(0)
-    var streamReads: Int { self.reads.withLock { $0 } }
-
-    func append(_ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion, idempotency: IdempotencyKey?) async throws
-        -> AppendResult
-    { try await self.inner.append(events, to: stream, expecting: expected, idempotency: idempotency) }
-    func readStream(_ stream: String, from version: Int64, limit: Int) async throws -> [RecordedEvent] {
-        self.reads.withLock { $0 += 1 }
-        return try await self.inner.readStream(stream, from: version, limit: limit)
-    }
-    func readAll(after cursor: LogCursor, limit: Int, matching filter: EventFilter) async throws -> [RecordedEvent] {
-        try await self.inner.readAll(after: cursor, limit: limit, matching: filter)
-    }
-    func cursor(atPosition position: Int64) async throws -> LogCursor? { try await self.inner.cursor(atPosition: position) }
-    func scan(matching filter: EventFilter, _ body: (RecordedEvent) throws -> Void) async throws {
-        try await self.inner.scan(matching: filter, body)
-    }
-    func count(matching filter: EventFilter) async throws -> Int64 { try await self.inner.count(matching: filter) }
-    func latestPosition() async throws -> Int64 { try await self.inner.latestPosition() }
-    func loadCheckpoint(_ name: String) async throws -> LogCursor { try await self.inner.loadCheckpoint(name) }
-    func saveCheckpoint(_ name: String, _ cursor: LogCursor) async throws { try await self.inner.saveCheckpoint(name, cursor) }
-    func ping() async throws { try await self.inner.ping() }
-    func openStreams(startedBy startType: String, in window: Range<Date>, lacking endTypes: [String], limit: Int) async throws
-        -> [OpenStream]
-    { try await self.inner.openStreams(startedBy: startType, in: window, lacking: endTypes, limit: limit) }
 }

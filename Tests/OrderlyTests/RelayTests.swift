@@ -6,7 +6,6 @@ import OrderlyMessaging
 import OrderlyProcesses
 import PostgresNIO
 import ServiceLifecycle
-import Synchronization
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -89,7 +88,7 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         let settings = try await TestServers.isolatedSettings()
         try await Processes.ensureTopic(settings.topic, settings, logger: TestServers.logger)
         try await TestServers.withPostgres(settings) { client in
-            let store = ReadCountingStore(PostgresEventStore(client: client, logger: TestServers.logger))
+            let store = CountingEventStore(PostgresEventStore(client: client, logger: TestServers.logger))
             let producer = try await warmProducer(settings)
             let relay = EventRelay(
                 store: store, producer: producer,
@@ -98,9 +97,9 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
             let start = try await store.loadCheckpoint("relay:\(settings.topic)")
             let publishing = Task { try await relay.publish(from: start, stoppingAfter: 1) }
             try await Task.sleep(for: .seconds(1))
-            let before = store.reads
+            let before = store.logReads
             try await Task.sleep(for: .seconds(2))
-            let quietReads = store.reads - before
+            let quietReads = store.logReads - before
             // 100 ms apart: about 20 in 2 s (at the 20 ms wait it would be about 100).
             #expect((1...30).contains(quietReads), "the relay read the log \(quietReads) times in 2 quiet seconds")
             let appended = ContinuousClock.now
@@ -118,7 +117,7 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         let settings = try await TestServers.isolatedSettings()
         try await Processes.ensureTopic(settings.topic, settings, logger: TestServers.logger)
         try await TestServers.withPostgres(settings) { client in
-            let store = ReadCountingStore(PostgresEventStore(client: client, logger: TestServers.logger))
+            let store = CountingEventStore(PostgresEventStore(client: client, logger: TestServers.logger))
             let signal = PostgresAppendSignal(client: client, logger: TestServers.logger)
             let listening = Task { await signal.run() }
             defer { listening.cancel() }
@@ -133,9 +132,9 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
             let publishing = Task { try await relay.publish(from: start, stoppingAfter: 1) }
             try await Task.sleep(for: .seconds(1))
             #expect(signal.generation != nil, "the append signal is not listening")
-            let before = store.reads
+            let before = store.logReads
             try await Task.sleep(for: .seconds(3))
-            let quietReads = store.reads - before
+            let quietReads = store.logReads - before
             // Without the signal about 30 in 3 s (100 ms apart), and 150 before that (20 ms).
             #expect(quietReads <= 1, "the relay read the log \(quietReads) times in 3 quiet seconds")
             let appended = ContinuousClock.now
@@ -358,48 +357,4 @@ func warmProducer(_ settings: Settings) async throws -> KafkaProducer {
 func httpGet(_ url: String) async throws -> String {
     let (data, _) = try await URLSession.shared.data(from: try #require(URL(string: url)))
     return String(decoding: data, as: UTF8.self)
-}
-
-/// An event store that counts reads of the log (the relay's polls) and forwards everything.
-final class ReadCountingStore: EventStore {
-    let inner: any EventStore
-    private let counted = Mutex(0)
-    var reads: Int { self.counted.withLock { $0 } }
-
-    init(_ inner: any EventStore) {
-        self.inner = inner
-    }
-
-    func append(_ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion, idempotency: IdempotencyKey?) async throws
-        -> AppendResult
-    {
-        try await self.inner.append(events, to: stream, expecting: expected, idempotency: idempotency)
-    }
-
-    func readStream(_ stream: String, from version: Int64, limit: Int) async throws -> [RecordedEvent] {
-        try await self.inner.readStream(stream, from: version, limit: limit)
-    }
-
-    func readAll(after cursor: LogCursor, limit: Int, matching filter: EventFilter) async throws -> [RecordedEvent] {
-        self.counted.withLock { $0 += 1 }
-        return try await self.inner.readAll(after: cursor, limit: limit, matching: filter)
-    }
-
-    func cursor(atPosition position: Int64) async throws -> LogCursor? { try await self.inner.cursor(atPosition: position) }
-
-    func scan(matching filter: EventFilter, _ body: (RecordedEvent) throws -> Void) async throws {
-        try await self.inner.scan(matching: filter, body)
-    }
-
-    func count(matching filter: EventFilter) async throws -> Int64 { try await self.inner.count(matching: filter) }
-    func latestPosition() async throws -> Int64 { try await self.inner.latestPosition() }
-    func loadCheckpoint(_ name: String) async throws -> LogCursor { try await self.inner.loadCheckpoint(name) }
-    func saveCheckpoint(_ name: String, _ cursor: LogCursor) async throws { try await self.inner.saveCheckpoint(name, cursor) }
-    func ping() async throws { try await self.inner.ping() }
-
-    func openStreams(startedBy startType: String, in window: Range<Date>, lacking endTypes: [String], limit: Int) async throws
-        -> [OpenStream]
-    {
-        try await self.inner.openStreams(startedBy: startType, in: window, lacking: endTypes, limit: limit)
-    }
 }
