@@ -103,7 +103,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            resources: [.copy("openapi.json")],
+            resources: [.copy("openapi.json"), .copy("console")],
             swiftSettings: swiftSettings
         ),
         // Assembles the processes (api, relay, projector, services, dev) from settings: the only

@@ -26,13 +26,16 @@ public struct APIDependencies: Sendable {
     public var readinessChecks: [(String, @Sendable () async throws -> Void)]
     /// The process's metrics in the Prometheus text format, for `/metrics`.
     public var metricsText: @Sendable () -> [UInt8]
+    /// The read models' state, rebuild and verify (`/projections`); nil: those routes answer 501.
+    public var projections: ProjectionAdministration?
 
     public init(
         commands: OrderCommands, orders: any OrderReadModel, inventory: any InventoryReadModel, sales: any SalesReadModel,
         events: any EventStore, tokens: TokenAuthority?, rateLimiter: RateLimiter? = nil,
         readinessChecks: [(String, @Sendable () async throws -> Void)],
-        metricsText: @escaping @Sendable () -> [UInt8] = { [] }
+        metricsText: @escaping @Sendable () -> [UInt8] = { [] }, projections: ProjectionAdministration? = nil
     ) {
+        self.projections = projections
         self.commands = commands
         self.orders = orders
         self.inventory = inventory
@@ -61,6 +64,8 @@ public enum API {
         OrderRoutes(dependencies: dependencies).register(on: router)
         EventRoutes(store: dependencies.events, livePollInterval: dependencies.livePollInterval, keepAliveInterval: .seconds(15))
             .register(on: router)
+        ProjectionRoutes(administration: dependencies.projections).register(on: router)
+        try ConsoleRoutes.load().register(on: router)
         HealthRoutes(checks: dependencies.readinessChecks, metricsText: dependencies.metricsText).register(on: router)
         router.get("/openapi.json") { _, _ in
             var headers = HTTPFields()

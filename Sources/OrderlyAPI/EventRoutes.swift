@@ -75,7 +75,7 @@ struct EventRoutes {
     }
 
     /// `GET /events/live?after=&type=&streamPrefix=` as `text/event-stream`: every event from the
-    /// position on (or from `Last-Event-ID`, which wins, as browsers send it when reconnecting), then
+    /// position on (`after=latest`: from the newest one appended) (or from `Last-Event-ID`, which wins, as browsers send it when reconnecting), then
     /// new ones as they commit, until the client goes away. Each event's `id` is its position.
     func live(_ request: Request) async throws -> Response {
         let resumeFrom: Int64
@@ -84,6 +84,9 @@ struct EventRoutes {
                 throw Problem.invalidQuery("Last-Event-ID must be an event position this api sent", field: "Last-Event-ID")
             }
             resumeFrom = position
+        } else if request.uri.queryParameters["after"] == "latest" {
+            // A tail of what happens from now on (the console's live page), not the whole history.
+            resumeFrom = try await self.store.latestPosition()
         } else {
             resumeFrom = try QueryParameter.integer(request, "after", in: 0...Int64.max) ?? 0
         }

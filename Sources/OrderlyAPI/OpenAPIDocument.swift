@@ -13,14 +13,20 @@ enum OpenAPIDocument {
     /// The document, read once. A missing file stops the api at start with where it looked (SwiftPM's
     /// own `Bundle.module` would stop the process with a fatal error instead).
     static func load() throws -> ByteBuffer {
+        let place = try self.resourceDirectory().appendingPathComponent("openapi.json")
+        guard let data = FileManager.default.contents(atPath: place.path) else { throw OpenAPIDocumentMissing(places: [place.path]) }
+        return ByteBuffer(bytes: data)
+    }
+
+    /// This module's resource bundle: the first of the places SwiftPM and the image put it that holds
+    /// the OpenAPI document (the console's files are in it too).
+    static func resourceDirectory() throws -> URL {
         let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
-        let places = [Bundle.main.bundleURL, executable].map {
-            $0.appendingPathComponent(Self.bundleName).appendingPathComponent("openapi.json")
+        let places = [Bundle.main.bundleURL, executable].map { $0.appendingPathComponent(Self.bundleName) }
+        for place in places where FileManager.default.fileExists(atPath: place.appendingPathComponent("openapi.json").path) {
+            return place
         }
-        for place in places {
-            if let data = FileManager.default.contents(atPath: place.path) { return ByteBuffer(bytes: data) }
-        }
-        throw OpenAPIDocumentMissing(places: places.map(\.path))
+        throw OpenAPIDocumentMissing(places: places.map { $0.appendingPathComponent("openapi.json").path })
     }
 }
 

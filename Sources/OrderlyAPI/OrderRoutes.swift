@@ -66,6 +66,10 @@ struct OrderRoutes {
             let caller = try context.require(.customer, .staff)
             return try await self.getOrder(request, context, caller: caller)
         }
+        router.get("/orders/{id}/history") { request, context in
+            try context.require(.staff, .analyst)
+            return try await self.orderHistory(request, context)
+        }
         router.post("/orders/{id}/cancel") { _, context in
             try await Self.counted("cancel_order") {
                 let caller = try context.require(.customer)
@@ -212,6 +216,51 @@ struct OrderRoutes {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
+    }
+
+    struct HistoryBody: Codable, Sendable {
+        struct Entry: Codable, Sendable {
+            var eventId: String
+            var position: Int64
+            var stream: String
+            var version: Int64
+            var type: String
+            var recordedAt: String
+            /// Who appended it (a user, or the service that reacted).
+            var actor: String?
+            var causationId: String?
+            var correlationId: String?
+            /// Whether it is folded into `state` (recorded at or before `asOf`).
+            var applied: Bool
+        }
+
+        var orderId: String
+        var asOf: String?
+        /// The order as it was at `asOf` (now when absent); nil when it was not placed yet.
+        var state: OrderView?
+        var events: [Entry]
+    }
+
+    /// `GET /orders/{id}/history?asOf=`: every event of the order's saga (its order, reservation,
+    /// payment and notification streams) in log order, without their data, and the order folded
+    /// as of a moment: what support staff look at to answer "where is my order?".
+    func orderHistory(_ request: Request, _ context: OrderlyRequestContext) async throws -> JSONBody<HistoryBody> {
+        let id = try context.parameters.require("id")
+        guard IdentifierRules.isWellFormed(id) else { throw Problem.notFound("no order \(id)") }
+        let asOf = try QueryParameter.date(request, "asOf")
+        let history = try await OrderHistory.load(orderID: id, streams: StreamNames.ofOrder(id), store: self.dependencies.events, asOf: asOf)
+        guard !history.events.isEmpty else { throw Problem.notFound("no order \(id)") }
+        let applied = Set(history.applied.map(\.position))
+        return JSONBody(
+            value: HistoryBody(
+                orderId: id, asOf: asOf.map { UTCTime.iso8601($0) }, state: history.state,
+                events: history.events.map { event in
+                    HistoryBody.Entry(
+                        eventId: event.id.uuidString.lowercased(), position: event.position, stream: event.streamID, version: event.streamVersion,
+                        type: event.type,
+                        recordedAt: UTCTime.iso8601(event.recordedAt), actor: event.metadata.actor, causationId: event.metadata.causationId,
+                        correlationId: event.metadata.correlationId, applied: applied.contains(event.position))
+                }))
     }
 
     /// `GET /orders?customerId=&status=&from=&to=&limit=&cursor=`: newest first, by pages.

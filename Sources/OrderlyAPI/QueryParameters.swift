@@ -15,11 +15,15 @@ enum QueryParameter {
 
     /// An ISO 8601 time, as milliseconds since 1970 (what the read model filters on).
     static func time(_ request: Request, _ name: String) throws -> Int64? {
+        try self.date(request, name).map { Int64(($0.timeIntervalSince1970 * 1000).rounded(.down)) }
+    }
+
+    static func date(_ request: Request, _ name: String) throws -> Date? {
         guard let text = request.uri.queryParameters[Substring(name)].map(String.init) else { return nil }
         guard let date = UTCTime.parseInput(text) else {
             throw Problem.invalidQuery("\(name) must be an ISO 8601 time such as 2026-11-23T09:00:00Z", field: name)
         }
-        return Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        return date
     }
 }
 

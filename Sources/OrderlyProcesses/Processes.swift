@@ -40,7 +40,10 @@ public enum Processes {
                 ("kafka", { try await probe.ping() }),
                 ("mongodb", { try await mongo.ping() }),
             ],
-            metricsText: { Observability.registry.emitToBuffer() }
+            metricsText: { Observability.registry.emitToBuffer() },
+            projections: ProjectionAdministration(
+                client: mongo, store: store, definitions: try ReadModelCatalog.definitions(from: ProjectionDefinition.defaultDirectory()),
+                logger: logger)
         )
         return Application(
             router: try API.buildRouter(dependencies),
@@ -127,8 +130,9 @@ public enum Processes {
         // model (each group costs it a loop, at rest too); the group's offsets move once every model
         // has applied a batch.
         let handler = FanOutHandler(members)
+        let handledTypes = definitions.reduce(into: Set<String>()) { $0.formUnion($1.0.handledTypes) }
         services.append(
-            try await self.consumer(settings, group: settings.projectorGroup, handler: handler, handledTypes: handler.handledTypes, logger: logger))
+            try await self.consumer(settings, group: settings.projectorGroup, handler: handler, handledTypes: handledTypes, logger: logger))
         services.append(postgres)
         guard let opsPort else { return services }
         return services + [self.opsServer(settings, port: opsPort, logger: logger)]
@@ -143,7 +147,9 @@ public enum Processes {
         logger[metadataKey: "projection"] = "\(P.name)"
         let live = LiveProjection(projection, definition: definition, client: mongo, logger: logger)
         let rebuilder = ProjectionRebuilder(projection, definition: definition, store: store, client: mongo, logger: logger)
-        return (FanOutHandler.Member(live, handledTypes: P.handledTypes), [live, RebuildOnNewVersion(rebuilder: rebuilder, logger: logger)])
+        // Every event the group takes, not only its own types: the newest position it saw is how far
+        // it is caught up (the lag `GET /projections` shows); it passes over the others itself.
+        return (FanOutHandler.Member(live, handledTypes: nil), [live, RebuildOnNewVersion(rebuilder: rebuilder, logger: logger)])
     }
 
     /// A consumer-group member running `handler` over the event topic, with its dead-letter topic.

@@ -25,6 +25,8 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
     let metrics: ProjectionMetrics
     /// What this projector wrote last, so a batch need not read back the orders in flight.
     let written = WrittenViews<P.View>()
+    /// The newest event applied (highest position), told in each heartbeat: the lag operators see.
+    let newestApplied = Mutex<AppliedEvent?>(nil)
 
     public init(_ projection: P.Type, definition: ProjectionDefinition, client: MongoClient, logger: Logger) {
         self.client = client
@@ -44,12 +46,18 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
             if let item = try P.sourced(delivered.event, source: SourcedEvent.source(partition: delivered.partition)) { sourced.append(item) }
         }
         try await P.apply(sourced, to: self.client.collection(target.collection), cache: self.written)
-        self.metrics.applied.increment(by: Int64(events.count))
+        self.metrics.applied.increment(by: Int64(sourced.count))
         let now = Date()
-        for delivered in events {
-            self.metrics.handledAfter.recordNanoseconds(max(0, Int64(now.timeIntervalSince(delivered.event.recordedAt) * 1e9)))
+        for item in sourced {
+            self.metrics.handledAfter.recordNanoseconds(max(0, Int64(now.timeIntervalSince(item.recorded.recordedAt) * 1e9)))
         }
         if let last = events.last { self.metrics.lagSeconds.record(max(0, Date().timeIntervalSince(last.event.recordedAt))) }
+        if let newest = events.max(by: { $0.event.position < $1.event.position }) {
+            let applied = AppliedEvent(position: newest.event.position, recordedAtMs: UTCTime.milliseconds(newest.event.recordedAt))
+            self.newestApplied.withLock { current in
+                if (current?.position ?? 0) < applied.position { current = applied }
+            }
+        }
     }
 
     /// The consumer always hands over batches with their partitions; a lone event (tests, tools) counts as its own source.
@@ -75,7 +83,8 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
                 self.gate.open(ProjectionGate.Target(collection: state.collection, rebuiltThrough: state.rebuiltThrough))
                 watch.held = nil
                 if ContinuousClock.now - watch.lastBeat >= .seconds(1) {
-                    try await self.catalog.heartbeat(projection: P.name, instance: self.instance, pausedFor: nil)
+                    try await self.catalog.heartbeat(
+                        projection: P.name, instance: self.instance, pausedFor: nil, applied: self.newestApplied.withLock { $0 })
                     watch.lastBeat = .now
                 }
             }

@@ -51,6 +51,8 @@ public struct ProjectionCatalog: Sendable {
     public static let instanceCollection = "projection_instances"
     /// A live projector that has not beaten for this long is taken for gone.
     static let instanceTimeoutMs: Int64 = 5000
+    /// A rebuild whose owner has not beaten for this long is taken over by the next one.
+    static let rebuildOwnerTimeoutMs: Int64 = 10_000
 
     let states: MongoCollection
     let instances: MongoCollection
@@ -92,11 +94,16 @@ public struct ProjectionCatalog: Sendable {
         return outcome == .applied
     }
 
-    /// A live projector's sign of life, and whether it holds still for a rebuild (that rebuild's collection).
-    public func heartbeat(projection: String, instance: String, pausedFor: String?) async throws {
-        let fields: [(String, Document)] = [
+    /// A live projector's sign of life, whether it holds still for a rebuild (that rebuild's
+    /// collection), and the newest event it applied (for the lag operators see).
+    public func heartbeat(projection: String, instance: String, pausedFor: String?, applied: AppliedEvent? = nil) async throws {
+        var fields: [(String, Document)] = [
             ("projection", .string(projection)), ("heartbeatMs", .int(Self.nowMs())), ("pausedFor", pausedFor.map { .string($0) } ?? .null),
         ]
+        if let applied {
+            fields.append(("appliedPosition", .int(applied.position)))
+            fields.append(("appliedRecordedAtMs", .int(applied.recordedAtMs)))
+        }
         _ = try await self.instances.upsert(filter: ["_id": .string("\(projection)/\(instance)")], update: ["$set": .object(fields)])
     }
 
@@ -111,7 +118,29 @@ public struct ProjectionCatalog: Sendable {
         }
     }
 
+    /// The live projectors of `projection` that beat lately, each with the newest event it applied.
+    public func recentHeartbeats(projection: String) async throws -> [Heartbeat] {
+        let recent = Self.nowMs() - Self.instanceTimeoutMs
+        return try await self.instances.find(["projection": .string(projection), "heartbeatMs": ["$gt": .int(recent)]]).map { document in
+            guard case .int(let position)? = document["appliedPosition"], case .int(let at)? = document["appliedRecordedAtMs"] else {
+                return Heartbeat(applied: nil)
+            }
+            return Heartbeat(applied: AppliedEvent(position: position, recordedAtMs: at))
+        }
+    }
+
     static func nowMs() -> Int64 { UTCTime.milliseconds(Date()) }
+}
+
+/// The newest event a live projector applied: its log position and when it was appended.
+public struct AppliedEvent: Sendable, Equatable {
+    public var position: Int64
+    public var recordedAtMs: Int64
+}
+
+/// A live projector's last sign of life, as `recentHeartbeats` reads it.
+public struct Heartbeat: Sendable, Equatable {
+    public var applied: AppliedEvent?
 }
 
 /// The collection each read model lives in now, for readers: looked up in the catalog and kept for

@@ -60,7 +60,7 @@ public struct ProjectionRebuilder<P: ReadModelProjection>: Sendable {
     public func rebuild(progress: @escaping @Sendable (RebuildProgress) -> Void = { _ in }) async throws -> RebuildReport {
         let started = ContinuousClock.now
         var state = try await self.catalog.ensureState(self.definition)
-        if let running = state.rebuild, ProjectionCatalog.nowMs() - running.heartbeatMs < 10_000 {
+        if let running = state.rebuild, ProjectionCatalog.nowMs() - running.heartbeatMs < ProjectionCatalog.rebuildOwnerTimeoutMs {
             throw ProjectionError(message: "a rebuild of \(P.name) into \(running.collection) is running (owner \(running.owner))")
         }
         if let abandoned = state.rebuild {

@@ -1,0 +1,76 @@
+// Read models: each projection's definition and live version, collection, lag and live projectors;
+// an admin starts a rebuild or a verify and watches it here (both run in the api's background).
+import { get, post } from '/console/api.js';
+import { el, clear, replace, table, badge } from '/console/dom.js';
+
+export async function projectionsPage(main, { who, showError, clearError }) {
+  const isAdmin = who.role === 'admin';
+  const listing = el('div', { id: 'projections' });
+  const details = el('div', { id: 'verification-details' });
+  let timer = null;
+  let stopped = false;
+
+  async function act(name, action) {
+    try {
+      await post(`/projections/${encodeURIComponent(name)}/${action}`);
+      clearError();
+      await refresh(false);
+    } catch (error) { showError(error); }
+  }
+
+  function rebuildCell(p) {
+    if (!p.rebuild) return 'none';
+    return el('span', {},
+      el('progress', { max: Math.max(p.rebuild.target, 1), value: Math.min(p.rebuild.position, p.rebuild.target), 'aria-label': `rebuild of ${p.name}` }),
+      ` ${p.rebuild.position} / ${p.rebuild.target}${p.rebuild.active ? '' : ' (owner gone: the next rebuild takes it over)'}`);
+  }
+
+  function verificationCell(p) {
+    const v = p.verification;
+    if (!v) return 'never (from here)';
+    const count = v.differences === undefined || v.differences === null ? '' : ` ${v.differences} differences in ${v.documents} documents`;
+    return el('span', { className: 'verification', 'data-projection': p.name }, badge(v.state), count);
+  }
+
+  async function refresh(again = true) {
+    try {
+      const { projections } = await get('/projections');
+      clearError();
+      replace(listing, table([
+        ['Read model', (p) => p.name],
+        ['Definition', (p) => `v${p.definitionVersion}`, 'num'],
+        ['Live', (p) => (p.liveVersion ? `v${p.liveVersion}` : 'not started'), 'num'],
+        ['Collection', (p) => p.collection ?? '', 'wide-only'],
+        ['Projectors', (p) => p.projectors, 'num'],
+        ['Lag (events)', (p) => (p.lag ? p.lag.events : 'no projector'), 'num'],
+        ['Lag (s)', (p) => (p.lag ? p.lag.seconds.toFixed(1) : ''), 'num'],
+        ['Rebuild', rebuildCell],
+        ['Last verify', verificationCell],
+        ...(isAdmin ? [['', (p) => el('span', { className: 'toolbar' },
+          el('button', { type: 'button', className: 'secondary', 'data-action': 'rebuild', 'data-projection': p.name, disabled: p.rebuild?.active, onclick: () => act(p.name, 'rebuild') }, 'Rebuild'),
+          el('button', { type: 'button', className: 'secondary', 'data-action': 'verify', 'data-projection': p.name, disabled: p.verification?.state === 'running', onclick: () => act(p.name, 'verify') }, 'Verify'))]] : []),
+      ], projections, (p) => ({ 'data-projection': p.name })));
+      clear(details);
+      for (const p of projections) {
+        const examples = p.verification?.examples ?? [];
+        if (examples.length > 0 || p.verification?.error) {
+          details.append(el('h2', {}, `${p.name}: last verify`), el('pre', {}, [p.verification.error, ...examples].filter(Boolean).join('\n')));
+        }
+      }
+    } catch (error) { showError(error); }
+    if (again && !stopped) timer = setTimeout(refresh, 2000);
+  }
+
+  main.append(el('h1', {}, 'Read models'),
+    el('p', { className: 'hint' }, 'Lag: how far the live projectors are behind the newest event appended. ',
+      isAdmin ? 'A rebuild replays the log into a new collection while the live one keeps serving, then switches readers over.' : ''),
+    listing, details);
+  await refresh();
+  return () => { stopped = true; clearTimeout(timer); };
+}
+
+export async function deadLettersNote(main) {
+  main.append(el('h1', {}, 'Dead letters'),
+    el('p', {}, 'Events a consumer group could not handle go to the dead-letter topic with their reason and group. ',
+      'The API does not list them yet; read them with a Kafka client from the topic ', el('code', {}, '<ORDERLY_TOPIC>.dlq'), '.'));
+}
