@@ -94,7 +94,7 @@ let package = Package(
         .target(
             name: "OrderlyAPI",
             dependencies: [
-                "OrderlyDomain", "OrderlyEventStore", "OrderlyServices", "OrderlyReadModels",
+                "OrderlyDomain", "OrderlyEventStore", "OrderlyHandling", "OrderlyServices", "OrderlyReadModels",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),

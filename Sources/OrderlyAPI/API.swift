@@ -4,6 +4,7 @@ import HummingbirdCore
 import Logging
 import OrderlyDomain
 import OrderlyEventStore
+import OrderlyHandling
 import OrderlyReadModels
 import OrderlyServices
 
@@ -28,14 +29,18 @@ public struct APIDependencies: Sendable {
     public var metricsText: @Sendable () -> [UInt8]
     /// The read models' state, rebuild and verify (`/projections`); nil: those routes answer 501.
     public var projections: ProjectionAdministration?
+    /// The newest dead letters, at most the given count (`/dead-letters`); nil: that route answers 501.
+    public var deadLetters: (@Sendable (Int) async throws -> [DeadLetter])?
 
     public init(
         commands: OrderCommands, orders: any OrderReadModel, inventory: any InventoryReadModel, sales: any SalesReadModel,
         events: any EventStore, tokens: TokenAuthority?, rateLimiter: RateLimiter? = nil,
         readinessChecks: [(String, @Sendable () async throws -> Void)],
-        metricsText: @escaping @Sendable () -> [UInt8] = { [] }, projections: ProjectionAdministration? = nil
+        metricsText: @escaping @Sendable () -> [UInt8] = { [] }, projections: ProjectionAdministration? = nil,
+        deadLetters: (@Sendable (Int) async throws -> [DeadLetter])? = nil
     ) {
         self.projections = projections
+        self.deadLetters = deadLetters
         self.commands = commands
         self.orders = orders
         self.inventory = inventory
@@ -64,7 +69,7 @@ public enum API {
         OrderRoutes(dependencies: dependencies).register(on: router)
         EventRoutes(store: dependencies.events, livePollInterval: dependencies.livePollInterval, keepAliveInterval: .seconds(15))
             .register(on: router)
-        ProjectionRoutes(administration: dependencies.projections).register(on: router)
+        ProjectionRoutes(administration: dependencies.projections, deadLetters: dependencies.deadLetters).register(on: router)
         try ConsoleRoutes.load().register(on: router)
         HealthRoutes(checks: dependencies.readinessChecks, metricsText: dependencies.metricsText).register(on: router)
         router.get("/openapi.json") { _, _ in

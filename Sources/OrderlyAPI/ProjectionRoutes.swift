@@ -1,12 +1,19 @@
 import Foundation
 import Hummingbird
 import OrderlyDomain
+import OrderlyHandling
 import OrderlyReadModels
 
 /// The read models for operators (the console's "Read models" page): their state and lag for
-/// analysts, rebuild and verify in the background for admins.
+/// analysts, rebuild and verify in the background for admins; and the dead letters (events a
+/// consumer group set aside) for analysts.
 struct ProjectionRoutes {
     let administration: ProjectionAdministration?
+    let deadLetters: (@Sendable (Int) async throws -> [DeadLetter])?
+
+    struct DeadLetters: Codable, Sendable {
+        var deadLetters: [DeadLetter]
+    }
 
     struct Listing: Codable, Sendable {
         var projections: [ProjectionStatus]
@@ -16,6 +23,10 @@ struct ProjectionRoutes {
         router.get("/projections") { _, context in
             try context.require(.analyst)
             return JSONBody(value: Listing(projections: try await self.configured().statuses()))
+        }
+        router.get("/dead-letters") { request, context in
+            try context.require(.analyst)
+            return try await self.listDeadLetters(request)
         }
         router.get("/projections/{name}") { _, context in
             try context.require(.analyst)
@@ -39,6 +50,30 @@ struct ProjectionRoutes {
             }
             return JSONBody(value: status)
         }
+    }
+
+    /// `GET /dead-letters?limit=&group=`: the newest dead letters, oldest first.
+    func listDeadLetters(_ request: Request) async throws -> JSONBody<DeadLetters> {
+        let limit = Int(try QueryParameter.integer(request, "limit", in: 1...1000) ?? 100)
+        let group = request.uri.queryParameters["group"].map(String.init)
+        if let group, !IdentifierRules.isWellFormed(group, maxLength: 200) {
+            throw Problem.invalidQuery("group must be a consumer group name (letters, digits and - _ . :)", field: "group")
+        }
+        guard let deadLetters = self.deadLetters else {
+            throw Problem(
+                status: .notImplemented, type: "not-configured", title: "Not configured", detail: "this api was started without the broker")
+        }
+        let found: [DeadLetter]
+        do {
+            found = try await deadLetters(limit)
+        } catch {
+            var problem = Problem(
+                status: .serviceUnavailable, type: "broker-unavailable", title: "The broker is unavailable",
+                detail: "the dead-letter topic could not be read (\(error)); retry later")
+            problem.headers[.retryAfter] = "2"
+            throw problem
+        }
+        return JSONBody(value: DeadLetters(deadLetters: group.map { wanted in found.filter { $0.group == wanted } } ?? found))
     }
 
     func configured() throws -> ProjectionAdministration {

@@ -73,6 +73,9 @@ public struct KafkaRecord: Sendable {
     public var key: [UInt8]
     public var value: [UInt8]
     public var headers: [(String, [UInt8])]
+    /// When the broker (or the producer) stamped it, in ms since 1970; nil when it has no time.
+    public var timestampMs: Int64?
+
     public func header(_ name: String) -> String? {
         self.headers.first { $0.0 == name }.map { String(decoding: $0.1, as: UTF8.self) }
     }

@@ -207,7 +207,7 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    private static func copy(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaRecord {
+    static func copy(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaRecord {
         let raw = message.pointee
         let topic = raw.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
         let value = raw.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: raw.len)) } ?? []
@@ -227,7 +227,11 @@ public final class KafkaConsumer: Sendable {
                 index += 1
             }
         }
-        return KafkaRecord(topic: topic, partition: raw.partition, offset: raw.offset, key: key, value: value, headers: headers)
+        var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let timestamp = rd_kafka_message_timestamp(message, &timestampType)
+        return KafkaRecord(
+            topic: topic, partition: raw.partition, offset: raw.offset, key: key, value: value, headers: headers,
+            timestampMs: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp)
     }
 }
 

@@ -130,8 +130,14 @@ extension KafkaHandle {
     /// Each partition's high watermark (the offset the next message will get), or nil when the
     /// broker says it has no such topic. Blocks: one round trip per partition.
     func highWatermarks(of topic: String, timeoutMilliseconds: Int32) throws -> [Int32: Int64]? {
+        try self.watermarks(of: topic, timeoutMilliseconds: timeoutMilliseconds)?.mapValues(\.high)
+    }
+
+    /// Each partition's low (oldest offset still held) and high watermark, or nil when the broker
+    /// says it has no such topic. Blocks: one round trip per partition.
+    func watermarks(of topic: String, timeoutMilliseconds: Int32) throws -> [Int32: (low: Int64, high: Int64)]? {
         guard let partitions = try self.partitionCount(of: topic, timeoutMilliseconds: timeoutMilliseconds) else { return nil }
-        var marks: [Int32: Int64] = [:]
+        var marks: [Int32: (low: Int64, high: Int64)] = [:]
         for partition in 0..<partitions {
             var low: Int64 = 0
             var high: Int64 = 0
@@ -140,7 +146,7 @@ extension KafkaHandle {
             guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
                 throw KafkaError(code: code.rawValue, message: "watermarks of \(topic)/\(partition): \(Self.describe(code))", isRetriable: true)
             }
-            marks[partition] = high
+            marks[partition] = (low, high)
         }
         return marks
     }

@@ -43,7 +43,10 @@ public enum Processes {
             metricsText: { Observability.registry.emitToBuffer() },
             projections: ProjectionAdministration(
                 client: mongo, store: store, definitions: try ReadModelCatalog.definitions(from: ProjectionDefinition.defaultDirectory()),
-                logger: logger)
+                logger: logger),
+            deadLetters: { [kafka = settings.kafka, topic = settings.deadLetterTopic] limit in
+                try await DeadLetterTopic.newest(topic, limit: limit, configuration: kafka)
+            }
         )
         return Application(
             router: try API.buildRouter(dependencies),

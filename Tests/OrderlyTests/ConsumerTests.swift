@@ -180,6 +180,14 @@ func whileRunning<T: Sendable>(_ services: [any Service], _ body: @Sendable () a
         #expect(reasons.contains { $0.contains("cannot read OrderPlaced") })
         #expect(records.allSatisfy { $0.header("dlq-group") == settings.projectorGroup })
         #expect(records.contains { String(decoding: $0.value, as: UTF8.self) == "not an event" })
+        // What operators list (`GET /dead-letters`): read without joining a group, reason and group decoded.
+        let listed = try await DeadLetterTopic.newest(settings.deadLetterTopic, limit: 10, configuration: settings.kafka)
+        #expect(listed.count == 2)
+        #expect(listed.allSatisfy { $0.group == settings.projectorGroup && $0.source?.hasPrefix("\(settings.topic)/") == true })
+        #expect(listed.contains { $0.value == "not an event" && $0.reason.contains("unreadable message") })
+        #expect(listed.contains { $0.eventType == "OrderPlaced" && $0.reason.contains("cannot read OrderPlaced") && $0.position == 1 })
+        #expect(try await DeadLetterTopic.newest(settings.deadLetterTopic, limit: 1, configuration: settings.kafka).count == 1)
+        #expect(try await DeadLetterTopic.newest(TestServers.uniqueName("no-such-topic"), limit: 10, configuration: settings.kafka).isEmpty)
         try await mongo.dropDatabase()
     }
 }

@@ -97,6 +97,9 @@ import Testing
                 Call(method: .post, uri: "/projections/orders/rebuild", role: .analyst, subject: "a", status: 403),
                 Call(method: .post, uri: "/projections/orders/verify", role: .staff, subject: "s", status: 403),
                 Call(method: .get, uri: "/projections/orders/verify", role: nil, subject: "", status: 401),
+                Call(method: .get, uri: "/dead-letters", role: .analyst, subject: "a", status: 200),
+                Call(method: .get, uri: "/dead-letters?limit=0", role: .analyst, subject: "a", status: 400),
+                Call(method: .get, uri: "/dead-letters", role: .staff, subject: "s", status: 403),
                 // Operations, the document and the console's static files are open (the console
                 // calls the API with the user's token like any client).
                 Call(method: .get, uri: "/console", role: nil, subject: "", status: 200),

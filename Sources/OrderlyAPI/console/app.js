@@ -4,7 +4,7 @@ import { claims, signIn, signOut, token, ApiError } from '/console/api.js';
 import { el, clear } from '/console/dom.js';
 import { ordersPage, orderPage } from '/console/orders.js';
 import { livePage } from '/console/live.js';
-import { projectionsPage, deadLettersNote } from '/console/projections.js';
+import { projectionsPage, deadLettersPage } from '/console/projections.js';
 import { salesPage } from '/console/sales.js';
 import { referencePage } from '/console/reference.js';
 
@@ -13,7 +13,7 @@ const pages = [
   { path: 'orders', title: 'Orders', roles: ['customer', 'staff', 'admin'], render: ordersPage },
   { path: 'live', title: 'Live events', roles: ['analyst', 'admin'], render: livePage },
   { path: 'projections', title: 'Read models', roles: ['analyst', 'admin'], render: projectionsPage },
-  { path: 'dead-letters', title: 'Dead letters', roles: ['analyst', 'admin'], render: deadLettersNote },
+  { path: 'dead-letters', title: 'Dead letters', roles: ['analyst', 'admin'], render: deadLettersPage },
   { path: 'sales', title: 'Sales', roles: ['staff', 'analyst', 'admin'], render: salesPage },
   { path: 'api', title: 'API', roles: everyone, render: referencePage },
 ];

@@ -69,8 +69,31 @@ export async function projectionsPage(main, { who, showError, clearError }) {
   return () => { stopped = true; clearTimeout(timer); };
 }
 
-export async function deadLettersNote(main) {
+/// Dead letters: what the consumer groups set aside, newest last, with reason and group; a click
+/// shows the message as it came (as text).
+export async function deadLettersPage(main, { showError, clearError }) {
+  const group = el('input', { id: 'd-group', name: 'group', placeholder: 'every group' });
+  const out = el('div', { id: 'dead-letters' });
+  const detail = el('div', { id: 'dead-letter-detail' });
+
+  async function load() {
+    try {
+      const { deadLetters } = await get('/dead-letters', { limit: 200, group: group.value.trim() });
+      clearError();
+      replace(out, deadLetters.length === 0 ? el('p', {}, 'No dead letters.') : table([
+        ['When', (d) => d.deadLetteredAt ?? ''], ['Group', (d) => d.group], ['Reason', (d) => d.reason],
+        ['Event', (d) => d.eventType ?? ''], ['Stream', (d) => d.streamId ?? '', 'wide-only'], ['Position', (d) => d.position ?? '', 'num'],
+      ], deadLetters.slice().reverse(), (d) => ({
+        className: 'clickable', tabindex: 0,
+        onclick: () => replace(detail, el('h2', {}, `Dead letter ${d.partition}/${d.offset}`), el('pre', {}, JSON.stringify(d, null, 2))),
+      })));
+    } catch (error) { showError(error); }
+  }
+
   main.append(el('h1', {}, 'Dead letters'),
-    el('p', {}, 'Events a consumer group could not handle go to the dead-letter topic with their reason and group. ',
-      'The API does not list them yet; read them with a Kafka client from the topic ', el('code', {}, '<ORDERLY_TOPIC>.dlq'), '.'));
+    el('p', { className: 'hint' }, 'Events a consumer group could not handle: set aside with the reason, so the partition goes on. Newest first.'),
+    el('form', { className: 'filters', onsubmit: (event) => { event.preventDefault(); load(); } },
+      el('label', { for: 'd-group' }, 'Consumer group', group), el('button', { type: 'submit' }, 'Show')),
+    out, detail);
+  await load();
 }
