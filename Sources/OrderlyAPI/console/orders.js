@@ -125,8 +125,13 @@ export async function orderPage(main, { segments, who, showError, clearError }) 
         el('button', { type: 'submit', id: 'show-as-of' }, 'Show'),
         asOf ? el('button', { type: 'button', className: 'secondary', onclick: () => { asOf = undefined; asOfInput.value = ''; refresh(); } }, 'Now') : null),
       history.asOf
-        ? el('p', { id: 'as-of-state' }, `As of ${history.asOf}: `, state ? badge(state.status) : 'not placed yet',
-          state?.cancellationReason ? ` (${state.cancellationReason})` : '')
+        ? el('div', { id: 'as-of-state' }, el('p', {}, `As of ${history.asOf}: `, state ? badge(state.status) : 'not placed yet'),
+          state ? facts([
+            ['Total', money(state.total, state.currency)],
+            ['Payment', state.payment ? `${state.payment.status}${state.payment.reason ? ` (${state.payment.reason})` : ''}` : 'not requested yet'],
+            ['Cancellation reason', state.cancellationReason], ['Customer notified of', (state.notified ?? []).join(', ')],
+            ['Events folded in', history.events.filter((e) => e.applied).length],
+          ]) : null)
         : null,
       table([
         ['Time', (e) => e.recordedAt], ['Event', (e) => e.type], ['Stream', (e) => e.stream],

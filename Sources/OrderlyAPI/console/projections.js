@@ -83,10 +83,10 @@ export async function deadLettersPage(main, { showError, clearError }) {
       replace(out, deadLetters.length === 0 ? el('p', {}, 'No dead letters.') : table([
         ['When', (d) => d.deadLetteredAt ?? ''], ['Group', (d) => d.group], ['Reason', (d) => d.reason],
         ['Event', (d) => d.eventType ?? ''], ['Stream', (d) => d.streamId ?? '', 'wide-only'], ['Position', (d) => d.position ?? '', 'num'],
-      ], deadLetters.slice().reverse(), (d) => ({
-        className: 'clickable', tabindex: 0,
-        onclick: () => replace(detail, el('h2', {}, `Dead letter ${d.partition}/${d.offset}`), el('pre', {}, JSON.stringify(d, null, 2))),
-      })));
+      ], deadLetters.slice().reverse(), (d) => {
+        const open = () => replace(detail, el('h2', {}, `Dead letter ${d.partition}/${d.offset}`), el('pre', {}, JSON.stringify(d, null, 2)));
+        return { className: 'clickable', tabindex: 0, onclick: open, onkeydown: (e) => { if (e.key === 'Enter') open(); } };
+      }));
     } catch (error) { showError(error); }
   }
 
