@@ -14,7 +14,7 @@ FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends librdkafka1 libmongoc-1.0-0 libbson-1.0-0 ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 orderly
 COPY --from=build /src/.build/release/orderly /usr/local/bin/orderly
-# The api serves its OpenAPI document from this resource bundle beside the binary.
+# The api serves its OpenAPI document and the console from this resource bundle beside the binary.
 COPY --from=build /src/.build/release/Orderly_OrderlyAPI.resources /usr/local/bin/Orderly_OrderlyAPI.resources
 COPY migrations /usr/local/share/orderly/migrations
 ENV ORDERLY_MIGRATIONS_DIR=/usr/local/share/orderly/migrations

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import OrderlyDomain
 
 /// The operators' console (`/console`): static HTML, CSS and JavaScript modules from this module's
 /// `console/` resource, read once at start. The page calls the same API with the same token and
@@ -32,9 +33,7 @@ struct ConsoleRoutes {
         for name in names {
             guard let type = Self.contentType(of: name), let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path)
             else { continue }
-            var hasher = Hasher64()
-            hasher.combine(data)
-            files[name] = File(bytes: ByteBuffer(bytes: data), contentType: type, etag: "\"\(String(hasher.value, radix: 16))\"")
+            files[name] = File(bytes: ByteBuffer(bytes: data), contentType: type, etag: "\"\(Checksum.fnv1a64(data))\"")
         }
         guard files["index.html"] != nil else { throw ConsoleMissing(directory: directory.path) }
         return ConsoleRoutes(files: files)
@@ -75,19 +74,6 @@ struct ConsoleRoutes {
         headers[.xContentTypeOptions] = "nosniff"
         if let referrerPolicy = HTTPField.Name("Referrer-Policy") { headers[referrerPolicy] = "no-referrer" }
         return headers
-    }
-}
-
-/// FNV-1a over the bytes: a stable ETag across processes and restarts (Swift's `Hasher` is seeded
-/// per process).
-struct Hasher64 {
-    var value: UInt64 = 0xcbf2_9ce4_8422_2325
-
-    mutating func combine(_ data: Data) {
-        for byte in data {
-            self.value ^= UInt64(byte)
-            self.value &*= 0x0000_0100_0000_01B3
-        }
     }
 }
 

@@ -1,23 +1,39 @@
 import Foundation
 import Logging
+import OrderlyDomain
 import PostgresNIO
 
 public struct Migration: Sendable, Equatable {
     public var version: Int
     public var name: String
     public var sql: String
+
+    public init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
+
+    /// Of the file's exact text: recorded when it is applied, compared on every later run.
+    public var checksum: String { Checksum.fnv1a64(self.sql.utf8) }
 }
 
 public enum MigrationError: Error, CustomStringConvertible {
     case directoryNotFound(String)
     case badFileName(String)
     case duplicateVersion(Int)
+    /// An applied migration's file no longer has the text that was applied: the database and the
+    /// file disagree about the schema, so nothing more is applied until a person looks.
+    case changedAfterApplied(name: String, applied: String, now: String)
 
     public var description: String {
         switch self {
         case .directoryNotFound(let path): "migrations directory not found: \(path) (set ORDERLY_MIGRATIONS_DIR)"
         case .badFileName(let name): "migration file \(name) must be named NNNN_description.sql"
         case .duplicateVersion(let version): "two migration files share version \(version)"
+        case .changedAfterApplied(let name, let applied, let now):
+            "migration \(name) was changed after it was applied (checksum \(applied) when applied, \(now) now): "
+                + "restore the file as it was and put the change in a new migration"
         }
     }
 }
@@ -79,20 +95,34 @@ public struct Migrator: Sendable {
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
             """, logger: self.logger)
-        var done = Set<Int>()
-        for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: self.logger)
-            .decode(Int.self)
-        {
-            done.insert(version)
+        // Databases migrated before checksums were recorded get the column, and their rows the
+        // checksum of today's file (taken as the one applied).
+        try await connection.query("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text", logger: self.logger)
+        var done: [Int: String?] = [:]
+        for try await (version, checksum) in try await connection.query(
+            "SELECT version, checksum FROM schema_migrations", logger: self.logger
+        ).decode((Int, String?).self) {
+            done[version] = checksum
+        }
+        for migration in migrations {
+            guard let recorded = done[migration.version] else { continue }
+            guard let recorded else {
+                try await connection.query(
+                    "UPDATE schema_migrations SET checksum = \(migration.checksum) WHERE version = \(migration.version)", logger: self.logger)
+                continue
+            }
+            if recorded != migration.checksum {
+                throw MigrationError.changedAfterApplied(name: migration.name, applied: recorded, now: migration.checksum)
+            }
         }
         var applied: [String] = []
-        for migration in migrations where !done.contains(migration.version) {
+        for migration in migrations where done[migration.version] == nil {
             try await connection.withTransaction(logger: self.logger) { connection in
                 for statement in SQLScript.statements(in: migration.sql) {
                     try await connection.run(PostgresQuery(unsafeSQL: statement), logger: self.logger)
                 }
                 try await connection.query(
-                    "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (\(migration.version), \(migration.name), \(migration.checksum))",
                     logger: self.logger)
             }
             self.logger.info("applied migration", metadata: ["migration": "\(migration.name)"])

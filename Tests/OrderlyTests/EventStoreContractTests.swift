@@ -415,6 +415,34 @@ func horizonHolders(_ store: any EventStore) async -> String {
         }
     }
 
+    /// An applied migration edited afterwards stops `migrate` naming it, before anything else is
+    /// applied; rows from before checksums were recorded take today's file's checksum.
+    @Test func aMigrationChangedAfterItWasAppliedStopsMigrateNamingIt() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let migrations = try Migrator.load(from: TestServers.repositoryRoot + "/migrations")
+        try await TestServers.withPostgres(settings) { client in
+            let migrator = Migrator(client: client, logger: TestServers.logger)
+            try await client.query("UPDATE schema_migrations SET checksum = NULL", logger: TestServers.logger)
+            #expect(try await migrator.migrate(migrations).isEmpty)
+            let rows = try await client.query("SELECT count(*) FROM schema_migrations WHERE checksum IS NOT NULL", logger: TestServers.logger)
+            for try await count in rows.decode(Int.self) { #expect(count == migrations.count) }
+
+            var changed = migrations
+            let edited = changed[1].name
+            changed[1].sql += "\n-- a harmless-looking edit\n"
+            changed.append(Migration(version: 9999, name: "9999_after.sql", sql: "CREATE TABLE after_the_edit (id int)"))
+            do {
+                try await migrator.migrate(changed)
+                Issue.record("an edited migration was accepted")
+            } catch let error as MigrationError {
+                #expect("\(error)".contains(edited), "\(error)")
+                #expect("\(error)".contains("changed after it was applied"))
+            }
+            let tables = try await client.query("SELECT count(*) FROM pg_tables WHERE tablename = 'after_the_edit'", logger: TestServers.logger)
+            for try await count in tables.decode(Int.self) { #expect(count == 0, "a later migration was applied after the refusal") }
+        }
+    }
+
     @Test func concurrentFirstMigrationsApplyEachFileOnce() async throws {
         var settings = TestServers.settings
         let database = TestServers.uniqueName("orderly_test")
