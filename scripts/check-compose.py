@@ -59,6 +59,18 @@ for panel in dashboard["panels"]:
         if uid not in uids:
             problems.append(f"dashboard panel {panel.get('title')}: data source {uid} is not provisioned ({sorted(uids)})")
 
+# Behind the public load balancer: no default Grafana admin password, /metrics not routed, and the
+# api believes X-Forwarded-For from the load balancer only.
+password = str(services.get("grafana", {}).get("environment", {}).get("GF_SECURITY_ADMIN_PASSWORD", ""))
+if ":?" not in password:
+    problems.append(f"grafana: GF_SECURITY_ADMIN_PASSWORD must be required (${{VAR:?…}}), not defaulted: {password!r}")
+with open(os.path.join(root, "deploy/nginx.conf")) as handle:
+    nginx = handle.read()
+if not re.search(r"location\s*=\s*/metrics\s*\{\s*return\s+404;", nginx):
+    problems.append("deploy/nginx.conf: /metrics must not be routed to the api (location = /metrics { return 404; })")
+if not str(services.get("api", {}).get("environment", {}).get("ORDERLY_TRUSTED_PROXIES", "")):
+    problems.append("api: ORDERLY_TRUSTED_PROXIES is not set, so rate limits would key every caller on the load balancer")
+
 if problems:
     print("docker-compose.yml check failed:\n  " + "\n  ".join(problems))
     sys.exit(1)

@@ -21,6 +21,8 @@ public struct APIDependencies: Sendable {
     public var tokens: TokenAuthority?
     /// Limits commands per caller; nil: no limit.
     public var rateLimiter: RateLimiter?
+    /// Whose `X-Forwarded-For` names the client (the load balancers in front of the api).
+    public var trustedProxies: TrustedProxies = .none
     /// How often the live event tail polls the log once caught up.
     public var livePollInterval: Duration = .milliseconds(200)
     /// Named checks for `/ready`; each throws when its part does not answer.
@@ -65,7 +67,7 @@ public enum API {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: AuthMiddleware(authority: dependencies.tokens))
-        if let limiter = dependencies.rateLimiter { router.add(middleware: RateLimitMiddleware(limiter: limiter)) }
+        if let limiter = dependencies.rateLimiter { router.add(middleware: RateLimitMiddleware(limiter: limiter, trustedProxies: dependencies.trustedProxies)) }
         OrderRoutes(dependencies: dependencies).register(on: router)
         EventRoutes(store: dependencies.events, livePollInterval: dependencies.livePollInterval, keepAliveInterval: .seconds(15))
             .register(on: router)

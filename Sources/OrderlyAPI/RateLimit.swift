@@ -45,15 +45,20 @@ public final class RateLimiter: Sendable {
     }
 }
 
-/// Limits command routes (POST) per caller; answers 429 `rate-limited` with `Retry-After` in whole
+/// Limits command routes (POST) per caller (the token's subject; without one, the client's address,
+/// from `X-Forwarded-For` only when a trusted proxy sent it); answers 429 `rate-limited` with `Retry-After` in whole
 /// seconds. Queries are not limited.
 struct RateLimitMiddleware: RouterMiddleware {
     typealias Context = OrderlyRequestContext
     let limiter: RateLimiter
+    let trustedProxies: TrustedProxies
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard request.method == .post else { return try await next(request, context) }
-        let caller = context.principal.map { "sub:\($0.subject)" } ?? "addr:\(context.clientAddress)"
+        let forwardedFor = HTTPField.Name("X-Forwarded-For").map { request.headers[values: $0] } ?? []
+        let caller =
+            context.principal.map { "sub:\($0.subject)" }
+            ?? "addr:\(self.trustedProxies.clientAddress(peer: context.clientAddress, forwardedFor: forwardedFor))"
         if let wait = self.limiter.take(for: caller) {
             let seconds = max(1, Int(wait.timeInterval.rounded(.up)))
             var problem = Problem(

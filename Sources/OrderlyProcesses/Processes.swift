@@ -27,7 +27,8 @@ public enum Processes {
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
         let collections = ActiveCollections(client: mongo)
         let probe = try KafkaProducer(configuration: settings.kafka)
-        let dependencies = APIDependencies(
+        let trustedProxies = try TrustedProxies(parsing: settings.trustedProxies)
+        var dependencies = APIDependencies(
             commands: OrderCommands(store: store),
             orders: MongoOrderReadModel(collections: collections),
             inventory: MongoInventoryReadModel(collections: collections),
@@ -48,6 +49,7 @@ public enum Processes {
                 try await DeadLetterTopic.newest(topic, limit: limit, configuration: kafka)
             }
         )
+        dependencies.trustedProxies = trustedProxies
         return Application(
             router: try API.buildRouter(dependencies),
             server: API.server,

@@ -55,6 +55,9 @@ public struct Settings: Sendable {
     /// limit off.
     public var rateLimitPerSecond: Double = 50
     public var rateLimitBurst: Double = 100
+    /// `ORDERLY_TRUSTED_PROXIES`: addresses and CIDR ranges whose `X-Forwarded-For` names the client
+    /// (parsed when the api starts; an invalid entry stops it naming the entry).
+    public var trustedProxies: String = ""
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
         var settings = Settings(
@@ -79,6 +82,7 @@ public struct Settings: Sendable {
             rateLimitPerSecond: environment["ORDERLY_RATE_LIMIT_PER_SECOND"].flatMap { Double($0) } ?? 50,
             rateLimitBurst: environment["ORDERLY_RATE_LIMIT_BURST"].flatMap { Double($0) } ?? 100
         )
+        settings.trustedProxies = environment["ORDERLY_TRUSTED_PROXIES"] ?? ""
         settings.notificationsDatabaseName = environment["ORDERLY_NOTIFICATIONS_DATABASE"].flatMap { $0.isEmpty ? nil : $0 }
         if let inFlight = environment["ORDERLY_RELAY_BATCHES_IN_FLIGHT"].flatMap({ Int($0) }) { settings.relayBatchesInFlight = max(1, inFlight) }
         return settings

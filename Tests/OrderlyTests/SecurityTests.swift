@@ -206,7 +206,38 @@ import Testing
                 anonymous.append(try await client.execute(uri: "/orders", method: .post, body: ByteBuffer(string: "{}")).status.code)
             }
             #expect(anonymous == [401, 401, 401, 429])
+            // The peer is not a trusted proxy: an X-Forwarded-For it sends changes nothing.
+            let claimed = try await client.execute(
+                uri: "/orders", method: .post, headers: [HTTPField.Name("X-Forwarded-For")!: "203.0.113.7"], body: ByteBuffer(string: "{}"))
+            #expect(claimed.status == .tooManyRequests)
         }
+    }
+
+    /// Behind a trusted load balancer each client has its own bucket, found in X-Forwarded-For (the
+    /// right-most address the proxies did not write themselves).
+    @Test func behindATrustedProxyTheForwardedClientIsTheCaller() async throws {
+        var settings = try await TestServers.isolatedSettings()
+        settings.rateLimitPerSecond = 0.05
+        settings.rateLimitBurst = 2
+        settings.trustedProxies = "127.0.0.0/8, ::1"
+        let app = try await Processes.dev(settings, logger: TestServers.logger, sagaServices: [], projector: false)
+        try await app.test(.live) { client in
+            func post(forwardedFor: String) async throws -> Int {
+                Int(
+                    try await client.execute(
+                        uri: "/orders", method: .post, headers: [HTTPField.Name("X-Forwarded-For")!: forwardedFor],
+                        body: ByteBuffer(string: "{}")
+                    ).status.code)
+            }
+            var first: [Int] = []
+            for _ in 0..<3 { first.append(try await post(forwardedFor: "198.51.100.1")) }
+            #expect(first == [401, 401, 429])
+            // Another client behind the same proxy is not limited by the first one's use.
+            #expect(try await post(forwardedFor: "198.51.100.2") == 401)
+            // A client writing its own header left of the proxy's entry gains nothing: the right-most counts.
+            #expect(try await post(forwardedFor: "192.0.2.99, 198.51.100.1") == 429)
+        }
+        #expect(throws: TrustedProxiesError.self) { try TrustedProxies(parsing: "10.0.0.0/8, not-an-address") }
     }
 
     @Test func aRateLimiterRefillsAtItsRateUpToItsBurst() {
