@@ -67,7 +67,9 @@ public enum API {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: AuthMiddleware(authority: dependencies.tokens))
-        if let limiter = dependencies.rateLimiter { router.add(middleware: RateLimitMiddleware(limiter: limiter, trustedProxies: dependencies.trustedProxies)) }
+        if let limiter = dependencies.rateLimiter {
+            router.add(middleware: RateLimitMiddleware(limiter: limiter, trustedProxies: dependencies.trustedProxies))
+        }
         OrderRoutes(dependencies: dependencies).register(on: router)
         EventRoutes(store: dependencies.events, livePollInterval: dependencies.livePollInterval, keepAliveInterval: .seconds(15))
             .register(on: router)
