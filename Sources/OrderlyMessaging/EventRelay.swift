@@ -31,6 +31,9 @@ public struct EventRelay: Service {
         /// when the broker has lost it or part of it (a broker that came back empty), makes it again
         /// with this many partitions and republishes the log from its start.
         public var guardedPartitions: Int32?
+        /// The guarded topic's replication factor and topic settings, for when it is made again.
+        public var topicReplicationFactor: Int32 = 1
+        public var topicConfig: [String: String] = [:]
         /// How often the guarded topic is looked at.
         public var topicCheckInterval: Duration
         /// How many batches may wait for the broker's acknowledgement at once.
@@ -43,7 +46,8 @@ public struct EventRelay: Service {
             topic: String = "order-events", checkpointName: String = "relay", batchSize: Int = 5000,
             idleDelay: Duration = .milliseconds(20), quietDelay: Duration = .milliseconds(100), quietAfter: Duration = .seconds(5),
             retryDelay: Duration = .seconds(1), filter: EventFilter = .all, guardedPartitions: Int32? = nil,
-            topicCheckInterval: Duration = .seconds(5), maxBatchesInFlight: Int = 4, signalledReadInterval: Duration = .seconds(2)
+            topicReplicationFactor: Int32 = 1, topicConfig: [String: String] = [:], topicCheckInterval: Duration = .seconds(5),
+            maxBatchesInFlight: Int = 4, signalledReadInterval: Duration = .seconds(2)
         ) {
             self.signalledReadInterval = signalledReadInterval
             self.maxBatchesInFlight = max(1, maxBatchesInFlight)
@@ -51,6 +55,8 @@ public struct EventRelay: Service {
             self.quietAfter = quietAfter
             self.filter = filter
             self.guardedPartitions = guardedPartitions
+            self.topicReplicationFactor = topicReplicationFactor
+            self.topicConfig = topicConfig
             self.topicCheckInterval = topicCheckInterval
             self.topic = topic
             self.checkpointName = checkpointName
@@ -250,7 +256,11 @@ public struct EventRelay: Service {
         } catch {
             // Not answered: if it is gone, the next start of the relay finds out and comes back here.
         }
-        if gone { try await KafkaAdmin.ensureTopic(self.settings.topic, partitions: partitions, configuration: old.configuration) }
+        if gone {
+            try await KafkaAdmin.ensureTopic(
+                self.settings.topic, partitions: partitions, replicationFactor: self.settings.topicReplicationFactor,
+                topicConfig: self.settings.topicConfig, configuration: old.configuration)
+        }
         try await self.store.saveCheckpoint(self.settings.checkpointName, .start)
     }
 

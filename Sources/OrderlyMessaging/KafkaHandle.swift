@@ -45,12 +45,29 @@ final class KafkaHandle: @unchecked Sendable {
         if type == RD_KAFKA_PRODUCER {
             for (key, value) in configuration.producerProperties { settings[key] = value }
         }
+        if let file = configuration.propertyFile {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                rd_kafka_conf_destroy(conf)
+                throw KafkaError(code: -1, message: "ORDERLY_KAFKA_CONFIG_FILE \(file) cannot be read")
+            }
+            do {
+                for (key, value) in try KafkaConfiguration.parseProperties(String(decoding: data, as: UTF8.self), file: file) {
+                    settings[key] = value
+                }
+            } catch {
+                rd_kafka_conf_destroy(conf)
+                throw error
+            }
+        }
         for (key, value) in configuration.properties { settings[key] = value }
         var errorText = [CChar](repeating: 0, count: 512)
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) {
             if rd_kafka_conf_set(conf, key, value, &errorText, errorText.count) != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
-                throw KafkaError(code: -1, message: "\(key)=\(value): \(Self.text(errorText))")
+                // The property's name always; its value only when it is no secret (and librdkafka's
+                // own text may quote the value, so then it is left out too).
+                let shown = KafkaConfiguration.isSecret(key) ? "\(key) (value not shown)" : "\(key)=\(value): \(Self.text(errorText))"
+                throw KafkaError(code: -1, message: "librdkafka property \(shown)")
             }
         }
         rd_kafka_conf_set_log_cb(conf, logFromLibrdkafka)

@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import OrderlyAPI
+import OrderlyDomain
 import OrderlyEventStore
 import OrderlyHandling
 import OrderlyMessaging
@@ -86,18 +87,15 @@ public enum Processes {
             appendSignal: PostgresAppendSignal(client: postgres, logger: logger),
             settings: .init(
                 topic: settings.topic, checkpointName: "relay:\(settings.topic)", batchSize: settings.relayBatchSize,
-                guardedPartitions: settings.topicPartitions, maxBatchesInFlight: settings.relayBatchesInFlight),
+                guardedPartitions: settings.topicPartitions, topicReplicationFactor: settings.topicReplicationFactor,
+                topicConfig: settings.topicConfig, maxBatchesInFlight: settings.relayBatchesInFlight),
             logger: logger)
     }
 
     /// One leader per topic: relays publishing to different topics do not exclude each other.
     static func relayLockKey(topic: String) -> Int64 {
-        // FNV-1a: stable across processes and releases, unlike Hasher.
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in "orderly-relay:\(topic)".utf8 {
-            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-        }
-        return Int64(bitPattern: hash)
+        // Stable across processes and releases, unlike Hasher.
+        Int64(bitPattern: Checksum.fnv1a64Value("orderly-relay:\(topic)".utf8))
     }
 
     /// The projector: keeps every read model in `projections/` up to date from one consumer group,
@@ -194,7 +192,10 @@ public enum Processes {
         var attempt = 0
         while true {
             do {
-                try await KafkaAdmin.ensureTopic(topic, partitions: settings.topicPartitions, configuration: settings.kafka)
+                try await KafkaAdmin.ensureTopic(
+                    topic, partitions: settings.topicPartitions, replicationFactor: settings.topicReplicationFactor,
+                    topicConfig: settings.topicConfig,
+                    configuration: settings.kafka)
                 return
             } catch let error as KafkaError where error.isRetriable && attempt < 120 {
                 attempt += 1

@@ -27,6 +27,15 @@ public struct Settings: Sendable {
     public var notificationsDatabase: String { self.notificationsDatabaseName ?? "\(self.mongoDatabase)_notifications" }
     public var topic: String
     public var topicPartitions: Int32
+    /// `ORDERLY_TOPIC_REPLICATION_FACTOR` (default 1: one broker) and `ORDERLY_TOPIC_MIN_INSYNC_REPLICAS`
+    /// (unset: the broker's default) for the topics Orderly creates; a real cluster wants 3 and 2.
+    public var topicReplicationFactor: Int32 = 1
+    public var topicMinInsyncReplicas: Int?
+
+    /// The topic settings Orderly creates its topics with.
+    public var topicConfig: [String: String] {
+        self.topicMinInsyncReplicas.map { ["min.insync.replicas": String($0)] } ?? [:]
+    }
     /// Where consumers put events they can never handle, with the reason.
     public var deadLetterTopic: String
     public var projectorGroup: String
@@ -83,6 +92,8 @@ public struct Settings: Sendable {
             rateLimitBurst: environment["ORDERLY_RATE_LIMIT_BURST"].flatMap { Double($0) } ?? 100
         )
         settings.trustedProxies = environment["ORDERLY_TRUSTED_PROXIES"] ?? ""
+        settings.topicReplicationFactor = environment["ORDERLY_TOPIC_REPLICATION_FACTOR"].flatMap { Int32($0) } ?? 1
+        settings.topicMinInsyncReplicas = environment["ORDERLY_TOPIC_MIN_INSYNC_REPLICAS"].flatMap { Int($0) }
         settings.notificationsDatabaseName = environment["ORDERLY_NOTIFICATIONS_DATABASE"].flatMap { $0.isEmpty ? nil : $0 }
         if let inFlight = environment["ORDERLY_RELAY_BATCHES_IN_FLIGHT"].flatMap({ Int($0) }) { settings.relayBatchesInFlight = max(1, inFlight) }
         return settings
