@@ -180,6 +180,7 @@ let package = Package(
             dependencies: [
                 "OrderlyContracts", "OrderlyDomain", "OrderlyEventStore", "OrderlyHandling", "OrderlyReadModels", "OrderlyServices", "OrderlyAPI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -4,6 +4,7 @@ import Hummingbird
 import JWTKit
 import NIOCore
 import OrderlyDomain
+import Synchronization
 
 /// Who may do what. A customer acts on their own orders only; staff restock and read every order;
 /// analysts read the event history; admin may do everything.
@@ -34,7 +35,10 @@ struct OrderlyClaims: JWTPayload {
     var role: String
     var iss: IssuerClaim
     var exp: ExpirationClaim
-    var iat: IssuedAtClaim
+    /// When it was issued; not every identity provider sets it.
+    var iat: IssuedAtClaim?
+    /// Who the token is for; checked when the api has an audience (`ORDERLY_JWT_AUDIENCE`).
+    var aud: AudienceClaim?
 
     func verify(using algorithm: some JWTAlgorithm) async throws {
         try self.exp.verifyNotExpired()
@@ -59,10 +63,36 @@ public enum AuthError: Error, Sendable, Equatable, CustomStringConvertible {
 /// (a private key signs and verifies; a public key only verifies). Keys come from the environment or
 /// a file, never from code, and are never logged.
 public struct TokenAuthority: Sendable {
-    let keys: JWTKeyCollection
+    let source: KeySource
     public let issuer: String
-    /// HS256, RS256 or ES256.
+    /// HS256, RS256 or ES256; `JWKS` for keys from a key set.
     public let algorithm: String
+    /// When set, a token must name it in `aud` (and minted tokens carry it).
+    public var audience: String?
+
+    init(keys: JWTKeyCollection, issuer: String, algorithm: String) {
+        self.source = .fixed(keys)
+        self.issuer = issuer
+        self.algorithm = algorithm
+    }
+
+    init(keySet: JWKSFile, issuer: String) {
+        self.source = .keySet(keySet)
+        self.issuer = issuer
+        self.algorithm = "JWKS"
+    }
+
+    /// Public keys from a JSON Web Key Set file, as an identity provider publishes them (several,
+    /// each with its `kid`, so keys can rotate): a token is checked with the key its header names.
+    /// The file is read again when a token names a key it does not hold (at most every 5 s) and once
+    /// a minute, so a key added or withdrawn by the provider counts without a restart.
+    public static func keySet(
+        file path: String, issuer: String, refreshAtMost: Duration = JWKSFile.minimumInterval, maximumAge: Duration = JWKSFile.maximumAge
+    ) async throws(AuthError) -> TokenAuthority {
+        let keySet = JWKSFile(path: path, refreshAtMost: refreshAtMost, maximumAge: maximumAge)
+        _ = try await keySet.keys(refresh: true)
+        return TokenAuthority(keySet: keySet, issuer: issuer)
+    }
 
     /// HS256. The secret must be at least 32 bytes (RFC 7518 §3.2: no shorter than the hash).
     public static func hmac(secret: String, issuer: String) async throws(AuthError) -> TokenAuthority {
@@ -101,9 +131,10 @@ public struct TokenAuthority: Sendable {
     public func mint(subject: String, role: Role, lifetime: Duration, now: Date = Date()) async throws(AuthError) -> String {
         let claims = OrderlyClaims(
             sub: SubjectClaim(value: subject), role: role.rawValue, iss: IssuerClaim(value: self.issuer),
-            exp: ExpirationClaim(value: now.addingTimeInterval(lifetime.timeInterval)), iat: IssuedAtClaim(value: now))
+            exp: ExpirationClaim(value: now.addingTimeInterval(lifetime.timeInterval)), iat: IssuedAtClaim(value: now),
+            aud: self.audience.map { AudienceClaim(value: [$0]) })
         do {
-            return try await self.keys.sign(claims)
+            return try await self.source.keys(refresh: false).sign(claims)
         } catch {
             throw AuthError.misconfigured("this key cannot sign tokens (a public key only verifies): \(String(describing: error).prefix(200))")
         }
@@ -112,13 +143,27 @@ public struct TokenAuthority: Sendable {
     public func verify(_ token: String) async throws(AuthError) -> Principal {
         let claims: OrderlyClaims
         do {
-            claims = try await self.keys.verify(token, as: OrderlyClaims.self)
+            do {
+                claims = try await self.source.keys(refresh: false).verify(token, as: OrderlyClaims.self)
+            } catch let error as JWTError
+                where self.source.isKeySet && (error.errorType == .unknownKID || error.errorType == .signatureVerificationFailed)
+            {
+                // Maybe a key the provider added since the set was read (a kid this collection does
+                // not hold is tried with its default key): read the set again, once (at most every
+                // few seconds, whoever sends tokens).
+                claims = try await self.source.keys(refresh: true).verify(token, as: OrderlyClaims.self)
+            }
         } catch let error as JWTError {
             throw .invalidToken(Self.reason(error))
+        } catch let error as AuthError {
+            throw error
         } catch {
             throw .invalidToken("the token could not be read")
         }
         guard claims.iss.value == self.issuer else { throw .invalidToken("the token was issued by someone else") }
+        if let audience = self.audience {
+            guard let aud = claims.aud, aud.value.contains(audience) else { throw .invalidToken("the token is not for this audience (\(audience))") }
+        }
         guard let role = Role(rawValue: claims.role) else { throw .invalidToken("the token's role is not one of customer, staff, analyst, admin") }
         guard !claims.sub.value.isEmpty else { throw .invalidToken("the token has no subject") }
         return Principal(subject: claims.sub.value, role: role)
@@ -129,8 +174,63 @@ public struct TokenAuthority: Sendable {
         case .claimVerificationFailure: "the token has expired"
         case .signatureVerificationFailed: "the token's signature does not verify"
         case .malformedToken: "the token is malformed"
+        case .unknownKID: "the token names a key (kid) the key set does not hold"
         default: "the token could not be verified"
         }
+    }
+}
+
+/// Where a token authority's keys come from: fixed at start, or a key set file read again now and then.
+enum KeySource: Sendable {
+    case fixed(JWTKeyCollection)
+    case keySet(JWKSFile)
+
+    var isKeySet: Bool {
+        if case .keySet = self { true } else { false }
+    }
+
+    func keys(refresh: Bool) async throws(AuthError) -> JWTKeyCollection {
+        switch self {
+        case .fixed(let keys): keys
+        case .keySet(let file): try await file.keys(refresh: refresh)
+        }
+    }
+}
+
+/// A JSON Web Key Set file and the keys last read from it.
+public final class JWKSFile: Sendable {
+    let path: String
+    /// Read again at most this often on demand (a token naming an unknown key), and at least this often.
+    public static let minimumInterval: Duration = .seconds(5)
+    public static let maximumAge: Duration = .seconds(60)
+    let refreshAtMost: Duration
+    let maximumAge: Duration
+    private let loaded = Mutex<(keys: JWTKeyCollection, at: ContinuousClock.Instant)?>(nil)
+
+    init(path: String, refreshAtMost: Duration, maximumAge: Duration) {
+        self.path = path
+        self.refreshAtMost = refreshAtMost
+        self.maximumAge = maximumAge
+    }
+
+    func keys(refresh: Bool) async throws(AuthError) -> JWTKeyCollection {
+        let now = ContinuousClock.now
+        if let current = self.loaded.withLock({ $0 }) {
+            let age = now - current.at
+            if age < self.maximumAge && (!refresh || age < self.refreshAtMost) { return current.keys }
+        }
+        guard let json = try? String(contentsOfFile: self.path, encoding: .utf8) else {
+            throw .misconfigured("cannot read the JWKS file \(self.path)")
+        }
+        let keys = JWTKeyCollection()
+        do {
+            try await keys.add(jwksJSON: json)
+        } catch {
+            throw .misconfigured(
+                "the JWKS file \(self.path) is not a key set of usable keys, each with a kid (\(String(describing: error).prefix(200)))")
+        }
+        self.loaded.withLock { $0 = (keys, now) }
+        return keys
     }
 }
 

@@ -21,7 +21,8 @@ public enum Processes {
     ) async throws -> some ApplicationProtocol {
         let tokens = try await settings.makeTokenAuthority()
         if tokens == nil {
-            logger.warning("no ORDERLY_JWT_SECRET or ORDERLY_JWT_KEY_FILE: no bearer token is accepted, routes that need a role answer 401")
+            logger.warning(
+                "no ORDERLY_JWT_SECRET, ORDERLY_JWT_KEY_FILE or ORDERLY_JWKS_FILE: no bearer token is accepted, routes that need a role answer 401")
         }
         let postgres = try settings.makePostgresClient(logger: logger)
         let store = PostgresEventStore(client: postgres, logger: logger)

@@ -60,6 +60,10 @@ public struct Settings: Sendable {
     public var jwtKeyFile: String?
     /// The `iss` every token must carry.
     public var jwtIssuer: String = "orderly"
+    /// `ORDERLY_JWKS_FILE`: an identity provider's public keys as a JSON Web Key Set (wins over the
+    /// key file and the secret); `ORDERLY_JWT_AUDIENCE`: the `aud` every token must name.
+    public var jwksFile: String?
+    public var jwtAudience: String?
     /// Commands (POST) per second each caller may send on average, and in one burst; 0 turns the
     /// limit off.
     public var rateLimitPerSecond: Double = 50
@@ -92,6 +96,8 @@ public struct Settings: Sendable {
             rateLimitBurst: environment["ORDERLY_RATE_LIMIT_BURST"].flatMap { Double($0) } ?? 100
         )
         settings.trustedProxies = environment["ORDERLY_TRUSTED_PROXIES"] ?? ""
+        settings.jwksFile = environment["ORDERLY_JWKS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        settings.jwtAudience = environment["ORDERLY_JWT_AUDIENCE"].flatMap { $0.isEmpty ? nil : $0 }
         settings.topicReplicationFactor = environment["ORDERLY_TOPIC_REPLICATION_FACTOR"].flatMap { Int32($0) } ?? 1
         settings.topicMinInsyncReplicas = environment["ORDERLY_TOPIC_MIN_INSYNC_REPLICAS"].flatMap { Int($0) }
         settings.notificationsDatabaseName = environment["ORDERLY_NOTIFICATIONS_DATABASE"].flatMap { $0.isEmpty ? nil : $0 }
@@ -101,9 +107,18 @@ public struct Settings: Sendable {
 
     /// The token signer/verifier the settings name: the key file if set, else the secret, else none.
     public func makeTokenAuthority() async throws -> TokenAuthority? {
-        if let path = self.jwtKeyFile { return try await TokenAuthority.keyFile(path: path, issuer: self.jwtIssuer) }
-        if let secret = self.jwtSecret { return try await TokenAuthority.hmac(secret: secret, issuer: self.jwtIssuer) }
-        return nil
+        var authority: TokenAuthority
+        if let path = self.jwksFile {
+            authority = try await TokenAuthority.keySet(file: path, issuer: self.jwtIssuer)
+        } else if let path = self.jwtKeyFile {
+            authority = try await TokenAuthority.keyFile(path: path, issuer: self.jwtIssuer)
+        } else if let secret = self.jwtSecret {
+            authority = try await TokenAuthority.hmac(secret: secret, issuer: self.jwtIssuer)
+        } else {
+            return nil
+        }
+        authority.audience = self.jwtAudience
+        return authority
     }
 
     /// `postgres://user[:password]@host[:port]/database`
