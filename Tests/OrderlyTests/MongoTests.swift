@@ -79,4 +79,19 @@ import Testing
         let client = try MongoClient(uri: "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500", database: "none")
         await #expect(throws: MongoError.self) { try await client.ping() }
     }
+
+    /// Credentials and TLS come through the URI (`ORDERLY_MONGO_URI`) and libmongoc honours them:
+    /// asking the local server, which speaks no TLS, for TLS fails; the same URI without it works.
+    @Test func theURIsTLSOptionIsHonoured() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        let separator = settings.mongoURI.contains("?") ? "&" : "/?"
+        let plain = try MongoClient(uri: settings.mongoURI + separator + "serverSelectionTimeoutMS=3000", database: settings.mongoDatabase)
+        try await plain.ping()
+        let secure = try MongoClient(
+            uri: settings.mongoURI + separator + "tls=true&serverSelectionTimeoutMS=1500&connectTimeoutMS=1000",
+            database: settings.mongoDatabase)
+        await #expect(throws: MongoError.self) { try await secure.ping() }
+        // A malformed option is refused when the client is made, not at the first query.
+        #expect(throws: MongoError.self) { try MongoClient(uri: "mongodb://127.0.0.1:1/?tls=maybe", database: "x") }
+    }
 }
