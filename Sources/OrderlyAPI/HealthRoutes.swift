@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import Metrics
 import NIOCore
 
 /// `/health` (the process is up), `/ready` (every part it depends on answers) and `/metrics` (Prometheus).
@@ -34,6 +35,11 @@ struct HealthRoutes {
             for await (name, result) in group { results[name] = result }
         }
         let isReady = results.values.allSatisfy { $0 == "ok" }
+        // What the last readiness probe found, for the "api not ready" alert: 1 ready, 0 not, per
+        // part it depends on (the probes of the load balancer or the orchestrator keep it fresh).
+        for (name, result) in results {
+            Gauge(label: "orderly_ready", dimensions: [("check", name)]).record(result == "ok" ? 1 : 0)
+        }
         return JSONBody(status: isReady ? .ok : .serviceUnavailable, value: Status(status: isReady ? "ready" : "not ready", checks: results))
     }
 }

@@ -148,11 +148,46 @@ import Testing
             let labels = Set((series ?? []).flatMap { (($0["metric"] as? [String: Any]) ?? [:]).keys })
             #expect(grouped.isSubset(of: labels), "\(expression): no series has the labels \(grouped.subtracting(labels))")
         }
+        // The alert rules: every metric they name exists in these processes (a renamed metric would
+        // silence an alert for good), and Prometheus evaluates each without error.
+        _ = try await httpGet("http://127.0.0.1:\(system.apiPort)/ready")
+        let rules = try String(contentsOfFile: TestServers.repositoryRoot + "/deploy/alerts.yml", encoding: .utf8)
+        let named = Set(Self.metricNames(in: rules))
+        #expect(named.count >= 8, "\(named.sorted())")
+        for metric in named.sorted() {
+            let present = try await TestServers.eventually(timeout: .seconds(30)) { () -> Bool? in
+                try await prometheus.query("count({__name__=\"\(metric)\"})", http: http).isEmpty ? nil : true
+            }
+            #expect(present == true, "the alert rules name \(metric), which no process exports")
+        }
+        let healthy = try await TestServers.eventually(timeout: .seconds(30)) { () -> Int? in
+            let health = try await prometheus.ruleHealth(http: http)
+            return health.count == 8 && health.allSatisfy({ $0 == "ok" }) ? health.count : nil
+        }
+        let health = try await prometheus.ruleHealth(http: http)
+        #expect(healthy == 8, "Prometheus did not evaluate the 8 alert rules cleanly: \(health)")
+
         let placed = try await TestServers.eventually { () -> Double? in
             let value = try await prometheus.value(#"sum(orderly_commands_total{command="place_order",outcome="accepted"})"#, http: http)
             return value == Double(60 + placedByCLI) ? value : nil
         }
         #expect(placed == Double(60 + placedByCLI), "Prometheus did not scrape the api's count")
+    }
+
+    /// The metric names in the `expr:` lines of a rules file: `orderly_…`, `hb_requests`, `up`.
+    static func metricNames(in rules: String) -> [String] {
+        guard let expression = try? NSRegularExpression(pattern: #"\b(orderly_[a-z_]+|hb_requests|up)\b"#) else { return [] }
+        var names: [String] = []
+        var inExpr = false
+        for line in rules.split(separator: "\n").map(String.init) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("expr:") { inExpr = true } else if trimmed.hasPrefix("for:") || trimmed.hasPrefix("labels:") { inExpr = false }
+            guard inExpr else { continue }
+            for match in expression.matches(in: line, range: NSRange(line.startIndex..., in: line)) {
+                if let range = Range(match.range(at: 1), in: line) { names.append(String(line[range])) }
+            }
+        }
+        return names
     }
 
     /// The labels of every `by (…)` in a PromQL expression, but `le` (histogram buckets, consumed by
@@ -201,7 +236,11 @@ struct Prometheus {
         }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orderly-prometheus-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var config = "global:\n  scrape_interval: 1s\nscrape_configs:\n"
+        // With the alert rules compose runs (deploy/alerts.yml), so their expressions are evaluated
+        // against real series.
+        try FileManager.default.copyItem(
+            atPath: TestServers.repositoryRoot + "/deploy/alerts.yml", toPath: directory.appendingPathComponent("alerts.yml").path)
+        var config = "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - alerts.yml\nscrape_configs:\n"
         for (name, port) in targets.sorted(by: { $0.key < $1.key }) {
             config += "  - job_name: \(name)\n    static_configs:\n      - targets: ['127.0.0.1:\(port)']\n"
         }
@@ -230,6 +269,15 @@ struct Prometheus {
     }
 
     /// The single value an aggregating query returns.
+    /// The health (`ok`, `err`, `unknown`) of every loaded rule.
+    func ruleHealth(http: HTTPClient) async throws -> [String] {
+        let response = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(self.port)/api/v1/rules"), timeout: .seconds(5))
+        let body = try await response.body.collect(upTo: 1 << 22)
+        let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+        let groups = ((object?["data"] as? [String: Any])?["groups"] as? [[String: Any]]) ?? []
+        return groups.flatMap { ($0["rules"] as? [[String: Any]] ?? []).compactMap { $0["health"] as? String } }
+    }
+
     func value(_ expression: String, http: HTTPClient) async throws -> Double? {
         let sample = try await self.query(expression, http: http).first?["value"] as? [Any]
         return (sample?.last as? String).flatMap(Double.init)
