@@ -100,7 +100,7 @@ struct EventsReplay: AsyncParsableCommand {
         let settings = Settings.fromEnvironment()
         let topic = EventReplay.topic(for: self.group, settings: settings)
         if self.follow {
-            let postgres = try settings.makePostgresClient(logger: logger)
+            let postgres = try await settings.makeCheckedPostgresClient(logger: logger)
             let relay = try await EventReplay.relay(
                 group: self.group, fromPosition: self.fromPosition, settings: settings, postgres: postgres, logger: logger)
             try await runUntilSignalled([postgres, relay], logger: logger)

@@ -98,7 +98,7 @@ struct SagaService: AsyncParsableCommand {
     func run() async throws {
         let logger = ProcessStart.logger("orderly.service.\(self.kind.rawValue)")
         let settings = Settings.fromEnvironment()
-        let postgres = try settings.makePostgresClient(logger: logger)
+        let postgres = try await settings.makeCheckedPostgresClient(logger: logger)
         let services = try await Processes.sagaService(self.kind, settings, postgres: postgres, opsPort: settings.opsPort ?? 9103, logger: logger)
         try await runUntilSignalled([postgres] + services, logger: logger)
     }

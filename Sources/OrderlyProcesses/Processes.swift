@@ -24,7 +24,7 @@ public enum Processes {
             logger.warning(
                 "no ORDERLY_JWT_SECRET, ORDERLY_JWT_KEY_FILE or ORDERLY_JWKS_FILE: no bearer token is accepted, routes that need a role answer 401")
         }
-        let postgres = try settings.makePostgresClient(logger: logger)
+        let postgres = try await settings.makeCheckedPostgresClient(logger: logger)
         let store = PostgresEventStore(client: postgres, logger: logger)
         let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
         let collections = ActiveCollections(client: mongo)
@@ -64,7 +64,7 @@ public enum Processes {
 
     /// The relay: tails the event log and publishes it to Kafka. Serves /health and /metrics on `opsPort`.
     public static func relay(_ settings: Settings, opsPort: Int, logger: Logger) async throws -> [any Service] {
-        let postgres = try settings.makePostgresClient(logger: logger)
+        let postgres = try await settings.makeCheckedPostgresClient(logger: logger)
         return [
             postgres, try await self.relayService(settings, postgres: postgres, logger: logger),
             self.opsServer(settings, port: opsPort, logger: logger),
@@ -123,7 +123,7 @@ public enum Processes {
         }
         var services: [any Service] = []
         var members: [FanOutHandler.Member] = []
-        let postgres = try settings.makePostgresClient(logger: logger)
+        let postgres = try await settings.makeCheckedPostgresClient(logger: logger)
         let store = PostgresEventStore(client: postgres, logger: logger)
         for (projection, definition) in definitions {
             let (live, others) = self.projectionServices(projection, definition: definition, mongo: mongo, store: store, logger: logger)
@@ -176,7 +176,7 @@ public enum Processes {
         _ settings: Settings, logger: Logger, sagaServices: [SagaServiceKind] = SagaServiceKind.allCases, projector withProjector: Bool = true,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws -> some ApplicationProtocol {
-        let relayPostgres = try settings.makePostgresClient(logger: logger)
+        let relayPostgres = try await settings.makeCheckedPostgresClient(logger: logger)
         let relay = try await self.relayService(settings, postgres: relayPostgres, logger: logger)
         let projector = withProjector ? try await self.projector(settings, opsPort: nil, logger: logger) : []
         var saga: [any Service] = []

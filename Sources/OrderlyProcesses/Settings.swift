@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import NIOPosix
+import NIOSSL
 import OrderlyAPI
 import OrderlyMessaging
 import PostgresNIO
@@ -71,6 +73,8 @@ public struct Settings: Sendable {
     /// `ORDERLY_TRUSTED_PROXIES`: addresses and CIDR ranges whose `X-Forwarded-For` names the client
     /// (parsed when the api starts; an invalid entry stops it naming the entry).
     public var trustedProxies: String = ""
+    /// `ORDERLY_DATABASE_POOL_SIZE`: connections each process may hold to PostgreSQL (default 40).
+    public var databasePoolSize: Int = 40
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
         var settings = Settings(
@@ -96,6 +100,7 @@ public struct Settings: Sendable {
             rateLimitBurst: environment["ORDERLY_RATE_LIMIT_BURST"].flatMap { Double($0) } ?? 100
         )
         settings.trustedProxies = environment["ORDERLY_TRUSTED_PROXIES"] ?? ""
+        settings.databasePoolSize = environment["ORDERLY_DATABASE_POOL_SIZE"].flatMap { Int($0) }.map { max(1, $0) } ?? 40
         settings.jwksFile = environment["ORDERLY_JWKS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         settings.jwtAudience = environment["ORDERLY_JWT_AUDIENCE"].flatMap { $0.isEmpty ? nil : $0 }
         settings.topicReplicationFactor = environment["ORDERLY_TOPIC_REPLICATION_FACTOR"].flatMap { Int32($0) } ?? 1
@@ -131,13 +136,99 @@ public struct Settings: Sendable {
         let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
         var configuration = PostgresClient.Configuration(
             host: host, port: url.port ?? 5432, username: user, password: url.password,
-            database: database.isEmpty ? user : database, tls: .disable)
-        configuration.options.maximumConnections = 40
+            database: database.isEmpty ? user : database, tls: try Self.postgresTLS(url.queryItems ?? []).client)
+        configuration.options.maximumConnections = self.databasePoolSize
         return configuration
+    }
+
+    /// TLS as libpq's `sslmode` and `sslrootcert` say (`?sslmode=verify-full&sslrootcert=/etc/ca.pem`):
+    /// `disable` (the default), `prefer`, `require` (encrypted, server not verified), `verify-ca`
+    /// (its certificate chains to the CA), `verify-full` (and names the host). Without `sslrootcert`
+    /// the system's trusted CAs are used. Any other parameter is refused, so a misspelt one cannot
+    /// quietly leave the connection unencrypted.
+    struct PostgresTLS {
+        /// What the pool uses.
+        var client: PostgresClient.Configuration.TLS
+        /// The TLS settings a connection must succeed with (`require` and stricter); nil otherwise.
+        var required: TLSConfiguration?
+    }
+
+    static func postgresTLS(_ items: [URLQueryItem]) throws -> PostgresTLS {
+        var mode = "disable"
+        var rootCertificate: String?
+        for item in items {
+            switch item.name {
+            case "sslmode": mode = item.value ?? ""
+            case "sslrootcert": rootCertificate = item.value
+            default:
+                throw SettingsError(description: "ORDERLY_DATABASE_URL: unknown parameter \(item.name) (known: sslmode, sslrootcert)")
+            }
+        }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let rootCertificate {
+            do {
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(rootCertificate))
+            } catch {
+                throw SettingsError(description: "ORDERLY_DATABASE_URL: sslrootcert \(rootCertificate) is not a readable PEM certificate (\(error))")
+            }
+        }
+        switch mode {
+        case "disable":
+            return PostgresTLS(client: .disable, required: nil)
+        case "prefer":
+            tls.certificateVerification = .none
+            return PostgresTLS(client: .prefer(tls), required: nil)
+        case "require":
+            tls.certificateVerification = .none
+            return PostgresTLS(client: .require(tls), required: tls)
+        case "verify-ca":
+            tls.certificateVerification = .noHostnameVerification
+            return PostgresTLS(client: .require(tls), required: tls)
+        case "verify-full":
+            tls.certificateVerification = .fullVerification
+            return PostgresTLS(client: .require(tls), required: tls)
+        default:
+            throw SettingsError(
+                description: "ORDERLY_DATABASE_URL: sslmode \(mode) is not one of disable, prefer, require, verify-ca, verify-full")
+        }
     }
 
     public func makePostgresClient(logger: Logger) throws -> PostgresClient {
         PostgresClient(configuration: try self.postgresConfiguration(), backgroundLogger: logger)
+    }
+
+    /// The client, after one connection shows that PostgreSQL's certificate is accepted (with
+    /// `sslmode=require` or stricter): a wrong CA or host name stops the process at start with a
+    /// message saying so, instead of a pool that retries for ever. PostgreSQL being down is not
+    /// refused here (the pool waits for it, as everywhere).
+    public func makeCheckedPostgresClient(logger: Logger) async throws -> PostgresClient {
+        try await self.checkPostgresTLS(logger: logger)
+        return try self.makePostgresClient(logger: logger)
+    }
+
+    public func checkPostgresTLS(logger: Logger) async throws {
+        let configuration = try self.postgresConfiguration()
+        let query = URLComponents(string: self.databaseURL)?.queryItems ?? []
+        guard let tls = try Self.postgresTLS(query).required else { return }
+        let connectionConfiguration = PostgresConnection.Configuration(
+            host: configuration.host ?? "127.0.0.1", port: configuration.port ?? 5432, username: configuration.username,
+            password: configuration.password, database: configuration.database, tls: .require(try NIOSSLContext(configuration: tls)))
+        do {
+            let connection = try await PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: connectionConfiguration, id: 0, logger: logger
+            ).get()
+            try await connection.close()
+        } catch {
+            let text = String(reflecting: error)
+            guard ["SSL", "TLS", "certificate", "Certificate", "handshake"].contains(where: text.contains) else {
+                logger.warning("PostgreSQL does not answer yet; going on", metadata: ["error": "\(error)"])
+                return
+            }
+            throw SettingsError(
+                description:
+                    "PostgreSQL at \(configuration.host ?? "?"):\(configuration.port ?? 5432): the TLS handshake failed "
+                    + "(\(String(describing: error).prefix(300))): check sslmode and sslrootcert in ORDERLY_DATABASE_URL")
+        }
     }
 
     /// Runs `body` with a running PostgresClient, then stops it: for one-shot commands (migrate,
@@ -148,7 +239,7 @@ public struct Settings: Sendable {
         // harmlessly (the lease waits). One-shot commands keep only its errors.
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .error)
-        let client = try self.makePostgresClient(logger: quiet)
+        let client = try await self.makeCheckedPostgresClient(logger: quiet)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
