@@ -145,8 +145,8 @@ let package = Package(
         .executableTarget(
             name: "OrderlyCLI",
             dependencies: [
-                "OrderlyAPI", "OrderlyProcesses", "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels",
-                "OrderlyServices",
+                "OrderlyAPI", "OrderlyProcesses", "OrderlyDomain", "OrderlyEventStore", "OrderlyHandling", "OrderlyMessaging",
+                "OrderlyReadModels", "OrderlyServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOPosix", package: "swift-nio"),

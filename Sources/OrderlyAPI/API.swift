@@ -89,11 +89,14 @@ public enum API {
         .http1(configuration: .init(additionalChannelHandlers: [RefusedBodyDrain()]))
     }
 
-    /// The router of the relay's and projector's small ops server: `/health` and `/metrics` only.
-    public static func buildOpsRouter(metricsText: @escaping @Sendable () -> [UInt8]) -> Router<BasicRequestContext> {
+    /// The router of the small ops server of processes without the api (relay, projector, the saga
+    /// services): `/health`, `/ready` (each of `checks` answers within 2 s) and `/metrics`.
+    public static func buildOpsRouter(
+        checks: [(String, @Sendable () async throws -> Void)] = [], metricsText: @escaping @Sendable () -> [UInt8]
+    ) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ProblemMiddleware())
-        HealthRoutes(checks: [], metricsText: metricsText).register(on: router)
+        HealthRoutes(checks: checks, metricsText: metricsText).register(on: router)
         return router
     }
 }

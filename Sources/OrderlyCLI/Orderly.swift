@@ -18,7 +18,9 @@ struct Orderly: AsyncParsableCommand {
         abstract: "An event-sourced order system: PostgreSQL event log, Kafka, MongoDB read models.",
         discussion: "Settings come from ORDERLY_* environment variables; see README.md.",
         subcommands: [
-            Migrate.self, API.self, Relay.self, Project.self, SagaService.self, Dev.self, Projections.self, Events.self, Orders.self, Token.self,
+            Migrate.self, API.self, Relay.self, Project.self, SagaService.self, Dev.self, Projections.self, Events.self, Orders.self,
+            DeadLetters.self,
+            Token.self,
         ]
     )
 }

@@ -407,3 +407,24 @@ final class CArena {
         self.allocations.removeAll()
     }
 }
+
+/// A broker ping for readiness checks, with a producer made on the first ping and kept: processes
+/// that are never asked (no orchestrator probing them) pay for no extra client.
+public final class BrokerProbe: Sendable {
+    let configuration: KafkaConfiguration
+    private let producer = Mutex<KafkaProducer?>(nil)
+
+    public init(configuration: KafkaConfiguration) {
+        self.configuration = configuration
+    }
+
+    public func ping(timeout: Duration = .seconds(2)) async throws {
+        let producer = try self.producer.withLock { current in
+            if let current { return current }
+            let made = try KafkaProducer(configuration: self.configuration, createsTopics: false)
+            current = made
+            return made
+        }
+        try await producer.ping(timeout: timeout)
+    }
+}

@@ -67,14 +67,21 @@ public enum Processes {
         let postgres = try await settings.makeCheckedPostgresClient(logger: logger)
         return [
             postgres, try await self.relayService(settings, postgres: postgres, logger: logger),
-            self.opsServer(settings, port: opsPort, logger: logger),
+            self.opsServer(settings, port: opsPort, postgres: postgres, logger: logger),
         ]
     }
 
-    /// The small /health and /metrics server of processes that have no api.
-    static func opsServer(_ settings: Settings, port: Int, logger: Logger) -> some Service {
-        Application(
-            router: API.buildOpsRouter { Observability.registry.emitToBuffer() },
+    /// The small /health, /ready and /metrics server of processes that have no api. `/ready` asks
+    /// PostgreSQL and the broker (and the document server when `mongo` is given), as the api's does.
+    static func opsServer(_ settings: Settings, port: Int, postgres: PostgresClient, mongo: MongoClient? = nil, logger: Logger) -> some Service {
+        let store = PostgresEventStore(client: postgres, logger: logger)
+        let broker = BrokerProbe(configuration: settings.kafka)
+        var checks: [(String, @Sendable () async throws -> Void)] = [
+            ("postgres", { try await store.ping() }), ("kafka", { try await broker.ping() }),
+        ]
+        if let mongo { checks.append(("mongodb", { try await mongo.ping() })) }
+        return Application(
+            router: API.buildOpsRouter(checks: checks) { Observability.registry.emitToBuffer() },
             configuration: .init(address: .hostname(settings.httpHost, port: port), serverName: "orderly-ops"),
             logger: logger)
     }
@@ -139,7 +146,7 @@ public enum Processes {
             try await self.consumer(settings, group: settings.projectorGroup, handler: handler, handledTypes: handledTypes, logger: logger))
         services.append(postgres)
         guard let opsPort else { return services }
-        return services + [self.opsServer(settings, port: opsPort, logger: logger)]
+        return services + [self.opsServer(settings, port: opsPort, postgres: postgres, mongo: mongo, logger: logger)]
     }
 
     /// A read model's live projection (to feed from the projector's consumer) and its services: the

@@ -51,6 +51,8 @@ extension Processes {
         var logger = logger
         logger[metadataKey: "service"] = "\(kind.rawValue)"
         let store = PostgresEventStore(client: postgres, logger: logger)
+        // The notification service's record (a stand-in for a mail gateway): its readiness too.
+        var notificationRecord: MongoClient?
         let handler: any EventHandler
         var extra: [any Service] = []
         switch kind {
@@ -84,10 +86,13 @@ extension Processes {
         case .notification:
             let mongo = try MongoClient(uri: settings.mongoURI, database: settings.notificationsDatabase)
             handler = NotificationService(store: store, sender: RecordingNotificationSender(client: mongo))
+            notificationRecord = mongo
         }
         let consumer = try await self.consumer(settings, group: "\(settings.serviceGroupPrefix)-\(kind.rawValue)", handler: handler, logger: logger)
         var services: [any Service] = [consumer] + extra
-        if let opsPort { services.append(self.opsServer(settings, port: opsPort, logger: logger)) }
+        if let opsPort {
+            services.append(self.opsServer(settings, port: opsPort, postgres: postgres, mongo: notificationRecord, logger: logger))
+        }
         return services
     }
 }

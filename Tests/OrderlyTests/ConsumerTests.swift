@@ -188,6 +188,21 @@ func whileRunning<T: Sendable>(_ services: [any Service], _ body: @Sendable () a
         #expect(listed.contains { $0.eventType == "OrderPlaced" && $0.reason.contains("cannot read OrderPlaced") && $0.position == 1 })
         #expect(try await DeadLetterTopic.newest(settings.deadLetterTopic, limit: 1, configuration: settings.kafka).count == 1)
         #expect(try await DeadLetterTopic.newest(TestServers.uniqueName("no-such-topic"), limit: 10, configuration: settings.kafka).isEmpty)
+        // The same from the command line: `orderly dlq list` with filters, `orderly dlq show`.
+        let list = try ChildProcess.orderly(["dlq", "list", "--group", settings.projectorGroup], settings: settings)
+        await list.process.exited()
+        #expect(list.process.terminationStatus == 0 && list.output.contains("2 dead letters"), "\(list.output)")
+        #expect(list.output.contains("unreadable message") && list.output.contains("OrderPlaced"), "\(list.output)")
+        let filtered = try ChildProcess.orderly(["dlq", "list", "--reason", "cannot read"], settings: settings)
+        await filtered.process.exited()
+        #expect(filtered.output.contains("1 dead letters") && !filtered.output.contains("unreadable message"), "\(filtered.output)")
+        let garbageLetter = try #require(listed.first { $0.value == "not an event" })
+        let show = try ChildProcess.orderly(["dlq", "show", "\(garbageLetter.partition)/\(garbageLetter.offset)"], settings: settings)
+        await show.process.exited()
+        #expect(show.output.contains(#""value" : "not an event""#), "\(show.output)")
+        let missing = try ChildProcess.orderly(["dlq", "show", "0/999999"], settings: settings)
+        await missing.process.exited()
+        #expect(missing.process.terminationStatus != 0 && missing.output.contains("no dead letter at 0/999999"), "\(missing.output)")
         try await mongo.dropDatabase()
     }
 }
