@@ -69,21 +69,9 @@ public enum KafkaAdmin {
         let handle = try KafkaHandle.make(type: RD_KAFKA_PRODUCER, configuration: configuration, defaults: ["allow.auto.create.topics": "false"])
         let milliseconds = Int32(timeout.components.seconds * 1000)
         return try await runBlocking(on: DispatchQueue.global()) {
-            guard let topicHandle = rd_kafka_topic_new(handle.pointer, name, nil) else {
-                throw KafkaError(code: -1, message: "rd_kafka_topic_new \(name) failed")
-            }
-            defer { rd_kafka_topic_destroy(topicHandle) }
-            var metadata: UnsafePointer<rd_kafka_metadata>?
-            let code = rd_kafka_metadata(handle.pointer, 0, topicHandle, &metadata, milliseconds)
-            defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
-            guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata, metadata.pointee.topic_cnt > 0 else {
-                throw KafkaError(code: code.rawValue, message: "metadata of \(name): \(KafkaHandle.describe(code))", isRetriable: true)
-            }
-            let topic = metadata.pointee.topics[0]
-            if topic.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART { return nil }
-            let replicas = topic.partition_cnt > 0 ? topic.partitions[0].replica_cnt : 0
+            guard let layout = try handle.layout(of: name, timeoutMilliseconds: milliseconds) else { return nil }
             return TopicDescription(
-                partitions: topic.partition_cnt, replicationFactor: replicas,
+                partitions: layout.partitions, replicationFactor: layout.replicas,
                 config: try Self.topicConfig(name, handle: handle, milliseconds: milliseconds))
         }
     }

@@ -126,6 +126,12 @@ private struct DoomedHandle: @unchecked Sendable {
 extension KafkaHandle {
     /// How many partitions `topic` has, or nil when the broker says it has no such topic.
     func partitionCount(of topic: String, timeoutMilliseconds: Int32) throws -> Int32? {
+        try self.layout(of: topic, timeoutMilliseconds: timeoutMilliseconds)?.partitions
+    }
+
+    /// How many partitions `topic` has and how many copies of each (its first partition's replica
+    /// count), or nil when the broker says it has no such topic.
+    func layout(of topic: String, timeoutMilliseconds: Int32) throws -> (partitions: Int32, replicas: Int32)? {
         guard let topicHandle = rd_kafka_topic_new(self.pointer, topic, nil) else {
             throw KafkaError(code: -1, message: "rd_kafka_topic_new \(topic) failed")
         }
@@ -141,7 +147,7 @@ extension KafkaHandle {
         guard answer.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError(code: answer.err.rawValue, message: "metadata of \(topic): \(Self.describe(answer.err))", isRetriable: true)
         }
-        return answer.partition_cnt
+        return (answer.partition_cnt, answer.partition_cnt > 0 ? answer.partitions[0].replica_cnt : 0)
     }
 
     /// Each partition's high watermark (the offset the next message will get), or nil when the
