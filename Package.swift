@@ -98,6 +98,9 @@ let package = Package(
                 "OrderlyDomain", "OrderlyEventStore", "OrderlyHandling", "OrderlyServices", "OrderlyReadModels",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                // Only to read an identity provider's JWKS URL.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -127,7 +130,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Benchmarks and the load generator (`orderly bench`, `scripts/bench`): the serving modules
-        // do not carry the HTTP client or HdrHistogram.
+        // do not carry HdrHistogram.
         .target(
             name: "OrderlyBench",
             dependencies: [
@@ -154,8 +157,11 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            plugins: ["BuildInfo"]
         ),
+        // Writes the commit and build time into the CLI (`orderly --version`; scripts/build-info.sh).
+        .plugin(name: "BuildInfo", capability: .buildTool()),
         // `orderly-bench`: the load generator and the benchmarks, apart from the serving binary.
         .executableTarget(
             name: "OrderlyBenchCLI",

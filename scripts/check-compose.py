@@ -71,6 +71,20 @@ if not re.search(r"location\s*=\s*/metrics\s*\{\s*return\s+404;", nginx):
 if not str(services.get("api", {}).get("environment", {}).get("ORDERLY_TRUSTED_PROXIES", "")):
     problems.append("api: ORDERLY_TRUSTED_PROXIES is not set, so rate limits would key every caller on the load balancer")
 
+# The image ships the librdkafka the tests ran against: the same confluent-kafka wheel as scripts/install.
+with open(os.path.join(root, "Dockerfile")) as handle:
+    dockerfile = handle.read()
+with open(os.path.join(root, "scripts/install")) as handle:
+    tested = re.search(r"confluent-kafka==([0-9.]+)", handle.read())
+shipped = re.search(r"ARG CONFLUENT_KAFKA_VERSION=([0-9.]+)", dockerfile)
+if not tested or not shipped or tested.group(1) != shipped.group(1):
+    problems.append(
+        f"Dockerfile ships librdkafka from confluent-kafka {shipped and shipped.group(1)}, the tests run "
+        f"{tested and tested.group(1)} (scripts/install)")
+for needed in ("COPY Plugins ./Plugins", "COPY scripts/build-info.sh"):
+    if needed not in dockerfile:
+        problems.append(f"Dockerfile: `{needed}` is missing (the build needs the BuildInfo plugin)")
+
 if problems:
     print("docker-compose.yml check failed:\n  " + "\n  ".join(problems))
     sys.exit(1)

@@ -1,8 +1,10 @@
+import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
 import JWTKit
 import NIOCore
+import NIOHTTP1
 import OrderlyDomain
 import Synchronization
 
@@ -76,7 +78,7 @@ public struct TokenAuthority: Sendable {
         self.algorithm = algorithm
     }
 
-    init(keySet: JWKSFile, issuer: String) {
+    init(keySet: JWKSKeySet, issuer: String) {
         self.source = .keySet(keySet)
         self.issuer = issuer
         self.algorithm = "JWKS"
@@ -87,9 +89,23 @@ public struct TokenAuthority: Sendable {
     /// The file is read again when a token names a key it does not hold (at most every 5 s) and once
     /// a minute, so a key added or withdrawn by the provider counts without a restart.
     public static func keySet(
-        file path: String, issuer: String, refreshAtMost: Duration = JWKSFile.minimumInterval, maximumAge: Duration = JWKSFile.maximumAge
+        file path: String, issuer: String, refreshAtMost: Duration = JWKSKeySet.minimumInterval, maximumAge: Duration = JWKSKeySet.maximumAge
     ) async throws(AuthError) -> TokenAuthority {
-        let keySet = JWKSFile(path: path, refreshAtMost: refreshAtMost, maximumAge: maximumAge)
+        try await self.keySet(at: .file(path), issuer: issuer, refreshAtMost: refreshAtMost, maximumAge: maximumAge)
+    }
+
+    /// The same from the provider's JWKS URL (`ORDERLY_JWKS_URL`). It must answer at start; later,
+    /// while it does not, the keys last read stay in use.
+    public static func keySet(
+        url: String, issuer: String, refreshAtMost: Duration = JWKSKeySet.minimumInterval, maximumAge: Duration = JWKSKeySet.maximumAge
+    ) async throws(AuthError) -> TokenAuthority {
+        try await self.keySet(at: .url(try JWKSKeySet.checked(url)), issuer: issuer, refreshAtMost: refreshAtMost, maximumAge: maximumAge)
+    }
+
+    private static func keySet(
+        at location: KeySetLocation, issuer: String, refreshAtMost: Duration, maximumAge: Duration
+    ) async throws(AuthError) -> TokenAuthority {
+        let keySet = JWKSKeySet(location: location, refreshAtMost: refreshAtMost, maximumAge: maximumAge)
         _ = try await keySet.keys(refresh: true)
         return TokenAuthority(keySet: keySet, issuer: issuer)
     }
@@ -180,10 +196,10 @@ public struct TokenAuthority: Sendable {
     }
 }
 
-/// Where a token authority's keys come from: fixed at start, or a key set file read again now and then.
+/// Where a token authority's keys come from: fixed at start, or a key set read again now and then.
 enum KeySource: Sendable {
     case fixed(JWTKeyCollection)
-    case keySet(JWKSFile)
+    case keySet(JWKSKeySet)
 
     var isKeySet: Bool {
         if case .keySet = self { true } else { false }
@@ -197,40 +213,120 @@ enum KeySource: Sendable {
     }
 }
 
-/// A JSON Web Key Set file and the keys last read from it.
-public final class JWKSFile: Sendable {
-    let path: String
+/// Where an identity provider's JSON Web Key Set is read from.
+public enum KeySetLocation: Sendable, CustomStringConvertible {
+    /// A file (mounted from a Secret or written by a sidecar).
+    case file(String)
+    /// The provider's JWKS URL: https, or http to this machine only (a local provider, tests).
+    case url(URL)
+
+    public var description: String {
+        switch self {
+        case .file(let path): "the JWKS file \(path)"
+        case .url(let url): "the JWKS URL \(url.absoluteString)"
+        }
+    }
+}
+
+/// An identity provider's key set and the keys last read from it. Read again when a token names a
+/// key it does not hold (at most every `refreshAtMost`) and once `maximumAge` has passed; one read at
+/// a time, whoever asks. If a read fails after a good one, the keys last read stay in use (an
+/// unreachable provider must not lock every caller out; withdrawn keys go at the next good read).
+public actor JWKSKeySet {
+    let location: KeySetLocation
     /// Read again at most this often on demand (a token naming an unknown key), and at least this often.
     public static let minimumInterval: Duration = .seconds(5)
     public static let maximumAge: Duration = .seconds(60)
+    /// A provider that does not answer within this is taken as down (the HTTP client retries a refused
+    /// connection until then; a caller whose token names an unknown key may wait this long).
+    static let fetchTimeout: Int64 = 3
+    /// A key set larger than this is refused (no provider publishes one near it).
+    static let largestKeySet = 1 << 20
     let refreshAtMost: Duration
     let maximumAge: Duration
-    private let loaded = Mutex<(keys: JWTKeyCollection, at: ContinuousClock.Instant)?>(nil)
+    private var loaded: (keys: JWTKeyCollection, at: ContinuousClock.Instant)?
+    private var lastAttempt: ContinuousClock.Instant?
+    private var reading: Task<JWTKeyCollection, any Error>?
 
-    init(path: String, refreshAtMost: Duration, maximumAge: Duration) {
-        self.path = path
+    init(location: KeySetLocation, refreshAtMost: Duration, maximumAge: Duration) {
+        self.location = location
         self.refreshAtMost = refreshAtMost
         self.maximumAge = maximumAge
     }
 
     func keys(refresh: Bool) async throws(AuthError) -> JWTKeyCollection {
         let now = ContinuousClock.now
-        if let current = self.loaded.withLock({ $0 }) {
+        if let current = self.loaded {
             let age = now - current.at
             if age < self.maximumAge && (!refresh || age < self.refreshAtMost) { return current.keys }
+            if let last = self.lastAttempt, now - last < self.refreshAtMost { return current.keys }
         }
-        guard let json = try? String(contentsOfFile: self.path, encoding: .utf8) else {
-            throw .misconfigured("cannot read the JWKS file \(self.path)")
+        let reading: Task<JWTKeyCollection, any Error>
+        if let inFlight = self.reading {
+            reading = inFlight
+        } else {
+            let location = self.location
+            reading = Task { try await Self.read(location) }
+            self.reading = reading
+            self.lastAttempt = now
+        }
+        do {
+            let keys = try await reading.value
+            if self.reading == reading { self.reading = nil }
+            self.loaded = (keys, ContinuousClock.now)
+            return keys
+        } catch {
+            if self.reading == reading { self.reading = nil }
+            if let current = self.loaded { return current.keys }
+            throw (error as? AuthError) ?? .misconfigured("cannot read \(self.location): \(error)")
+        }
+    }
+
+    private static func read(_ location: KeySetLocation) async throws(AuthError) -> JWTKeyCollection {
+        let json: String
+        switch location {
+        case .file(let path):
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw .misconfigured("cannot read \(location)") }
+            json = text
+        case .url(let url):
+            json = try await Self.fetch(url)
         }
         let keys = JWTKeyCollection()
         do {
             try await keys.add(jwksJSON: json)
         } catch {
-            throw .misconfigured(
-                "the JWKS file \(self.path) is not a key set of usable keys, each with a kid (\(String(describing: error).prefix(200)))")
+            throw .misconfigured("\(location) is not a key set of usable keys, each with a kid (\(String(describing: error).prefix(200)))")
         }
-        self.loaded.withLock { $0 = (keys, now) }
         return keys
+    }
+
+    private static func fetch(_ url: URL) async throws(AuthError) -> String {
+        do {
+            var request = HTTPClientRequest(url: url.absoluteString)
+            request.headers.add(name: "Accept", value: "application/json")
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(Self.fetchTimeout))
+            guard response.status == .ok else {
+                throw AuthError.misconfigured("\(KeySetLocation.url(url)) answered \(response.status.code)")
+            }
+            let body = try await response.body.collect(upTo: Self.largestKeySet)
+            return String(buffer: body)
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw .misconfigured("cannot read \(KeySetLocation.url(url)): \(String(describing: error).prefix(200))")
+        }
+    }
+
+    /// Only https, or http to this machine: keys fetched in the clear could be anyone's.
+    static func checked(_ text: String) throws(AuthError) -> URL {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else {
+            throw .misconfigured("ORDERLY_JWKS_URL is not a URL: \(text)")
+        }
+        let local = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host)
+        guard scheme == "https" || (scheme == "http" && local) else {
+            throw .misconfigured("ORDERLY_JWKS_URL must be https (http only to this machine): \(text)")
+        }
+        return url
     }
 }
 

@@ -17,6 +17,7 @@ struct Orderly: AsyncParsableCommand {
         commandName: "orderly",
         abstract: "An event-sourced order system: PostgreSQL event log, Kafka, MongoDB read models.",
         discussion: "Settings come from ORDERLY_* environment variables; see README.md.",
+        version: "orderly \(BuildInfo.commit) (built \(BuildInfo.builtAt))",
         subcommands: [
             Migrate.self, API.self, Relay.self, Project.self, SagaService.self, Dev.self, Projections.self, Events.self, Orders.self,
             DeadLetters.self,

@@ -30,18 +30,16 @@ public enum EventCodec {
     private static let payloadTypesByName: [String: any EventPayload.Type] = Dictionary(
         uniqueKeysWithValues: DomainEvent.payloadTypes.map { ($0.typeName, $0) })
 
-    public static func decode(_ encoded: EncodedEvent) throws(EventDecodingError) -> DomainEvent {
+    /// The domain event; `upcasters` are those of this build unless a reader brings others.
+    public static func decode(_ encoded: EncodedEvent, upcasters: UpcasterChain = .standard) throws(EventDecodingError) -> DomainEvent {
         guard let payloadType = payloadTypesByName[encoded.type] else { throw .unknownType(encoded.type) }
-        return try decodePayload(payloadType, try upcast(encoded)).asEvent
+        return try decodePayload(payloadType, try upcast(encoded, upcasters: upcasters)).asEvent
     }
-
-    private static let upcastersByStep: [String: Upcaster] = Dictionary(
-        uniqueKeysWithValues: Upcaster.all.map { ("\($0.type)/\($0.fromVersion)", $0) })
 
     /// The event in its type's current schema version: older versions go through their upcasters one
     /// step at a time; the current version comes back untouched (no decoding). Unknown types are
     /// returned as they are; a version newer than this build knows, or one with no upcaster, is an error.
-    public static func upcast(_ encoded: EncodedEvent) throws(EventDecodingError) -> EncodedEvent {
+    public static func upcast(_ encoded: EncodedEvent, upcasters: UpcasterChain = .standard) throws(EventDecodingError) -> EncodedEvent {
         guard let payloadType = payloadTypesByName[encoded.type] else { return encoded }
         let current = payloadType.schemaVersion
         if encoded.schemaVersion == current { return encoded }
@@ -50,7 +48,7 @@ public enum EventCodec {
         }
         var event = encoded
         while event.schemaVersion < current {
-            guard let step = upcastersByStep["\(event.type)/\(event.schemaVersion)"] else {
+            guard let step = upcasters.step(from: event.schemaVersion, of: event.type) else {
                 throw .unsupportedSchemaVersion(type: encoded.type, version: encoded.schemaVersion)
             }
             do {
@@ -63,9 +61,11 @@ public enum EventCodec {
     }
 
     /// Decodes a stored event, or returns nil for a type this version of Orderly does not know.
-    public static func decodeIfKnown(type: String, schemaVersion: Int, data: Data) throws(EventDecodingError) -> DomainEvent? {
+    public static func decodeIfKnown(
+        type: String, schemaVersion: Int, data: Data, upcasters: UpcasterChain = .standard
+    ) throws(EventDecodingError) -> DomainEvent? {
         do {
-            return try decode(EncodedEvent(type: type, schemaVersion: schemaVersion, data: data))
+            return try decode(EncodedEvent(type: type, schemaVersion: schemaVersion, data: data), upcasters: upcasters)
         } catch .unknownType {
             return nil
         }

@@ -19,6 +19,22 @@ public struct Upcaster: Sendable {
     public static let all: [Upcaster] = [OrderPlacedUpcaster.fromVersion1]
 }
 
+/// The upcasters a reader applies, one per type and version they read. `standard` is this build's;
+/// a test can bring one more (an upcaster "added in the next release").
+public struct UpcasterChain: Sendable {
+    public static let standard = UpcasterChain(Upcaster.all)
+
+    private let steps: [String: Upcaster]
+
+    public init(_ upcasters: [Upcaster]) {
+        self.steps = Dictionary(upcasters.map { ("\($0.type)/\($0.fromVersion)", $0) }, uniquingKeysWith: { _, later in later })
+    }
+
+    func step(from version: Int, of type: String) -> Upcaster? {
+        self.steps["\(type)/\(version)"]
+    }
+}
+
 /// OrderPlaced version 1 (until November 2026): the gateway token sat at the top level as
 /// `paymentToken`; version 2 nests it under `payment` with its method.
 enum OrderPlacedUpcaster {

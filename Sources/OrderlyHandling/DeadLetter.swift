@@ -16,6 +16,8 @@ public struct DeadLetter: Codable, Sendable, Equatable {
     public var position: Int64?
     /// The message's value as it came (the event's JSON data, or whatever could not be read), as text.
     public var value: String
+    /// When `orderly dlq redrive` last put it back (ISO 8601), when known.
+    public var redrivenAt: String?
 
     public init(
         partition: Int32, offset: Int64, deadLetteredAt: String?, reason: String, group: String, source: String?, eventId: String?,

@@ -32,9 +32,9 @@ public struct PoisonEvent: Error, Sendable, CustomStringConvertible {
 extension RecordedEvent {
     /// The domain event inside, for a handler: nil for a type this version of Orderly does not know
     /// (other systems may share the topic); a known type that does not decode is a `PoisonEvent`.
-    public func domainEventForHandler() throws -> DomainEvent? {
+    public func domainEventForHandler(upcasters: UpcasterChain = .standard) throws -> DomainEvent? {
         do {
-            return try EventCodec.decodeIfKnown(type: self.type, schemaVersion: self.schemaVersion, data: self.data)
+            return try EventCodec.decodeIfKnown(type: self.type, schemaVersion: self.schemaVersion, data: self.data, upcasters: upcasters)
         } catch {
             throw PoisonEvent(reason: "cannot read \(self.type) v\(self.schemaVersion): \(error)")
         }

@@ -174,12 +174,27 @@ public struct EventConsumer: Service {
     /// Decodes a record and drops it if it is a repeat; an unreadable one goes to the dead-letter topic.
     func admit(_ record: KafkaRecord, lastVersions: inout [String: Int64]) async throws -> RecordedEvent? {
         if let wanted = self.settings.handledTypes, let type = record.header("event-type"), !wanted.contains(type) { return nil }
+        // A redriven dead letter (`orderly dlq redrive`) is for the group that set it aside; the others
+        // handled the event the first time.
+        let redriven = record.header(DeadLetterRedrive.groupHeader)
+        if let redriven, redriven != self.settings.group { return nil }
         let event: RecordedEvent
         do {
             event = try EventMessageCodec.event(from: record)
         } catch {
             try await self.deadLetter(record, reason: "unreadable message: \(error)")
             return nil
+        }
+        // Its group takes it past the repeat check below (the stream has moved on since, so it would look
+        // like a redelivery); the handler's own idempotency still holds.
+        if redriven != nil {
+            self.logger.notice(
+                "handling a redriven dead letter",
+                metadata: [
+                    "event.type": "\(event.type)", "stream.id": "\(event.streamID)",
+                    "redrive.of": "\(record.header(DeadLetterRedrive.ofHeader) ?? "?")",
+                ])
+            return event
         }
         // Per partition and stream: the relay publishes in log order, so within one partition a stream's
         // versions only grow and a repeat is a redelivery. A stream shared by many orders (a SKU's stock)

@@ -22,7 +22,8 @@ public enum Processes {
         let tokens = try await settings.makeTokenAuthority()
         if tokens == nil {
             logger.warning(
-                "no ORDERLY_JWT_SECRET, ORDERLY_JWT_KEY_FILE or ORDERLY_JWKS_FILE: no bearer token is accepted, routes that need a role answer 401")
+                "no ORDERLY_JWT_SECRET, ORDERLY_JWT_KEY_FILE, ORDERLY_JWKS_FILE or ORDERLY_JWKS_URL: no bearer token is accepted, routes that need a role answer 401"
+            )
         }
         let postgres = try await settings.makeCheckedPostgresClient(logger: logger)
         let store = PostgresEventStore(client: postgres, logger: logger)

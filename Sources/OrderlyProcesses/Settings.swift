@@ -65,6 +65,9 @@ public struct Settings: Sendable {
     /// `ORDERLY_JWKS_FILE`: an identity provider's public keys as a JSON Web Key Set (wins over the
     /// key file and the secret); `ORDERLY_JWT_AUDIENCE`: the `aud` every token must name.
     public var jwksFile: String?
+    /// `ORDERLY_JWKS_URL`: the provider's key set URL, read at start and again as keys rotate (wins
+    /// over the file).
+    public var jwksURL: String?
     public var jwtAudience: String?
     /// Commands (POST) per second each caller may send on average, and in one burst; 0 turns the
     /// limit off.
@@ -102,6 +105,7 @@ public struct Settings: Sendable {
         settings.trustedProxies = environment["ORDERLY_TRUSTED_PROXIES"] ?? ""
         settings.databasePoolSize = environment["ORDERLY_DATABASE_POOL_SIZE"].flatMap { Int($0) }.map { max(1, $0) } ?? 40
         settings.jwksFile = environment["ORDERLY_JWKS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        settings.jwksURL = environment["ORDERLY_JWKS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         settings.jwtAudience = environment["ORDERLY_JWT_AUDIENCE"].flatMap { $0.isEmpty ? nil : $0 }
         settings.topicReplicationFactor = environment["ORDERLY_TOPIC_REPLICATION_FACTOR"].flatMap { Int32($0) } ?? 1
         settings.topicMinInsyncReplicas = environment["ORDERLY_TOPIC_MIN_INSYNC_REPLICAS"].flatMap { Int($0) }
@@ -113,7 +117,9 @@ public struct Settings: Sendable {
     /// The token signer/verifier the settings name: the key file if set, else the secret, else none.
     public func makeTokenAuthority() async throws -> TokenAuthority? {
         var authority: TokenAuthority
-        if let path = self.jwksFile {
+        if let url = self.jwksURL {
+            authority = try await TokenAuthority.keySet(url: url, issuer: self.jwtIssuer)
+        } else if let path = self.jwksFile {
             authority = try await TokenAuthority.keySet(file: path, issuer: self.jwtIssuer)
         } else if let path = self.jwtKeyFile {
             authority = try await TokenAuthority.keyFile(path: path, issuer: self.jwtIssuer)

@@ -205,6 +205,81 @@ func whileRunning<T: Sendable>(_ services: [any Service], _ body: @Sendable () a
         #expect(missing.process.terminationStatus != 0 && missing.output.contains("no dead letter at 0/999999"), "\(missing.output)")
         try await mongo.dropDatabase()
     }
+
+    /// The dead-letter round trip an operator makes: a poison event (OrderPlaced at a schema version this
+    /// build has no upcaster for) is set aside by the projector; "the next release" brings the upcaster;
+    /// `orderly dlq redrive` puts the letter back, and only the projector's group handles it, although its
+    /// stream was seen before (the repeat check would drop it); another group does not see it twice; what
+    /// was redriven is recorded, and a second redrive needs --again and changes nothing.
+    @Test func aDeadLetterRedrivenAfterAFixIsHandledByItsOwnGroupOnly() async throws {
+        let settings = try await TestServers.isolatedSettings()
+        var poison = try self.orderPlaced("o-r", position: 1, data: Data(UpgradableProjection.version0Payload(orderID: "o-r").utf8))
+        poison.schemaVersion = 0
+        let good = try self.orderPlaced("o-g", position: 2)
+        try await self.publish([poison, good].map { EventMessageCodec.message(for: $0, topic: settings.topic) }, settings: settings)
+
+        let mongo = try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase)
+        let readModel = MongoOrderReadModel(client: mongo)
+        let definition = try #require(try ProjectionDefinition.loadAll(from: TestServers.repositoryRoot + "/projections")["orders"])
+        let live = LiveProjection(OrdersProjection.self, definition: definition, client: mongo, logger: TestServers.logger)
+        let projection = UpgradableProjection(inner: live)
+        let other = RecordingHandler()
+        let services: [any Service] = [
+            live, try await Processes.consumer(settings, group: settings.projectorGroup, handler: projection, logger: TestServers.logger),
+            try await Processes.consumer(settings, group: settings.projectorGroup + "-other", handler: other, logger: TestServers.logger),
+        ]
+        let orderly: @Sendable ([String]) async throws -> (status: Int32, output: String) = { arguments in
+            let child = try ChildProcess.orderly(["dlq"] + arguments, settings: settings, extra: ["USER": "ops-test"])
+            await child.process.exited()
+            return (child.process.terminationStatus, child.output)
+        }
+        try await whileRunning(services) {
+            #expect(try await TestServers.eventually { try await readModel.order(id: "o-g") } != nil)
+            let letter = try #require(
+                try await TestServers.eventually {
+                    try await DeadLetterTopic.newest(settings.deadLetterTopic, limit: 10, configuration: settings.kafka).first
+                })
+            #expect(letter.group == settings.projectorGroup && letter.reason.contains("cannot read OrderPlaced v0"), "\(letter)")
+            #expect(try await readModel.order(id: "o-r") == nil)
+            #expect(try await TestServers.eventually { other.positions.count == 2 ? true : nil } == true)
+            let place = "\(letter.partition)/\(letter.offset)"
+
+            // Nothing is redriven by accident: no letter named, or a dry run.
+            let unnamed = try await orderly(["redrive"])
+            #expect(unnamed.status != 0 && unnamed.output.contains("pass --all"), "\(unnamed.output)")
+            let dry = try await orderly(["redrive", "--all", "--dry-run"])
+            #expect(dry.status == 0 && dry.output.contains("would redrive \(place)") && dry.output.contains("1 would be redriven"), "\(dry.output)")
+            #expect(!(try await orderly(["list"])).output.contains("[redriven"))
+
+            // The fix is deployed; the letter goes back and the order appears in the read model.
+            projection.upgrade()
+            let redrive = try await orderly(["redrive", place])
+            #expect(redrive.status == 0 && redrive.output.contains("1 redriven"), "\(redrive.output)")
+            let view = try #require(try await TestServers.eventually { try await readModel.order(id: "o-r") })
+            #expect(view.version == 1 && view.customerId == "c-1" && view.total == 700)
+            let list = try await orderly(["list"])
+            #expect(list.output.contains("[redriven ") && list.output.contains("by ops-test"), "\(list.output)")
+
+            // A second redrive must be asked for; it is recorded and changes nothing.
+            let repeated = try await orderly(["redrive", place])
+            #expect(repeated.status != 0 && repeated.output.contains("already redriven: \(place)"), "\(repeated.output)")
+            let again = try await orderly(["redrive", place, "--again"])
+            #expect(again.status == 0 && again.output.contains("1 redriven"), "\(again.output)")
+            #expect((try await orderly(["list"])).output.contains("2 times"))
+            #expect((try await orderly(["redrive", "--all"])).output.contains("skipping 1 already redriven"))
+
+            // A marker after the redriven messages, on their partition (same key): once the other group
+            // has it, it has passed both redriven messages, and it must have skipped them.
+            var marker = try self.orderPlaced("o-r", version: 2, position: 3)
+            marker.type = "TestMarker"
+            try await self.publish([EventMessageCodec.message(for: marker, topic: settings.topic)], settings: settings)
+            #expect(try await TestServers.eventually { other.positions.contains(3) ? true : nil } == true)
+            #expect(other.positions.sorted() == [1, 2, 3], "another group handled a redriven letter: \(other.positions)")
+            #expect(try await readModel.order(id: "o-r")?.version == 1)
+            #expect(try await DeadLetterTopic.newest(settings.deadLetterTopic, limit: 10, configuration: settings.kafka).count == 1)
+        }
+        try await mongo.dropDatabase()
+    }
 }
 
 /// A handler that remembers which events it was given.
@@ -225,5 +300,55 @@ final class RecordingHandler: EventHandler {
 
     func handle(_ event: RecordedEvent) async throws {
         self.seen.withLock { $0.append(event.position) }
+    }
+}
+
+/// The orders projection as "the next release" has it once `upgrade()` is called: one more upcaster,
+/// for OrderPlaced version 0 (the shape before payloads had versions: `order` and `customer`).
+final class UpgradableProjection: EventHandler {
+    private let inner: any EventHandler
+    private let upgraded = Atomic<Bool>(false)
+    private static let upcasters = UpcasterChain(
+        Upcaster.all + [
+            Upcaster(type: OrderPlaced.typeName, fromVersion: 0) { data in
+                guard var fields = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw PoisonEvent(reason: "not an object") }
+                fields["orderId"] = fields.removeValue(forKey: "order")
+                fields["customerId"] = fields.removeValue(forKey: "customer")
+                return try JSONSerialization.data(withJSONObject: fields)
+            }
+        ])
+
+    init(inner: any EventHandler) {
+        self.inner = inner
+    }
+
+    static func version0Payload(orderID: String) -> String {
+        #"{"order":"\#(orderID)","customer":"c-1","currency":"EUR","lines":[{"sku":"SKU-1","quantity":1,"unitPrice":700}],"total":700,"#
+            + #""paymentToken":"tok_ok","placedAt":"2026-12-03T10:00:00.000Z"}"#
+    }
+
+    func upgrade() {
+        self.upgraded.store(true, ordering: .sequentiallyConsistent)
+    }
+
+    func handle(_ event: RecordedEvent) async throws {
+        try await self.handle(delivered: [DeliveredEvent(event: event, partition: 0)])
+    }
+
+    func handle(delivered events: [DeliveredEvent]) async throws {
+        guard self.upgraded.load(ordering: .sequentiallyConsistent) else { return try await self.inner.handle(delivered: events) }
+        let current = try events.map { delivered in
+            var event = delivered.event
+            do {
+                let upcast = try EventCodec.upcast(
+                    EncodedEvent(type: event.type, schemaVersion: event.schemaVersion, data: event.data), upcasters: Self.upcasters)
+                event.schemaVersion = upcast.schemaVersion
+                event.data = upcast.data
+            } catch {
+                throw PoisonEvent(reason: "cannot read \(event.type) v\(event.schemaVersion): \(error)")
+            }
+            return DeliveredEvent(event: event, partition: delivered.partition)
+        }
+        try await self.inner.handle(delivered: current)
     }
 }
