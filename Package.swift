@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // Upcoming features every target builds with; the language mode is Swift 6 (complete concurrency checking).
@@ -28,6 +28,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.24.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        // Traces over OTLP/HTTP only: the gRPC exporter's packages are not built.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // C libraries, each behind a small Swift wrapper in the module that uses it.
@@ -40,6 +43,7 @@ let package = Package(
         .target(
             name: "OrderlyEventStore",
             dependencies: [
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 "OrderlyDomain",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -62,6 +66,7 @@ let package = Package(
         .target(
             name: "OrderlyMessaging",
             dependencies: [
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 "CRdKafka", "OrderlyDomain", "OrderlyEventStore", "OrderlyHandling",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -95,6 +100,7 @@ let package = Package(
         .target(
             name: "OrderlyAPI",
             dependencies: [
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 "OrderlyDomain", "OrderlyEventStore", "OrderlyHandling", "OrderlyServices", "OrderlyReadModels",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -115,6 +121,8 @@ let package = Package(
         .target(
             name: "OrderlyProcesses",
             dependencies: [
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 "OrderlyDomain", "OrderlyEventStore", "OrderlyMessaging", "OrderlyReadModels", "OrderlyServices", "OrderlyAPI",
                 "OrderlyHandling",
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -71,6 +71,11 @@ if not re.search(r"location\s*=\s*/metrics\s*\{\s*return\s+404;", nginx):
 if not str(services.get("api", {}).get("environment", {}).get("ORDERLY_TRUSTED_PROXIES", "")):
     problems.append("api: ORDERLY_TRUSTED_PROXIES is not set, so rate limits would key every caller on the load balancer")
 
+# Traces go to the compose file's own Jaeger.
+endpoint = str((compose.get("x-orderly-env") or {}).get("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+if "jaeger" not in services or not endpoint.startswith("http://jaeger:4318"):
+    problems.append(f"traces: x-orderly-env's OTEL_EXPORTER_OTLP_ENDPOINT ({endpoint!r}) must name the jaeger service's OTLP/HTTP port")
+
 # The image ships the librdkafka the tests ran against: the same confluent-kafka wheel as scripts/install.
 with open(os.path.join(root, "Dockerfile")) as handle:
     dockerfile = handle.read()

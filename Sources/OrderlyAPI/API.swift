@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -62,7 +63,13 @@ public enum API {
     public static func buildRouter(_ dependencies: APIDependencies) throws -> Router<OrderlyRequestContext> {
         let document = try OpenAPIDocument.load()
         let router = Router(context: OrderlyRequestContext.self)
-        // Outermost, so it counts the final status of every request (problems included), by route
+        if TraceContext.enabled {
+            // A server span per request (continuing an incoming `traceparent`), named by route; the
+            // commands' appends carry it on (`TraceContext`); the answer names it in `traceresponse`.
+            router.add(middleware: TracingMiddleware())
+            router.add(middleware: TraceResponseMiddleware())
+        }
+        // Outermost (after tracing), so it counts the final status of every request (problems included), by route
         // template (`/orders/{id}`), method and status.
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: ProblemMiddleware())
@@ -210,5 +217,18 @@ private func describe(_ type: Any.Type) -> String {
     case is Bool.Type: "a boolean"
     case is [Any].Type: "an array"
     default: "an object"
+    }
+}
+
+/// Answers with the request's span in a `traceresponse` header (W3C Trace Context, level 2:
+/// `00-<trace id>-<span id>-<flags>`), so a client can look its request's trace up.
+struct TraceResponseMiddleware: RouterMiddleware {
+    typealias Context = OrderlyRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let traceparent = TraceContext.currentTraceparent()
+        var response = try await next(request, context)
+        if let traceparent, let name = HTTPField.Name("traceresponse") { response.headers[name] = traceparent }
+        return response
     }
 }

@@ -30,6 +30,8 @@ struct Orderly: AsyncParsableCommand {
 /// whatever the dependencies do (see `ShutdownDeadline`): graceful for a few seconds, then the
 /// services are cancelled, and past the deadline the process exits as it is.
 func runUntilSignalled(_ services: [any Service], logger: Logger) async throws {
+    // The trace exporter first, so it stops last and flushes the spans of everything before it.
+    let services = (TracingSetup.service.map { [$0] } ?? []) + services
     var configuration = ServiceGroupConfiguration(
         services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     configuration.maximumGracefulShutdownDuration = ShutdownDeadline.gracefulPart
@@ -60,7 +62,7 @@ struct API: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve the REST api (ORDERLY_HTTP_PORT, default 8080).")
 
     func run() async throws {
-        let logger = ProcessStart.logger("orderly.api")
+        let logger = ProcessStart.logger("orderly.api", tracing: true)
         let app = try await Processes.api(Settings.fromEnvironment(), logger: logger)
         try await runUntilSignalled([app], logger: logger)
     }
@@ -71,7 +73,7 @@ struct Relay: AsyncParsableCommand {
         abstract: "Publish the event log to Kafka in order (one leader at a time; /health and /metrics on ORDERLY_OPS_PORT, default 9101).")
 
     func run() async throws {
-        let logger = ProcessStart.logger("orderly.relay")
+        let logger = ProcessStart.logger("orderly.relay", tracing: true)
         let settings = Settings.fromEnvironment()
         try await runUntilSignalled(try await Processes.relay(settings, opsPort: settings.opsPort ?? 9101, logger: logger), logger: logger)
     }
@@ -82,7 +84,7 @@ struct Project: AsyncParsableCommand {
         abstract: "Consume events and maintain the MongoDB read models (/health and /metrics on ORDERLY_OPS_PORT, default 9102).")
 
     func run() async throws {
-        let logger = ProcessStart.logger("orderly.projector")
+        let logger = ProcessStart.logger("orderly.projector", tracing: true)
         let settings = Settings.fromEnvironment()
         try await runUntilSignalled(try await Processes.projector(settings, opsPort: settings.opsPort ?? 9102, logger: logger), logger: logger)
     }
@@ -99,7 +101,7 @@ struct SagaService: AsyncParsableCommand {
     var kind: SagaServiceKind
 
     func run() async throws {
-        let logger = ProcessStart.logger("orderly.service.\(self.kind.rawValue)")
+        let logger = ProcessStart.logger("orderly.service.\(self.kind.rawValue)", tracing: true)
         let settings = Settings.fromEnvironment()
         let postgres = try await settings.makeCheckedPostgresClient(logger: logger)
         let services = try await Processes.sagaService(self.kind, settings, postgres: postgres, opsPort: settings.opsPort ?? 9103, logger: logger)
@@ -112,7 +114,7 @@ struct Dev: AsyncParsableCommand {
         abstract: "Run api, relay, projector and the four saga services in one process (for a laptop).")
 
     func run() async throws {
-        let logger = ProcessStart.logger("orderly.dev")
+        let logger = ProcessStart.logger("orderly.dev", tracing: true)
         let settings = Settings.fromEnvironment()
         let app = try await Processes.dev(settings, logger: logger) { port in
             logger.info("orderly dev serving", metadata: ["url": "http://127.0.0.1:\(port)"])

@@ -10,12 +10,18 @@ public struct EventMetadata: Codable, Sendable, Equatable {
     /// What the relay keys the Kafka message by, when not the correlation id: a stream shared by many
     /// orders (a SKU's stock) is keyed by itself, so its events stay in one partition, in order.
     public var partitionKey: String?
+    /// The W3C `traceparent` of the span that appended it (a command's, a handler's), when tracing is
+    /// on: the relay and the consumers continue the trace from it (`TraceContext`).
+    public var traceparent: String?
 
-    public init(correlationId: String? = nil, causationId: String? = nil, actor: String? = nil, partitionKey: String? = nil) {
+    public init(
+        correlationId: String? = nil, causationId: String? = nil, actor: String? = nil, partitionKey: String? = nil, traceparent: String? = nil
+    ) {
         self.correlationId = correlationId
         self.causationId = causationId
         self.actor = actor
         self.partitionKey = partitionKey
+        self.traceparent = traceparent
     }
 }
 

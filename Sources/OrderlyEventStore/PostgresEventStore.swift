@@ -39,6 +39,18 @@ public struct PostgresEventStore: EventStore {
     public func append(
         _ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion, idempotency: IdempotencyKey?
     ) async throws -> AppendResult {
+        guard TraceContext.enabled else { return try await self.appendUntraced(events, to: stream, expecting: expected, idempotency: idempotency) }
+        // The events carry the appending span's context on (the relay and the consumers continue the
+        // trace from it), not the database call's.
+        let stamped = TraceContext.stamped(events)
+        return try await TraceContext.databaseCall(system: "postgresql", operation: "INSERT", collection: "events") {
+            try await self.appendUntraced(stamped, to: stream, expecting: expected, idempotency: idempotency)
+        }
+    }
+
+    private func appendUntraced(
+        _ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion, idempotency: IdempotencyKey?
+    ) async throws -> AppendResult {
         guard !events.isEmpty else { throw EventStoreError.emptyAppend }
         // Metadata JSON written by hand: JSONEncoder was a visible share of a single append's CPU.
         var metadata: [String] = []
@@ -50,6 +62,7 @@ public struct PostgresEventStore: EventStore {
                 json.field("causationId", event.metadata.causationId)
                 json.field("actor", event.metadata.actor)
                 json.field("partitionKey", event.metadata.partitionKey)
+                json.field("traceparent", event.metadata.traceparent)
             }
             metadata.append(String(decoding: json.bytes, as: UTF8.self))
         }
@@ -252,8 +265,10 @@ public struct PostgresEventStore: EventStore {
     static let statementDeadline: Duration = .seconds(15)
 
     public func readStream(_ stream: String, from version: Int64, limit: Int) async throws -> [RecordedEvent] {
-        try await Deadline.run(within: Self.statementDeadline, timeout: { DeadlinePassed("readStream", limit: Self.statementDeadline) }) {
-            try await self.readStreamUnbounded(stream, from: version, limit: limit)
+        try await TraceContext.databaseCall(system: "postgresql", operation: "SELECT", collection: "events") {
+            try await Deadline.run(within: Self.statementDeadline, timeout: { DeadlinePassed("readStream", limit: Self.statementDeadline) }) {
+                try await self.readStreamUnbounded(stream, from: version, limit: limit)
+            }
         }
     }
 
@@ -429,7 +444,8 @@ public struct PostgresEventStore: EventStore {
 
     private static let columns = """
         position, transaction_id::text AS transaction_text, event_id, stream_id, stream_version, event_type, schema_version,
-        data::text, metadata->>'correlationId', metadata->>'causationId', metadata->>'actor', metadata->>'partitionKey', recorded_at
+        data::text, metadata->>'correlationId', metadata->>'causationId', metadata->>'actor', metadata->>'partitionKey',
+        metadata->>'traceparent', recorded_at
         """
 
     private static func decode(_ rows: PostgresRowSequence) async throws -> [RecordedEvent] {
@@ -459,7 +475,7 @@ public struct PostgresEventStore: EventStore {
         let data = try next(ByteBuffer.self)
         let metadata = EventMetadata(
             correlationId: try next(String?.self), causationId: try next(String?.self), actor: try next(String?.self),
-            partitionKey: try next(String?.self))
+            partitionKey: try next(String?.self), traceparent: try next(String?.self))
         let recordedAt = try next(Date.self)
         return RecordedEvent(
             id: id, streamID: stream, streamVersion: version, position: position, transactionID: UInt64(transactionID) ?? 0,

@@ -85,7 +85,8 @@ extension EventHandler {
         }
         let sequences = byOrder
         _ = try await concurrently(orders, limit: EventHandling.concurrentOrders) { order in
-            for event in sequences[order] ?? [] { try await self.handle(event) }
+            // Each event under its consumer span (`TraceContext`), so what handling it appends continues its trace.
+            for event in sequences[order] ?? [] { try await TraceContext.withParent(event.metadata.traceparent) { try await self.handle(event) } }
         }
     }
 }

@@ -5,6 +5,7 @@ import OrderlyDomain
 import OrderlyEventStore
 import OrderlyHandling
 import ServiceLifecycle
+import Tracing
 
 /// The runtime every reacting process uses: a consumer-group member that, for each event,
 /// drops repeats (per partition and stream: a version at or below the last one applied), retries transient failures
@@ -216,6 +217,20 @@ public struct EventConsumer: Service {
     /// through them one at a time so that only the poison one is dead-lettered.
     func handle(_ admitted: [(record: KafkaRecord, event: RecordedEvent)]) async throws {
         guard !admitted.isEmpty else { return }
+        guard TraceContext.enabled else { return try await self.handleUntraced(admitted) }
+        let (traced, spans) = ConsumeTracing.start(admitted, group: self.settings.group)
+        do {
+            // Calls the handler makes for the batch as a whole (the projector's bulk write) go under
+            // the first event's span; the default per-event handling puts each event's under its own.
+            try await TraceContext.withParent(traced.first?.event.metadata.traceparent) { try await self.handleUntraced(traced) }
+            ConsumeTracing.end(spans, failure: nil)
+        } catch {
+            ConsumeTracing.end(spans, failure: error)
+            throw error
+        }
+    }
+
+    private func handleUntraced(_ admitted: [(record: KafkaRecord, event: RecordedEvent)]) async throws {
         do {
             try await self.retrying(logger: self.logger) {
                 try await self.handler.handle(delivered: admitted.map { DeliveredEvent(event: $0.event, partition: $0.record.partition) })
@@ -395,5 +410,39 @@ struct HandledOffsets {
     mutating func committed() {
         self.last.removeAll(keepingCapacity: true)
         self.lastCommit = .now
+    }
+}
+
+/// A consumer's part of a trace: each event gets a consumer span, a child of the relay's publish span
+/// (the message's `traceparent`), lasting until the handler is done with its batch; the event is
+/// handed on carrying that span's `traceparent`, so what the handler appends continues the trace.
+enum ConsumeTracing {
+    static func start(
+        _ admitted: [(record: KafkaRecord, event: RecordedEvent)], group: String
+    ) -> (admitted: [(record: KafkaRecord, event: RecordedEvent)], spans: [any Span]) {
+        var spans: [any Span] = []
+        let traced = admitted.map { entry -> (record: KafkaRecord, event: RecordedEvent) in
+            guard let parent = entry.event.metadata.traceparent else { return entry }
+            let span = startSpan("process \(entry.event.type)", context: TraceContext.context(traceparent: parent), ofKind: .consumer)
+            span.updateAttributes { attributes in
+                attributes["messaging.system"] = "kafka"
+                attributes["messaging.operation.type"] = "process"
+                attributes["messaging.destination.name"] = entry.record.topic
+                attributes["messaging.consumer.group.name"] = group
+                attributes["messaging.destination.partition.id"] = "\(entry.record.partition)"
+                attributes["messaging.kafka.offset"] = Int(entry.record.offset)
+                attributes["orderly.event.type"] = entry.event.type
+                attributes["orderly.event.position"] = Int(entry.event.position)
+            }
+            spans.append(span)
+            var event = entry.event
+            event.metadata.traceparent = TraceContext.traceparent(of: span.context) ?? parent
+            return (entry.record, event)
+        }
+        return (traced, spans)
+    }
+
+    static func end(_ spans: [any Span], failure: (any Error)?) {
+        PublishTracing.end(spans, failure: failure)
     }
 }

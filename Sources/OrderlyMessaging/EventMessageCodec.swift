@@ -35,6 +35,7 @@ public enum EventMessageCodec {
         if let value = event.metadata.causationId { headers.append(("causation-id", Array(value.utf8))) }
         if let value = event.metadata.actor { headers.append(("actor", Array(value.utf8))) }
         if let value = event.metadata.partitionKey { headers.append(("partition-key", Array(value.utf8))) }
+        if let value = event.metadata.traceparent { headers.append(("traceparent", Array(value.utf8))) }
         return KafkaOutgoingMessage(topic: topic, key: Array(key.utf8), value: Array(event.data), headers: headers)
     }
 
@@ -56,7 +57,7 @@ public enum EventMessageCodec {
             type: try required("event-type"), schemaVersion: try number("schema-version", as: Int.self), data: Data(record.value),
             metadata: EventMetadata(
                 correlationId: record.header("correlation-id"), causationId: record.header("causation-id"),
-                actor: record.header("actor"), partitionKey: record.header("partition-key")),
+                actor: record.header("actor"), partitionKey: record.header("partition-key"), traceparent: record.header("traceparent")),
             recordedAt: Date(timeIntervalSince1970: try number("recorded-at", as: Double.self))
         )
     }

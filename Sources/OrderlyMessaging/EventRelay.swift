@@ -5,6 +5,7 @@ import OrderlyEventStore
 import OrderlyHandling
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Publishes the event log to Kafka in log order. The checkpoint moves only after every delivery
 /// report of a batch succeeded; after any failure the relay starts again from the checkpoint, so a
@@ -291,7 +292,7 @@ public struct EventRelay: Service {
         var cursor = start
         var enqueued = 0
         var published = 0
-        var inFlight: [(events: [RecordedEvent], delivery: KafkaDelivery)] = []
+        var inFlight: [InFlightBatch] = []
         // Given up on (a failure, a cancellation): the tracker forgets them once they are reported.
         defer { for batch in inFlight { batch.delivery.forget() } }
         var lastFound = ContinuousClock.now
@@ -313,8 +314,8 @@ public struct EventRelay: Service {
             self.metrics.readAfter.recordSinceAppend(of: events)
             if let last = events.last {
                 lastFound = .now
-                let messages = events.map { EventMessageCodec.message(for: $0, topic: self.settings.topic) }
-                inFlight.append((events, try await self.producers.current.enqueue(messages)))
+                let (messages, spans) = PublishTracing.messages(for: events, topic: self.settings.topic)
+                inFlight.append(InFlightBatch(events: events, delivery: try await self.producers.current.enqueue(messages), spans: spans))
                 cursor = last.cursor
                 enqueued += events.count
                 continue
@@ -341,10 +342,16 @@ public struct EventRelay: Service {
     /// Takes the batches the broker has answered for off the front of `inFlight` (waiting for the
     /// first one if asked), throwing the first failed delivery, then stores the checkpoint once,
     /// after the last of them. Returns how many events that published.
-    private func settle(_ inFlight: inout [(events: [RecordedEvent], delivery: KafkaDelivery)], waitingForOne: Bool) async throws -> Int {
+    private func settle(_ inFlight: inout [InFlightBatch], waitingForOne: Bool) async throws -> Int {
         var settled: [[RecordedEvent]] = []
         while let first = inFlight.first, first.delivery.isSettled || (waitingForOne && settled.isEmpty) {
-            try await first.delivery.wait()
+            do {
+                try await first.delivery.wait()
+            } catch {
+                PublishTracing.end(first.spans, failure: error)
+                throw error
+            }
+            PublishTracing.end(first.spans, failure: nil)
             inFlight.removeFirst()
             settled.append(first.events)
         }
@@ -435,4 +442,52 @@ struct RelayMetrics: Sendable {
     let readAfter = Timer(label: "orderly_relay_read_after_append_seconds")
     /// Per event: from its append to the broker's acknowledgement and the checkpoint after it.
     let publishedAfter = Timer(label: "orderly_relay_published_after_append_seconds")
+}
+
+/// A batch handed to the producer: its events, the broker's answer to come, and its publish spans.
+struct InFlightBatch {
+    var events: [RecordedEvent]
+    var delivery: KafkaDelivery
+    var spans: [any Span]
+}
+
+/// The relay's part of a trace: each event that carries one (`EventMetadata.traceparent`) gets a
+/// producer span, a child of the span that appended it, lasting until the broker has the message;
+/// the message carries that span's `traceparent`, so the consumers' spans are its children.
+enum PublishTracing {
+    static func messages(for events: [RecordedEvent], topic: String) -> (messages: [KafkaOutgoingMessage], spans: [any Span]) {
+        guard TraceContext.enabled else { return (events.map { EventMessageCodec.message(for: $0, topic: topic) }, []) }
+        var messages: [KafkaOutgoingMessage] = []
+        var spans: [any Span] = []
+        messages.reserveCapacity(events.count)
+        for event in events {
+            guard let parent = event.metadata.traceparent else {
+                messages.append(EventMessageCodec.message(for: event, topic: topic))
+                continue
+            }
+            let span = startSpan("publish \(topic)", context: TraceContext.context(traceparent: parent), ofKind: .producer)
+            span.updateAttributes { attributes in
+                attributes["messaging.system"] = "kafka"
+                attributes["messaging.operation.type"] = "send"
+                attributes["messaging.destination.name"] = topic
+                attributes["orderly.event.type"] = event.type
+                attributes["orderly.event.position"] = Int(event.position)
+            }
+            var traced = event
+            traced.metadata.traceparent = TraceContext.traceparent(of: span.context) ?? parent
+            messages.append(EventMessageCodec.message(for: traced, topic: topic))
+            spans.append(span)
+        }
+        return (messages, spans)
+    }
+
+    static func end(_ spans: [any Span], failure: (any Error)?) {
+        for span in spans {
+            if let failure {
+                span.recordError(failure)
+                span.setStatus(SpanStatus(code: .error))
+            }
+            span.end()
+        }
+    }
 }

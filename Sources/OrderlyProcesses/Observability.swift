@@ -26,18 +26,21 @@ public enum Observability {
     ) {
         let level = environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? defaultLevel
         let format = environment["ORDERLY_LOG_FORMAT"].flatMap(LogFormat.init(rawValue:)) ?? .json
-        LoggingSystem.bootstrap { label in
-            switch format {
-            case .json:
-                var handler = JSONLogHandler(label: label)
-                handler.logLevel = level
-                return handler
-            case .text:
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
-        }
+        // With tracing on, each line written inside a span carries its trace_id and span_id.
+        LoggingSystem.bootstrap(
+            { label, provider in
+                switch format {
+                case .json:
+                    var handler = JSONLogHandler(label: label)
+                    handler.metadataProvider = provider
+                    handler.logLevel = level
+                    return handler
+                case .text:
+                    var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
+                    handler.logLevel = level
+                    return handler
+                }
+            }, metadataProvider: TracingSetup.loggingMetadataProvider())
     }
 }
 

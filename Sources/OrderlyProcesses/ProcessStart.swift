@@ -17,9 +17,13 @@ public enum ProcessStart {
 
     /// Metrics and logging set up once per process: JSON lines on stderr unless
     /// `ORDERLY_LOG_FORMAT=text`; `LOG_LEVEL` sets the level (default `defaultLevel`).
-    public static func logger(_ label: String, defaultLevel: Logger.Level = .info) -> Logger {
+    /// A long-running process (`tracing: true`) also exports traces when `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// is set, as service `orderly-<role>` (the label's last part) unless `OTEL_SERVICE_NAME` is set.
+    public static func logger(_ label: String, defaultLevel: Logger.Level = .info, tracing: Bool = false) -> Logger {
         Observability.bootstrapMetrics()
         Observability.bootstrapLogging(defaultLevel: defaultLevel)
-        return Logger(label: label)
+        let logger = Logger(label: label)
+        if tracing { TracingSetup.bootstrap(serviceName: "orderly-" + (label.split(separator: ".").last.map(String.init) ?? label), logger: logger) }
+        return logger
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import OrderlyDomain
+import OrderlyEventStore
 import Synchronization
 
 public struct MongoError: Error, Sendable, CustomStringConvertible {
@@ -206,7 +207,13 @@ public struct MongoCollection: Sendable {
 
     func bulkWrite(_ writes: [(filter: Data, document: Data)], replacing: Bool) async throws -> Set<Int> {
         guard !writes.isEmpty else { return [] }
-        return try await self.client.withCollection(self.name) { collection in
+        return try await TraceContext.databaseCall(system: "mongodb", operation: "bulkWrite", collection: self.name) {
+            try await self.bulkWriteUntraced(writes, replacing: replacing)
+        }
+    }
+
+    private func bulkWriteUntraced(_ writes: [(filter: Data, document: Data)], replacing: Bool) async throws -> Set<Int> {
+        try await self.client.withCollection(self.name) { collection in
             try BSON.withDocument(["ordered": false]) { bulkOptions in
                 guard let bulk = mongoc_collection_create_bulk_operation_with_opts(collection, bulkOptions) else {
                     throw MongoError(message: "could not create a bulk operation")

@@ -76,6 +76,22 @@ import Testing
         #expect(Set(answer.json.keys).isSubset(of: ["type", "title", "status", "detail", "field"]), "\(answer.json)", sourceLocation: sourceLocation)
     }
 
+    /// An api started without the read models' administration or the broker (as this test's is)
+    /// says so for the routes that need them: 501 `not-configured`, after the role check, never a 500.
+    @Test func routesWhoseBackendIsNotConfiguredSaySo() async throws {
+        try await Self.withAPI { client, tokens in
+            let admin = try await tokens.bearer(.admin, "admin-1")
+            for (method, uri) in [
+                (HTTPRequest.Method.get, "/projections"), (.get, "/projections/orders"), (.post, "/projections/orders/rebuild"),
+                (.post, "/projections/orders/verify"), (.get, "/projections/orders/verify"), (.get, "/dead-letters"),
+            ] {
+                Self.expectProblem(try await Self.call(client, method, uri, bearer: admin), .notImplemented, "not-configured")
+            }
+            let customer = try await tokens.bearer(.customer, "c-1")
+            Self.expectProblem(try await Self.call(client, .get, "/dead-letters", bearer: customer), .forbidden, "forbidden")
+        }
+    }
+
     @Test func aCustomerReadsTheOrderTheyJustPlacedAndNobodyElseDoes() async throws {
         try await Self.withAPI { client, tokens in
             let customer = try await tokens.bearer(.customer, "c-1")

@@ -1,0 +1,88 @@
+import Synchronization
+import Tracing
+
+/// W3C trace context as Orderly carries it between processes: a `traceparent` in each event's
+/// metadata (written by whoever appended it) and in each Kafka message's headers (the relay's
+/// publish span), so one order's saga is one trace across the api, the relay, the services and the
+/// projector. Off until a process bootstraps a tracer (`OTEL_EXPORTER_OTLP_ENDPOINT`); while off,
+/// every function here returns at its first line.
+public enum TraceContext {
+    private static let on = Atomic<Bool>(false)
+
+    /// Whether this process exports traces.
+    public static var enabled: Bool { self.on.load(ordering: .relaxed) }
+
+    /// Called once the tracer is bootstrapped.
+    public static func enable() {
+        self.on.store(true, ordering: .relaxed)
+    }
+
+    /// The `traceparent` of the current span, if tracing is on and a span is current.
+    public static func currentTraceparent() -> String? {
+        guard self.enabled, let context = ServiceContext.current else { return nil }
+        return self.traceparent(of: context)
+    }
+
+    /// The `traceparent` of `context`'s span.
+    public static func traceparent(of context: ServiceContext) -> String? {
+        guard self.enabled else { return nil }
+        var carrier: [String: String] = [:]
+        InstrumentationSystem.instrument.inject(context, into: &carrier, using: DictionaryInjector())
+        return carrier["traceparent"]
+    }
+
+    /// A context whose current span is the one `traceparent` names (a remote parent): spans started
+    /// in it are its children. Top level when there is none or it cannot be read.
+    public static func context(traceparent: String?) -> ServiceContext {
+        var context = ServiceContext.topLevel
+        guard self.enabled, let traceparent else { return context }
+        InstrumentationSystem.instrument.extract(["traceparent": traceparent], into: &context, using: DictionaryExtractor())
+        return context
+    }
+
+    /// Runs `body` with the span `traceparent` names as the current one (so what it appends carries
+    /// it on); just runs it when tracing is off or there is none.
+    public static func withParent<T>(_ traceparent: String?, _ body: () async throws -> T) async rethrows -> T {
+        guard self.enabled, traceparent != nil else { return try await body() }
+        return try await ServiceContext.withValue(self.context(traceparent: traceparent)) { try await body() }
+    }
+
+    /// `body` in a client span for one call to a database (PostgreSQL, the document server), with
+    /// OpenTelemetry's database attributes: the system, the operation and the table or collection,
+    /// never a statement's parameters. Just `body` when tracing is off.
+    public static func databaseCall<T>(
+        system: String, operation: String, collection: String, _ body: () async throws -> T
+    ) async throws -> T {
+        guard self.enabled else { return try await body() }
+        return try await withSpan("\(operation) \(collection)", ofKind: .client) { span in
+            span.updateAttributes { attributes in
+                attributes["db.system.name"] = system
+                attributes["db.operation.name"] = operation
+                attributes["db.collection.name"] = collection
+            }
+            return try await body()
+        }
+    }
+
+    /// The events, each stamped with the current span's `traceparent` where it has none.
+    static func stamped(_ events: [NewEvent]) -> [NewEvent] {
+        guard let traceparent = self.currentTraceparent() else { return events }
+        return events.map { event in
+            var event = event
+            if event.metadata.traceparent == nil { event.metadata.traceparent = traceparent }
+            return event
+        }
+    }
+}
+
+struct DictionaryInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) {
+        carrier[key] = value
+    }
+}
+
+struct DictionaryExtractor: Extractor {
+    func extract(key: String, from carrier: [String: String]) -> String? {
+        carrier[key]
+    }
+}
