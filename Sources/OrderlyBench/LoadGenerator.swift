@@ -280,20 +280,26 @@ public enum LoadGenerator {
         return "\(type(of: error))"
     }
 
-    /// Reads the orders from MongoDB until each has ended (or `timeout` passes).
+    /// Reads the orders from MongoDB until each has ended (or `timeout` passes). A document server
+    /// that is down or restarting (the chaos run kills it) is asked again a second later: orders that
+    /// never end are the finding, not the outage.
     static func waitForOutcomes(mongo: MongoClient, ids: [String], timeout: Duration) async throws -> [String: OrderView] {
-        let orders = try await ActiveCollections(client: mongo).collection(OrdersProjection.name)
         var done: [String: OrderView] = [:]
         let deadline = ContinuousClock.now + timeout
         while done.count < ids.count, ContinuousClock.now < deadline {
-            let pending = ids.filter { done[$0] == nil }
-            for start in stride(from: 0, to: pending.count, by: 500) {
-                let chunk = pending[start..<min(start + 500, pending.count)]
-                let documents = try await orders.find(["_id": ["$in": .array(chunk.map { .string($0) })]])
-                for document in documents {
-                    let view = try JSONDecoder().decode(OrderView.self, from: try document.jsonData())
-                    if view.status == "COMPLETED" || view.status == "CANCELLED" { done[view.orderId] = view }
+            do {
+                let orders = try await ActiveCollections(client: mongo).collection(OrdersProjection.name)
+                let pending = ids.filter { done[$0] == nil }
+                for start in stride(from: 0, to: pending.count, by: 500) {
+                    let chunk = pending[start..<min(start + 500, pending.count)]
+                    let documents = try await orders.find(["_id": ["$in": .array(chunk.map { .string($0) })]])
+                    for document in documents {
+                        let view = try JSONDecoder().decode(OrderView.self, from: try document.jsonData())
+                        if view.status == "COMPLETED" || view.status == "CANCELLED" { done[view.orderId] = view }
+                    }
                 }
+            } catch let error as MongoError {
+                FileHandle.standardError.write(Data("the orders read model cannot be read yet (\(error)); asking again\n".utf8))
             }
             if done.count < ids.count { try await Task.sleep(for: .seconds(1)) }
         }
