@@ -6,6 +6,11 @@ import Tracing
 /// publish span), so one order's saga is one trace across the api, the relay, the services and the
 /// projector. Off until a process bootstraps a tracer (`OTEL_EXPORTER_OTLP_ENDPOINT`); while off,
 /// every function here returns at its first line.
+///
+/// Only a sampled trace travels: an unsampled request's events carry no `traceparent` and no
+/// database spans are made for it, so at 1% sampling the other 99% of orders cost the relay and
+/// the consumers nothing (with the parent-based sampler nothing under an unsampled span would be
+/// exported anyway).
 public enum TraceContext {
     private static let on = Atomic<Bool>(false)
 
@@ -21,6 +26,29 @@ public enum TraceContext {
     public static func currentTraceparent() -> String? {
         guard self.enabled, let context = ServiceContext.current else { return nil }
         return self.traceparent(of: context)
+    }
+
+    /// The `traceparent` of the current span if it is sampled (exported): the trace to continue.
+    public static func currentSampledTraceparent() -> String? {
+        guard let traceparent = self.currentTraceparent(), self.isSampled(traceparent) else { return nil }
+        return traceparent
+    }
+
+    /// Whether a `traceparent` (`00-<trace id>-<span id>-<flags>`) has its sampled flag set.
+    public static func isSampled(_ traceparent: String) -> Bool {
+        guard let flags = traceparent.split(separator: "-").last, let value = UInt8(flags, radix: 16) else { return false }
+        return value & 1 == 1
+    }
+
+    /// Ends spans started for a batch of messages, marking each failed when the batch failed.
+    public static func end(_ spans: [any Span], failure: (any Error)?) {
+        for span in spans {
+            if let failure {
+                span.recordError(failure)
+                span.setStatus(SpanStatus(code: .error))
+            }
+            span.end()
+        }
     }
 
     /// The `traceparent` of `context`'s span.
@@ -41,19 +69,21 @@ public enum TraceContext {
     }
 
     /// Runs `body` with the span `traceparent` names as the current one (so what it appends carries
-    /// it on); just runs it when tracing is off or there is none.
+    /// it on), or outside any span when there is none (an event of an unsampled order handled in a
+    /// batch with a sampled one must not join that one's trace); just runs it when tracing is off.
     public static func withParent<T>(_ traceparent: String?, _ body: () async throws -> T) async rethrows -> T {
-        guard self.enabled, traceparent != nil else { return try await body() }
+        guard self.enabled else { return try await body() }
         return try await ServiceContext.withValue(self.context(traceparent: traceparent)) { try await body() }
     }
 
     /// `body` in a client span for one call to a database (PostgreSQL, the document server), with
     /// OpenTelemetry's database attributes: the system, the operation and the table or collection,
-    /// never a statement's parameters. Just `body` when tracing is off.
+    /// never a statement's parameters. Just `body` when tracing is off or the current trace is not
+    /// sampled (a call outside any trace would start a trace of its own).
     public static func databaseCall<T>(
         system: String, operation: String, collection: String, _ body: () async throws -> T
     ) async throws -> T {
-        guard self.enabled else { return try await body() }
+        guard self.currentSampledTraceparent() != nil else { return try await body() }
         return try await withSpan("\(operation) \(collection)", ofKind: .client) { span in
             span.updateAttributes { attributes in
                 attributes["db.system.name"] = system
@@ -64,9 +94,10 @@ public enum TraceContext {
         }
     }
 
-    /// The events, each stamped with the current span's `traceparent` where it has none.
+    /// The events, each stamped with the current span's `traceparent` where it has none, if that
+    /// span is sampled.
     static func stamped(_ events: [NewEvent]) -> [NewEvent] {
-        guard let traceparent = self.currentTraceparent() else { return events }
+        guard let traceparent = self.currentSampledTraceparent() else { return events }
         return events.map { event in
             var event = event
             if event.metadata.traceparent == nil { event.metadata.traceparent = traceparent }

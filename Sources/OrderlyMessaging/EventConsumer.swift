@@ -223,9 +223,9 @@ public struct EventConsumer: Service {
             // Calls the handler makes for the batch as a whole (the projector's bulk write) go under
             // the first event's span; the default per-event handling puts each event's under its own.
             try await TraceContext.withParent(traced.first?.event.metadata.traceparent) { try await self.handleUntraced(traced) }
-            ConsumeTracing.end(spans, failure: nil)
+            TraceContext.end(spans, failure: nil)
         } catch {
-            ConsumeTracing.end(spans, failure: error)
+            TraceContext.end(spans, failure: error)
             throw error
         }
     }
@@ -422,7 +422,7 @@ enum ConsumeTracing {
     ) -> (admitted: [(record: KafkaRecord, event: RecordedEvent)], spans: [any Span]) {
         var spans: [any Span] = []
         let traced = admitted.map { entry -> (record: KafkaRecord, event: RecordedEvent) in
-            guard let parent = entry.event.metadata.traceparent else { return entry }
+            guard let parent = entry.event.metadata.traceparent, TraceContext.isSampled(parent) else { return entry }
             let span = startSpan("process \(entry.event.type)", context: TraceContext.context(traceparent: parent), ofKind: .consumer)
             span.updateAttributes { attributes in
                 attributes["messaging.system"] = "kafka"
@@ -440,9 +440,5 @@ enum ConsumeTracing {
             return (entry.record, event)
         }
         return (traced, spans)
-    }
-
-    static func end(_ spans: [any Span], failure: (any Error)?) {
-        PublishTracing.end(spans, failure: failure)
     }
 }

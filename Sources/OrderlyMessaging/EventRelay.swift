@@ -348,10 +348,10 @@ public struct EventRelay: Service {
             do {
                 try await first.delivery.wait()
             } catch {
-                PublishTracing.end(first.spans, failure: error)
+                TraceContext.end(first.spans, failure: error)
                 throw error
             }
-            PublishTracing.end(first.spans, failure: nil)
+            TraceContext.end(first.spans, failure: nil)
             inFlight.removeFirst()
             settled.append(first.events)
         }
@@ -461,7 +461,7 @@ enum PublishTracing {
         var spans: [any Span] = []
         messages.reserveCapacity(events.count)
         for event in events {
-            guard let parent = event.metadata.traceparent else {
+            guard let parent = event.metadata.traceparent, TraceContext.isSampled(parent) else {
                 messages.append(EventMessageCodec.message(for: event, topic: topic))
                 continue
             }
@@ -479,15 +479,5 @@ enum PublishTracing {
             spans.append(span)
         }
         return (messages, spans)
-    }
-
-    static func end(_ spans: [any Span], failure: (any Error)?) {
-        for span in spans {
-            if let failure {
-                span.recordError(failure)
-                span.setStatus(SpanStatus(code: .error))
-            }
-            span.end()
-        }
     }
 }

@@ -204,8 +204,12 @@ extension EventMetadata {
 }
 
 extension RecordedEvent {
-    /// Metadata for an event this one caused: same correlation (the order), caused by this event.
+    /// Metadata for an event this one caused: same correlation (the order), caused by this event,
+    /// in the same trace (the consumer set the event's `traceparent` to its handling span), whichever
+    /// task the handler appends it from.
     public func causing(actor: String) -> EventMetadata {
-        EventMetadata(correlationId: self.metadata.correlationId, causationId: self.id.uuidString.lowercased(), actor: actor)
+        EventMetadata(
+            correlationId: self.metadata.correlationId, causationId: self.id.uuidString.lowercased(), actor: actor,
+            traceparent: self.metadata.traceparent)
     }
 }

@@ -307,10 +307,12 @@ public struct NotificationService: EventHandler {
         let recordings = byOrder
         _ = try await concurrently(orders, limit: EventHandling.concurrentOrders) { orderId in
             for item in recordings[orderId] ?? [] {
-                try await self.aggregates.update(
-                    StreamNames.notification(orderId), as: Notifications.self, metadata: item.cause.causing(actor: Self.actor)
-                ) {
-                    $0.hasSent(item.notification.outcome) ? [] : [.notificationSent(item.notification)]
+                _ = try await TraceContext.withParent(item.cause.metadata.traceparent) {
+                    try await self.aggregates.update(
+                        StreamNames.notification(orderId), as: Notifications.self, metadata: item.cause.causing(actor: Self.actor)
+                    ) {
+                        $0.hasSent(item.notification.outcome) ? [] : [.notificationSent(item.notification)]
+                    }
                 }
             }
         }

@@ -1,5 +1,5 @@
-"""Checks the spans scripts/trace-test collected for one order placed with a traceparent and one
-without. Usage: trace_check.py SPANS.jsonl FACTS.json (facts: the trace and parent span the client
+"""Checks the spans scripts/trace-test collected for one order placed with a sampled traceparent,
+one without, and one with an unsampled traceparent (no span of its may arrive). Usage: trace_check.py SPANS.jsonl FACTS.json (facts: the trace and parent span the client
 sent, the traceresponse headers the api answered, the secrets that must appear nowhere)."""
 import json
 import sys
@@ -52,6 +52,10 @@ if len(fresh) != 4 or fresh[1] == facts["trace_id"]:
     problems.append(f"an order without traceparent got no new trace: traceresponse {facts['fresh_traceresponse']!r}")
 else:
     check_trace(fresh[1], None, "order without traceparent")
+unsampled = [span for span in spans if span["trace_id"] == facts["unsampled_trace_id"]]
+if unsampled:
+    problems.append(f"the order whose caller did not sample its trace exported {len(unsampled)} spans: "
+                    + str(sorted({(s["service"], s["name"]) for s in unsampled})))
 text = json.dumps(spans)
 for secret in facts["secrets"]:
     if secret and secret in text:
