@@ -49,8 +49,11 @@ for name, service in services.items():
 for name in ("prometheus", "grafana"):
     if name not in services:
         problems.append(f"missing service: {name}")
-with open(os.path.join(root, "deploy/grafana/provisioning/datasources/prometheus.yml")) as handle:
-    uids = {source["uid"] for source in yaml.safe_load(handle)["datasources"]}
+sources_dir = os.path.join(root, "deploy/grafana/provisioning/datasources")
+uids = set()
+for name in sorted(os.listdir(sources_dir)):
+    with open(os.path.join(sources_dir, name)) as handle:
+        uids |= {source["uid"] for source in yaml.safe_load(handle)["datasources"]}
 with open(os.path.join(root, "deploy/grafana/dashboards/orderly.json")) as handle:
     dashboard = json.load(handle)
 for panel in dashboard["panels"]:
@@ -58,6 +61,20 @@ for panel in dashboard["panels"]:
         uid = (target.get("datasource") or {}).get("uid")
         if uid not in uids:
             problems.append(f"dashboard panel {panel.get('title')}: data source {uid} is not provisioned ({sorted(uids)})")
+    # Data links into another data source (the slow sagas' trace ids into Jaeger) must name a provisioned one.
+    for override in panel.get("fieldConfig", {}).get("overrides", []):
+        for prop in override.get("properties", []):
+            for link in prop.get("value", []) if prop.get("id") == "links" else []:
+                uid = (link.get("internal") or {}).get("datasourceUid")
+                if uid is not None and uid not in uids:
+                    problems.append(f"dashboard panel {panel.get('title')}: its link opens data source {uid}, which is not provisioned")
+# The event-log data source reaches compose's PostgreSQL with compose's own credentials.
+with open(os.path.join(sources_dir, "postgres.yml")) as handle:
+    events_source = yaml.safe_load(handle)["datasources"][0]
+database_url = str((compose.get("x-orderly-env") or {}).get("ORDERLY_DATABASE_URL", ""))
+expected_url = f"postgres://{events_source['user']}:{events_source['secureJsonData']['password']}@{events_source['url']}/{events_source['jsonData']['database']}"
+if database_url != expected_url:
+    problems.append(f"deploy/grafana/provisioning/datasources/postgres.yml reaches {expected_url}, the services use {database_url}")
 
 # Behind the public load balancer: no default Grafana admin password, /metrics not routed, and the
 # api believes X-Forwarded-For from the load balancer only.

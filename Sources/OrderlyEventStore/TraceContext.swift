@@ -68,12 +68,28 @@ public enum TraceContext {
         return context
     }
 
+    /// The other sampled traces a batch call serves (a projector's bulk write of many orders' events
+    /// is one call, spanned under the first order's trace): its database span links to each.
+    @TaskLocal public static var batchLinks: [String] = []
+
+    /// Runs a batch's work under the first sampled `traceparent` of `traceparents`, its database
+    /// calls linked to the others'.
+    public static func withBatch<T>(_ traceparents: [String?], _ body: () async throws -> T) async rethrows -> T {
+        guard self.enabled else { return try await body() }
+        let sampled = traceparents.compactMap { $0 }.filter(self.isSampled)
+        return try await self.withParent(sampled.first) {
+            try await self.$batchLinks.withValue(Array(sampled.dropFirst())) { try await body() }
+        }
+    }
+
     /// Runs `body` with the span `traceparent` names as the current one (so what it appends carries
     /// it on), or outside any span when there is none (an event of an unsampled order handled in a
     /// batch with a sampled one must not join that one's trace); just runs it when tracing is off.
     public static func withParent<T>(_ traceparent: String?, _ body: () async throws -> T) async rethrows -> T {
         guard self.enabled else { return try await body() }
-        return try await ServiceContext.withValue(self.context(traceparent: traceparent)) { try await body() }
+        return try await ServiceContext.withValue(self.context(traceparent: traceparent)) {
+            try await self.$batchLinks.withValue([]) { try await body() }
+        }
     }
 
     /// `body` in a client span for one call to a database (PostgreSQL, the document server), with
@@ -90,6 +106,7 @@ public enum TraceContext {
                 attributes["db.operation.name"] = operation
                 attributes["db.collection.name"] = collection
             }
+            for link in self.batchLinks { span.addLink(SpanLink(context: self.context(traceparent: link), attributes: [:])) }
             return try await body()
         }
     }

@@ -221,8 +221,9 @@ public struct EventConsumer: Service {
         let (traced, spans) = ConsumeTracing.start(admitted, group: self.settings.group)
         do {
             // Calls the handler makes for the batch as a whole (the projector's bulk write) go under
-            // the first event's span; the default per-event handling puts each event's under its own.
-            try await TraceContext.withParent(traced.first?.event.metadata.traceparent) { try await self.handleUntraced(traced) }
+            // the first sampled event's span, linked to the others'; the default per-event handling
+            // puts each event's under its own.
+            try await TraceContext.withBatch(traced.map(\.event.metadata.traceparent)) { try await self.handleUntraced(traced) }
             TraceContext.end(spans, failure: nil)
         } catch {
             TraceContext.end(spans, failure: error)

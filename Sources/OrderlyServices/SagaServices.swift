@@ -291,8 +291,10 @@ public struct NotificationService: EventHandler {
         }
         guard !due.isEmpty else { return }
         let unsent = try await concurrently(due, limit: EventHandling.concurrentOrders) { item in
-            let sent = try await self.aggregates.load(StreamNames.notification(item.notification.orderId), as: Notifications.self).state
-            return sent.hasSent(item.notification.outcome) ? nil : item
+            try await TraceContext.withParent(item.cause.metadata.traceparent) {
+                let sent = try await self.aggregates.load(StreamNames.notification(item.notification.orderId), as: Notifications.self).state
+                return sent.hasSent(item.notification.outcome) ? nil : item
+            }
         }.compactMap { $0 }
         guard !unsent.isEmpty else { return }
         // Sent before it is recorded: a crash in between sends again, and the sender's key makes that one message.

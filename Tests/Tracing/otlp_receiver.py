@@ -45,6 +45,7 @@ class Receiver(BaseHTTPRequestHandler):
                             "resource": resource, "attributes": {entry.key: value(entry.value) for entry in span.attributes},
                             "events": [{"name": event.name, "attributes": {entry.key: value(entry.value) for entry in event.attributes}}
                                        for event in span.events],
+                            "links": [{"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex()} for link in span.links],
                         }) + "\n")
         self.answer(200, ExportTraceServiceResponse().SerializeToString())
 
