@@ -8,6 +8,7 @@ import OrderlyEventStore
 import OrderlyHandling
 import OrderlyReadModels
 import OrderlyServices
+import Tracing
 
 /// What the api needs: command handlers, read models, and readiness checks of the parts it relies on.
 public struct APIDependencies: Sendable {
@@ -226,9 +227,14 @@ struct TraceResponseMiddleware: RouterMiddleware {
     typealias Context = OrderlyRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let traceparent = TraceContext.currentTraceparent()
-        var response = try await next(request, context)
-        if let traceparent, let name = HTTPField.Name("traceresponse") { response.headers[name] = traceparent }
+        guard let traceparent = TraceContext.currentTraceparent(), let current = ServiceContext.current else {
+            return try await next(request, context)
+        }
+        // The request's appends and database calls read the server span's traceparent from here.
+        var response = try await ServiceContext.withValue(TraceContext.remembering(traceparent, in: current)) {
+            try await next(request, context)
+        }
+        if let name = HTTPField.Name("traceresponse") { response.headers[name] = traceparent }
         return response
     }
 }

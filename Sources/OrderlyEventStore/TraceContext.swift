@@ -22,10 +22,21 @@ public enum TraceContext {
         self.on.store(true, ordering: .relaxed)
     }
 
-    /// The `traceparent` of the current span, if tracing is on and a span is current.
+    /// The `traceparent` of the current span, if tracing is on and a span is current: the one
+    /// `remembering(_:)` or `withParent` recorded in the context, else asked of the tracer.
     public static func currentTraceparent() -> String? {
         guard self.enabled, let context = ServiceContext.current else { return nil }
+        if let known = context[KnownTraceparentKey.self] { return known }
         return self.traceparent(of: context)
+    }
+
+    /// The current context with its span's `traceparent` recorded in it, so appends and database
+    /// calls under it read it back instead of asking the tracer to write it out again (for a
+    /// request: once instead of three times). Spans started under it must not use this context.
+    public static func remembering(_ traceparent: String, in context: ServiceContext) -> ServiceContext {
+        var context = context
+        context[KnownTraceparentKey.self] = traceparent
+        return context
     }
 
     /// The `traceparent` of the current span if it is sampled (exported): the trace to continue.
@@ -36,8 +47,12 @@ public enum TraceContext {
 
     /// Whether a `traceparent` (`00-<trace id>-<span id>-<flags>`) has its sampled flag set.
     public static func isSampled(_ traceparent: String) -> Bool {
-        guard let flags = traceparent.split(separator: "-").last, let value = UInt8(flags, radix: 16) else { return false }
-        return value & 1 == 1
+        // The flags are the last two hex digits; the sampled bit is the low bit of the last one.
+        let utf8 = traceparent.utf8
+        guard utf8.count >= 4, utf8[utf8.index(utf8.endIndex, offsetBy: -3)] == UInt8(ascii: "-"), let last = utf8.last,
+            let digit = UInt8(String(UnicodeScalar(last)), radix: 16)
+        else { return false }
+        return digit & 1 == 1
     }
 
     /// Ends spans started for a batch of messages, marking each failed when the batch failed.
@@ -87,7 +102,9 @@ public enum TraceContext {
     /// batch with a sampled one must not join that one's trace); just runs it when tracing is off.
     public static func withParent<T>(_ traceparent: String?, _ body: () async throws -> T) async rethrows -> T {
         guard self.enabled else { return try await body() }
-        return try await ServiceContext.withValue(self.context(traceparent: traceparent)) {
+        let context = self.context(traceparent: traceparent)
+        let known = traceparent.map { self.remembering($0, in: context) } ?? context
+        return try await ServiceContext.withValue(known) {
             try await self.$batchLinks.withValue([]) { try await body() }
         }
     }
@@ -121,6 +138,11 @@ public enum TraceContext {
             return event
         }
     }
+}
+
+/// The current span's `traceparent`, once known (`TraceContext.remembering`).
+private enum KnownTraceparentKey: ServiceContextKey {
+    typealias Value = String
 }
 
 struct DictionaryInjector: Injector {
