@@ -13,6 +13,9 @@ import Tracing
 /// What the api needs: command handlers, read models, and readiness checks of the parts it relies on.
 public struct APIDependencies: Sendable {
     public var commands: OrderCommands
+    /// Opens orders' personal data for those who may read it and erases customers' data keys; the
+    /// same key store `commands` seals with. Nil: personal data is never shown, erasure answers 501.
+    public var vault: PersonalDataVault?
     public var orders: any OrderReadModel
     public var inventory: any InventoryReadModel
     public var sales: any SalesReadModel

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import Metrics
 import NIOCore
 import OrderlyDomain
@@ -17,6 +18,8 @@ struct OrderRoutes {
         static let shape = BodyShape.object([
             "customerId": .string, "currency": .string, "paymentToken": .string,
             "lines": .array(.object(["sku": .string, "quantity": .integer, "unitPrice": .integer])),
+            "customer": .object(["name": .string, "email": .string]),
+            "shippingAddress": .object(["line1": .string, "line2": .string, "city": .string, "postalCode": .string, "country": .string]),
         ])
 
         struct Line: Decodable {
@@ -29,6 +32,15 @@ struct OrderRoutes {
         var currency: String
         var lines: [Line]
         var paymentToken: String
+        var customer: CustomerDetails?
+        var shippingAddress: ShippingAddress?
+    }
+
+    struct ErasureResponse: Encodable, Sendable {
+        var customerId: String
+        var erasedBy: String
+        /// Data keys deleted now (0: the customer had none left).
+        var keysDeleted: Int
     }
 
     struct PlaceOrderResponse: Encodable, Sendable {
@@ -60,15 +72,15 @@ struct OrderRoutes {
         }
         router.get("/orders") { request, context in
             let caller = try context.require(.customer, .staff)
-            return try await self.listOrders(request, caller: caller)
+            return try await self.listOrders(request, context, caller: caller)
         }
         router.get("/orders/{id}") { request, context in
             let caller = try context.require(.customer, .staff)
             return try await self.getOrder(request, context, caller: caller)
         }
         router.get("/orders/{id}/history") { request, context in
-            try context.require(.staff, .analyst)
-            return try await self.orderHistory(request, context)
+            let caller = try context.require(.staff, .analyst)
+            return try await self.orderHistory(request, context, caller: caller)
         }
         router.post("/orders/{id}/cancel") { _, context in
             try await Self.counted("cancel_order") {
@@ -103,6 +115,44 @@ struct OrderRoutes {
         router.get("/sales/daily") { request, context in
             try context.require(.staff, .analyst)
             return try await self.dailySales(request)
+        }
+        router.delete("/customers/{id}/personal-data") { _, context in
+            let caller = try context.require(.admin)
+            return try await self.forgetCustomer(context, caller: caller)
+        }
+    }
+
+    /// `DELETE /customers/{id}/personal-data`: deletes the customer's data keys, so the personal data
+    /// sealed with them in the log, Kafka, exports and read models can never be read again; records
+    /// who did it. Orders, totals and sales stay as they are. 202: other api processes may still
+    /// show the data for their key cache's time (10 s).
+    func forgetCustomer(_ context: OrderlyRequestContext, caller: Principal) async throws -> JSONBody<ErasureResponse> {
+        let id = try context.parameters.require("id")
+        guard IdentifierRules.isWellFormed(id) else {
+            throw Problem(
+                status: .badRequest, type: "invalid-path", title: "Invalid customer id",
+                detail: "a customer id is 1 to \(Limits.maxIdentifierLength) ASCII letters, digits or - _ . :", field: "id")
+        }
+        guard let vault = self.dependencies.vault else {
+            throw Problem(
+                status: .notImplemented, type: "not-configured", title: "Not configured", detail: "this api was started without a key store")
+        }
+        let erasure = try await vault.forget(id, by: caller.subject)
+        return JSONBody(
+            status: .accepted, value: ErasureResponse(customerId: erasure.customerId, erasedBy: erasure.erasedBy, keysDeleted: erasure.keysDeleted))
+    }
+
+    /// The order as its reader may see it: personal data opened for those who may read the order
+    /// (`null` fields with `personalDataErased` once the customer was forgotten); the sealed form is
+    /// never served. Without `reveal` (analysts) personal data is left out altogether.
+    func served(_ order: OrderView, reveal: Bool = true, logger: Logger) async throws -> OrderView {
+        guard reveal, let vault = self.dependencies.vault else { return order.withoutPersonalData }
+        do {
+            return try await order.opened(with: vault)
+        } catch let error as PersonalDataError {
+            // Sealed data its key does not open was tampered with: shown as nothing, and logged.
+            logger.error("order \(order.orderId): \(error)")
+            return order.withoutPersonalData
         }
     }
 
@@ -178,7 +228,9 @@ struct OrderRoutes {
         let input = OrderCommands.PlaceOrderInput(
             customerId: body.customerId, currency: body.currency,
             lines: body.lines.map { OrderLine(sku: $0.sku, quantity: $0.quantity, unitPrice: $0.unitPrice) },
-            paymentToken: body.paymentToken)
+            paymentToken: body.paymentToken,
+            personalData: body.customer == nil && body.shippingAddress == nil
+                ? nil : PersonalData(customer: body.customer, shippingAddress: body.shippingAddress))
         let key = try idempotencyKey(of: request)
         let result = try await self.dependencies.commands.placeOrder(input, actor: caller.subject, idempotencyKey: key)
         return JSONBody(status: .accepted, value: PlaceOrderResponse(orderId: result.orderId, position: result.position))
@@ -195,13 +247,13 @@ struct OrderRoutes {
             guard let order = try await self.dependencies.orders.order(id: id), caller.mayActFor(customer: order.customerId) else {
                 throw Problem.notFound("no order \(id)")
             }
-            return JSONBody(value: order)
+            return JSONBody(value: try await self.served(order, logger: context.logger))
         }
         let deadline = ContinuousClock.now + .seconds(wait)
         while true {
             let order = try await self.dependencies.orders.order(id: id)
             if let order, !caller.mayActFor(customer: order.customerId) { throw Problem.notFound("no order \(id)") }
-            if let order, order.position >= minPosition { return JSONBody(value: order) }
+            if let order, order.position >= minPosition { return JSONBody(value: try await self.served(order, logger: context.logger)) }
             guard ContinuousClock.now < deadline else {
                 guard let order else { throw Problem.notFound("no order \(id) (the read model is not at position \(minPosition) yet)") }
                 // A 4xx, not a 5xx: usually the client passed a position of another order's command
@@ -244,16 +296,20 @@ struct OrderRoutes {
     /// `GET /orders/{id}/history?asOf=`: every event of the order's saga (its order, reservation,
     /// payment and notification streams) in log order, without their data, and the order folded
     /// as of a moment: what support staff look at to answer "where is my order?".
-    func orderHistory(_ request: Request, _ context: OrderlyRequestContext) async throws -> JSONBody<HistoryBody> {
+    /// Staff see the order's personal data as the order route shows it; analysts never do.
+    func orderHistory(_ request: Request, _ context: OrderlyRequestContext, caller: Principal) async throws -> JSONBody<HistoryBody> {
         let id = try context.parameters.require("id")
         guard IdentifierRules.isWellFormed(id) else { throw Problem.notFound("no order \(id)") }
         let asOf = try QueryParameter.date(request, "asOf")
         let history = try await OrderHistory.load(orderID: id, streams: StreamNames.ofOrder(id), store: self.dependencies.events, asOf: asOf)
         guard !history.events.isEmpty else { throw Problem.notFound("no order \(id)") }
         let applied = Set(history.applied.map(\.position))
+        var state: OrderView?
+        if let folded = history.state { state = try await self.served(folded, reveal: caller.role != .analyst, logger: context.logger) }
         return JSONBody(
             value: HistoryBody(
-                orderId: id, asOf: asOf.map { UTCTime.iso8601($0) }, state: history.state,
+                orderId: id, asOf: asOf.map { UTCTime.iso8601($0) },
+                state: state,
                 events: history.events.map { event in
                     HistoryBody.Entry(
                         eventId: event.id.uuidString.lowercased(), position: event.position, stream: event.streamID, version: event.streamVersion,
@@ -264,7 +320,7 @@ struct OrderRoutes {
     }
 
     /// `GET /orders?customerId=&status=&from=&to=&limit=&cursor=`: newest first, by pages.
-    func listOrders(_ request: Request, caller: Principal) async throws -> JSONBody<OrderPage> {
+    func listOrders(_ request: Request, _ context: OrderlyRequestContext, caller: Principal) async throws -> JSONBody<OrderPage> {
         let query = request.uri.queryParameters
         var orderQuery = OrderQuery(limit: Int(try QueryParameter.integer(request, "limit", in: 1...200) ?? 50))
         if let customer = query["customerId"].map(String.init) {
@@ -294,7 +350,9 @@ struct OrderRoutes {
             guard let cursor = OrderCursor(token: token) else { throw Problem.invalidQuery("cursor is not one this api gave out", field: "cursor") }
             orderQuery.after = cursor
         }
-        return JSONBody(value: try await self.dependencies.orders.orders(matching: orderQuery))
+        var page = try await self.dependencies.orders.orders(matching: orderQuery)
+        for index in page.items.indices { page.items[index] = try await self.served(page.items[index], logger: context.logger) }
+        return JSONBody(value: page)
     }
 }
 

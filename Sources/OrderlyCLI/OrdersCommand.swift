@@ -25,8 +25,11 @@ struct OrdersHistory: AsyncParsableCommand {
         let asOf = try self.asOf.map { try parseTime($0, option: "--as-of") }
         let id = self.id
         let history = try await Settings.fromEnvironment().withPostgres(logger: logger) { client in
-            try await OrderHistory.load(
+            var history = try await OrderHistory.load(
                 orderID: id, streams: StreamNames.ofOrder(id), store: PostgresEventStore(client: client, logger: logger), asOf: asOf)
+            // Operators see the customer's personal data as staff do in the api (or that it was erased).
+            history.state = try await history.state?.opened(with: PersonalDataVault(keys: PostgresCustomerKeyStore(client: client, logger: logger)))
+            return history
         }
         guard !history.events.isEmpty else { throw ValidationError("no order \(id)") }
         print(self.json ? HistoryText.json(history) : HistoryText.text(history))
@@ -51,6 +54,12 @@ enum HistoryText {
         lines.append("state: \(state.status), total \(state.total) \(state.currency), \(state.lines.count) line(s)")
         if let reason = state.cancellationReason { lines.append("  cancelled: \(reason)") }
         if let payment = state.payment { lines.append("  payment: \(payment.status)" + (payment.reason.map { " (\($0))" } ?? "")) }
+        if let customer = state.customer { lines.append("  customer: \(customer.name) <\(customer.email)>") }
+        if let address = state.shippingAddress {
+            let parts = [address.line1, address.line2 ?? "", address.postalCode + " " + address.city, address.country]
+            lines.append("  ships to: \(parts.filter { !$0.isEmpty }.joined(separator: ", "))")
+        }
+        if state.personalDataErased == true { lines.append("  personal data: erased at the customer's request") }
         return lines.joined(separator: "\n")
     }
 

@@ -7,13 +7,20 @@ public struct PlaceOrder: Sendable, Equatable {
     public var currency: String
     public var lines: [OrderLine]
     public var paymentToken: String
+    /// Already sealed with the customer's data key (sealing is I/O; the domain only carries it).
+    /// Check the plain form with `PersonalData.validate()` before sealing.
+    public var personalData: SealedPersonalData?
 
-    public init(orderId: String, customerId: String, currency: String, lines: [OrderLine], paymentToken: String) {
+    public init(
+        orderId: String, customerId: String, currency: String, lines: [OrderLine], paymentToken: String,
+        personalData: SealedPersonalData? = nil
+    ) {
         self.orderId = orderId
         self.customerId = customerId
         self.currency = currency
         self.lines = lines
         self.paymentToken = paymentToken
+        self.personalData = personalData
     }
 }
 
@@ -72,7 +79,8 @@ public struct Order: Aggregate, Equatable {
             .orderPlaced(
                 OrderPlaced(
                     orderId: command.orderId, customerId: command.customerId, currency: command.currency,
-                    lines: command.lines, total: total, paymentToken: command.paymentToken, placedAt: now
+                    lines: command.lines, total: total, paymentToken: command.paymentToken, placedAt: now,
+                    personalData: command.personalData
                 )
             )
         ]
@@ -91,7 +99,8 @@ public struct Order: Aggregate, Equatable {
         return [.orderCancelled(OrderCancelled(orderId: orderId, customerId: customerId, reason: reason, cancelledAt: now))]
     }
 
-    static func validate(_ command: PlaceOrder) throws(ValidationError) {
+    /// The command's rules, without a decision: lets a caller refuse bad input before doing I/O for it.
+    public static func validate(_ command: PlaceOrder) throws(ValidationError) {
         try IdentifierRules.check(command.orderId, field: "orderId")
         try IdentifierRules.check(command.customerId, field: "customerId")
         let isCurrencyCode =

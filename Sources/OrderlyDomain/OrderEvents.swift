@@ -42,12 +42,14 @@ public struct PaymentDetails: Codable, Sendable, Equatable {
 
 /// A customer placed an order.
 ///
-/// Schema version 2 keeps the payment under `payment` (`{"method": "card", "token": …}`); version 1,
-/// written until November 2026, had a top-level `paymentToken`. `OrderPlacedUpcaster` turns stored
-/// version 1 events into this shape on every read.
+/// Schema version 3 adds `personalData`: the customer's name, email and shipping address, sealed
+/// with the customer's data key (absent when the client sent none). Version 2 (until December 2026)
+/// had no personal data and upcasts unchanged. Version 2 keeps the payment under `payment`
+/// (`{"method": "card", "token": …}`); version 1, written until November 2026, had a top-level
+/// `paymentToken`. `OrderPlacedUpcaster` turns stored older versions into this shape on every read.
 public struct OrderPlaced: EventPayload {
     public static let typeName = "OrderPlaced"
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
     public var orderId: String
     public var customerId: String
     public var currency: String
@@ -55,10 +57,11 @@ public struct OrderPlaced: EventPayload {
     public var total: MinorUnits
     public var payment: PaymentDetails
     public var placedAt: Date
+    public var personalData: SealedPersonalData?
 
     public init(
         orderId: String, customerId: String, currency: String, lines: [OrderLine], total: MinorUnits,
-        payment: PaymentDetails, placedAt: Date
+        payment: PaymentDetails, placedAt: Date, personalData: SealedPersonalData? = nil
     ) {
         self.orderId = orderId
         self.customerId = customerId
@@ -67,15 +70,16 @@ public struct OrderPlaced: EventPayload {
         self.total = total
         self.payment = payment
         self.placedAt = placedAt
+        self.personalData = personalData
     }
 
     public init(
         orderId: String, customerId: String, currency: String, lines: [OrderLine], total: MinorUnits,
-        paymentToken: String, placedAt: Date
+        paymentToken: String, placedAt: Date, personalData: SealedPersonalData? = nil
     ) {
         self.init(
             orderId: orderId, customerId: customerId, currency: currency, lines: lines, total: total,
-            payment: PaymentDetails(token: paymentToken), placedAt: placedAt)
+            payment: PaymentDetails(token: paymentToken), placedAt: placedAt, personalData: personalData)
     }
 
     public var asEvent: DomainEvent { .orderPlaced(self) }

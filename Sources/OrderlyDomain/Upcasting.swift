@@ -16,7 +16,7 @@ public struct Upcaster: Sendable {
     }
 
     /// Every upcaster Orderly has. Add one here whenever a payload's `schemaVersion` is raised.
-    public static let all: [Upcaster] = [OrderPlacedUpcaster.fromVersion1]
+    public static let all: [Upcaster] = [OrderPlacedUpcaster.fromVersion1, OrderPlacedUpcaster.fromVersion2]
 }
 
 /// The upcasters a reader applies, one per type and version they read. `standard` is this build's;
@@ -56,4 +56,8 @@ enum OrderPlacedUpcaster {
             payment: PaymentDetails(method: "card", token: old.paymentToken), placedAt: old.placedAt)
         return try EventCodec.makeEncoder().encode(current)
     }
+
+    /// Version 3 only added the optional `personalData`: a version 2 payload already reads as one
+    /// without personal data (delivery skips such orders, saying why).
+    static let fromVersion2 = Upcaster(type: OrderPlaced.typeName, fromVersion: 2) { data in data }
 }

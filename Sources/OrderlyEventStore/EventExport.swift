@@ -10,15 +10,46 @@ public enum EventExportFormat: String, Sendable, CaseIterable {
 }
 
 public enum EventJSON {
-    /// The event as the current schema version. An event that cannot be upcast (a broken row) comes
-    /// out as stored, with its stored version, rather than being dropped from history.
+    /// The event as the current schema version, with its secrets withheld (`withheld`). An event that
+    /// cannot be upcast (a broken row) comes out as stored, with its stored version, rather than
+    /// being dropped from history.
     public static func current(_ event: RecordedEvent) -> RecordedEvent {
         let stored = EncodedEvent(type: event.type, schemaVersion: event.schemaVersion, data: event.data)
-        guard let upcast = try? EventCodec.upcast(stored), upcast.schemaVersion != event.schemaVersion else { return event }
+        guard let upcast = try? EventCodec.upcast(stored), upcast.schemaVersion != event.schemaVersion else { return Self.withheld(event) }
         var current = event
         current.schemaVersion = upcast.schemaVersion
         current.data = upcast.data
-        return current
+        return Self.withheld(current)
+    }
+
+    /// What stands in for a withheld secret: the field keeps its place and type, so the event
+    /// still reads as its type.
+    public static let withheldValue = "withheld"
+
+    /// The payment token is a secret for the payment service, not history: the events API, exports,
+    /// `orders history` and the console get `withheldValue` in its place, in the two events that
+    /// carry it (OrderPlaced, PaymentRequested). Personal data needs no such step: events hold it
+    /// only sealed.
+    static func withheld(_ event: RecordedEvent) -> RecordedEvent {
+        let data: Data?
+        switch event.type {
+        case OrderPlaced.typeName:
+            data = Self.reencoded(event.data, as: OrderPlaced.self) { $0.payment.token = Self.withheldValue }
+        case PaymentRequested.typeName:
+            data = Self.reencoded(event.data, as: PaymentRequested.self) { $0.paymentToken = Self.withheldValue }
+        default:
+            return event
+        }
+        guard let data else { return event }
+        var shown = event
+        shown.data = data
+        return shown
+    }
+
+    private static func reencoded<Payload: EventPayload>(_ data: Data, as type: Payload.Type, _ change: (inout Payload) -> Void) -> Data? {
+        guard var payload = try? EventCodec.makeDecoder().decode(Payload.self, from: data) else { return nil }
+        change(&payload)
+        return try? EventCodec.makeEncoder().encode(payload)
     }
 
     /// `{"position", "eventId", "streamId", "streamVersion", "type", "schemaVersion", "recordedAt",

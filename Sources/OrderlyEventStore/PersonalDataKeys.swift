@@ -79,6 +79,11 @@ public struct PersonalDataVault: Sendable {
         }
     }
 
+    /// Deletes the customer's keys (see `CustomerKeyStore.forget`).
+    public func forget(_ customerId: String, by actor: String) async throws -> CustomerErasure {
+        try await self.keys.forget(customerId, by: actor)
+    }
+
     static func context(_ customerId: String, _ keyId: UUID) -> Data {
         Data("orderly-personal-data\u{0}\(customerId)\u{0}\(keyId.uuidString.lowercased())".utf8)
     }
@@ -210,4 +215,54 @@ public struct PostgresCustomerKeyStore: CustomerKeyStore {
 
 enum PostgresCustomerKeyStoreError: Error {
     case noKey(customerId: String)
+}
+
+/// A key store that remembers the keys it was asked for, so that serving a page of orders does not
+/// ask PostgreSQL once per order. A deleted key never comes back (ids are never reused), so a miss
+/// is remembered for good; a key found is trusted for `ttl` only: that is how long another process
+/// that erased the customer may still see it opened here. `forget` through this store takes effect
+/// here at once.
+public final class CachedCustomerKeyStore: CustomerKeyStore {
+    struct Cached {
+        var key: CustomerDataKey?
+        var until: ContinuousClock.Instant
+    }
+
+    let store: any CustomerKeyStore
+    let ttl: Duration
+    let capacity: Int
+    let cache = Mutex([UUID: Cached]())
+
+    public init(_ store: any CustomerKeyStore, ttl: Duration = .seconds(10), capacity: Int = 10_000) {
+        self.store = store
+        self.ttl = ttl
+        self.capacity = capacity
+    }
+
+    public func sealingKey(for customerId: String) async throws -> CustomerDataKey {
+        try await self.store.sealingKey(for: customerId)
+    }
+
+    public func key(id: UUID) async throws -> CustomerDataKey? {
+        let now = ContinuousClock.now
+        if let cached = self.cache.withLock({ $0[id] }), cached.key == nil || now < cached.until { return cached.key }
+        let key = try await self.store.key(id: id)
+        self.cache.withLock { cache in
+            // Bounded the simple way: a full cache starts over (a miss costs one primary-key read).
+            if cache.count >= self.capacity { cache.removeAll(keepingCapacity: true) }
+            cache[id] = Cached(key: key, until: now + self.ttl)
+        }
+        return key
+    }
+
+    public func forget(_ customerId: String, by actor: String) async throws -> CustomerErasure {
+        let erasure = try await self.store.forget(customerId, by: actor)
+        // Which cached keys were this customer's is not known here; erasures are rare: drop them all.
+        self.cache.withLock { $0.removeAll() }
+        return erasure
+    }
+
+    public func erasure(of customerId: String) async throws -> CustomerErasure? {
+        try await self.store.erasure(of: customerId)
+    }
 }

@@ -31,8 +31,9 @@ public enum Processes {
         let collections = ActiveCollections(client: mongo)
         let probe = try KafkaProducer(configuration: settings.kafka)
         let trustedProxies = try TrustedProxies(parsing: settings.trustedProxies)
+        let vault = PersonalDataVault(keys: CachedCustomerKeyStore(PostgresCustomerKeyStore(client: postgres, logger: logger)))
         var dependencies = APIDependencies(
-            commands: OrderCommands(store: store),
+            commands: OrderCommands(store: store, vault: vault),
             orders: MongoOrderReadModel(collections: collections),
             inventory: MongoInventoryReadModel(collections: collections),
             sales: MongoSalesReadModel(collections: collections),
@@ -53,6 +54,7 @@ public enum Processes {
             }
         )
         dependencies.trustedProxies = trustedProxies
+        dependencies.vault = vault
         return Application(
             router: try API.buildRouter(dependencies),
             server: API.server,

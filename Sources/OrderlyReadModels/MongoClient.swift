@@ -117,6 +117,25 @@ public final class MongoClient: Sendable {
         }
     }
 
+    /// The names of this client's database's collections (what a full dump of the read models reads).
+    public func collectionNames() async throws -> [String] {
+        let name = self.databaseName
+        return try await self.withClient { client in
+            guard let database = mongoc_client_get_database(client, name) else { throw MongoError(message: "no database \(name)") }
+            defer { mongoc_database_destroy(database) }
+            var error = bson_error_t()
+            guard let names = mongoc_database_get_collection_names_with_opts(database, nil, &error) else { throw MongoError(error) }
+            defer { bson_strfreev(names) }
+            var found: [String] = []
+            var index = 0
+            while let entry = names[index] {
+                found.append(String(cString: entry))
+                index += 1
+            }
+            return found.sorted()
+        }
+    }
+
     func withClient<T: Sendable>(_ work: @escaping @Sendable (OpaquePointer) throws -> T) async throws -> T {
         let pool = self.pool
         let calls = self.calls

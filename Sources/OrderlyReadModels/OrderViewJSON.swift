@@ -56,6 +56,14 @@ extension OrderView: JSONWritable {
             json.field("statusChangedAt", self.statusChangedAt)
             json.field("pageKey", self.pageKey)
             json.field("placedAtMs", self.placedAtMs)
+            // Only the sealed form is stored; the opened fields are the api's, per request.
+            if let sealed = self.personalData {
+                json.key("personalData")
+                json.object { json in
+                    json.field("keyId", sealed.keyId)
+                    json.field("sealed", sealed.sealed)
+                }
+            }
         }
     }
 }

@@ -58,6 +58,15 @@ public struct OrderView: ProjectedView {
     public var pageKey: String?
     /// `placedAt` in milliseconds since 1970, for time-range filters.
     public var placedAtMs: Int64?
+    /// The customer's name, email and shipping address as the OrderPlaced event holds them: sealed.
+    /// Stored so; the api opens it when it serves the order and never serves this field itself.
+    public var personalData: SealedPersonalData?
+    /// Filled by the api from `personalData` when it serves the order; never stored.
+    public var customer: CustomerDetails?
+    public var shippingAddress: ShippingAddress?
+    /// True when the order had personal data and the customer has since been forgotten (the fields
+    /// above are then absent); absent otherwise. Never stored.
+    public var personalDataErased: Bool?
 
     public var documentID: String { self.orderId }
 }
@@ -115,7 +124,7 @@ public enum OrdersProjection: ReadModelProjection {
             view = OrderView(
                 orderId: placed.orderId, customerId: placed.customerId, status: OrderStatus.placed.rawValue, currency: placed.currency,
                 lines: placed.lines, total: placed.total, placedAt: at, updatedAt: at, timeline: [], version: 0, position: 0,
-                applied: [:], revision: 0, statusChangedAt: UTCTime.iso8601(now))
+                applied: [:], revision: 0, statusChangedAt: UTCTime.iso8601(now), personalData: placed.personalData)
         } else {
             guard let current else { return nil }
             view = current

@@ -25,13 +25,17 @@ public struct OrderCommands: Sendable {
     let aggregates: AggregateStore
     let now: @Sendable () -> Date
     let makeOrderID: @Sendable () -> String
+    /// Seals an order's personal data before it is appended; without one, orders that carry
+    /// personal data are refused (`PersonalDataUnavailable`).
+    let vault: PersonalDataVault?
 
     public init(
-        store: any EventStore, now: @escaping @Sendable () -> Date = { Date() },
+        store: any EventStore, vault: PersonalDataVault? = nil, now: @escaping @Sendable () -> Date = { Date() },
         makeOrderID: @escaping @Sendable () -> String = { Identifiers.random().uuidString.lowercased() }
     ) {
         self.store = store
         self.aggregates = AggregateStore(store: store)
+        self.vault = vault
         self.now = now
         self.makeOrderID = makeOrderID
     }
@@ -43,22 +47,35 @@ public struct OrderCommands: Sendable {
         public var currency: String
         public var lines: [OrderLine]
         public var paymentToken: String
+        /// In plain form only until `placeOrder` seals it.
+        public var personalData: PersonalData?
 
-        public init(customerId: String, currency: String, lines: [OrderLine], paymentToken: String) {
+        public init(customerId: String, currency: String, lines: [OrderLine], paymentToken: String, personalData: PersonalData? = nil) {
             self.customerId = customerId
             self.currency = currency
             self.lines = lines
             self.paymentToken = paymentToken
+            self.personalData = personalData
         }
     }
+
+    /// An order came with personal data but this process has no key store to seal it with.
+    public struct PersonalDataUnavailable: Error, Sendable {}
 
     /// Places a new order. Throws `ValidationError` for a command the domain rejects. With an
     /// idempotency key, a repeat of the same input returns the first order and places nothing.
     public func placeOrder(_ input: PlaceOrderInput, actor: String?, idempotencyKey: String? = nil) async throws -> CommandResult {
         let orderID = self.makeOrderID()
-        let command = PlaceOrder(
+        var command = PlaceOrder(
             orderId: orderID, customerId: input.customerId, currency: input.currency, lines: input.lines,
             paymentToken: input.paymentToken)
+        if let personalData = input.personalData, personalData != PersonalData() {
+            // Refused input makes no key: everything is checked before the key store is asked.
+            try Order.validate(command)
+            try personalData.validate()
+            guard let vault else { throw PersonalDataUnavailable() }
+            command.personalData = try await vault.seal(personalData, customerId: input.customerId)
+        }
         // A new id has no history, so the aggregate starts empty; the append insists on no stream.
         let events = try Order().place(command, at: self.now())
         let commandID = Identifiers.random().uuidString.lowercased()

@@ -53,7 +53,7 @@ import Testing
         for event in events {
             let encoded = try EventCodec.encode(event)
             #expect(encoded.type == "OrderPlaced")
-            #expect(encoded.schemaVersion == 2)
+            #expect(encoded.schemaVersion == 3)
             #expect(try EventCodec.decode(encoded) == event)
         }
     }

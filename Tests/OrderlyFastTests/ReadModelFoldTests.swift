@@ -61,8 +61,10 @@ import Testing
             timeline: [OrderView.TimelineEntry(type: "OrderPlaced", at: "2026-11-23T09:00:00.000Z", position: 9_007_199_254_740_993)],
             cancellationReason: "PAYMENT_DECLINED", payment: OrderView.PaymentView(status: "DECLINED", amount: 2593, reason: "CARD_DECLINED"),
             notified: ["CANCELLED"], version: 3, position: 12, applied: ["order": 3, "payment": 2], revision: 7,
-            statusChangedAt: "2026-11-23T09:00:02.000Z", pageKey: "k2026-11-23T09:00:00.000Z|o-1", placedAtMs: 1_795_424_400_000)
+            statusChangedAt: "2026-11-23T09:00:02.000Z", pageKey: "k2026-11-23T09:00:00.000Z|o-1", placedAtMs: 1_795_424_400_000,
+            personalData: SealedPersonalData(keyId: "5f0c1d2e-0000-4000-8000-000000000001", sealed: "q83v+/=="))
         var bare = full
+        bare.personalData = nil
         (bare.cancellationReason, bare.payment, bare.notified, bare.applied, bare.revision) = (nil, nil, nil, nil, nil)
         (bare.statusChangedAt, bare.pageKey, bare.placedAtMs, bare.lines, bare.timeline) = (nil, nil, nil, [], [])
         for view in [full, bare] {
@@ -74,6 +76,18 @@ import Testing
             let codableObject = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(view)) as? NSDictionary
             #expect(handObject == codableObject, "\(String(decoding: hand, as: UTF8.self))")
         }
+        // What the api opens per request is never written to the read model.
+        var opened = full
+        opened.customer = CustomerDetails(name: "Ada", email: "ada@example.org")
+        opened.shippingAddress = ShippingAddress(line1: "1 Main St", city: "London", postalCode: "N1", country: "GB")
+        opened.personalDataErased = true
+        var writer = JSONWriter()
+        opened.write(to: &writer)
+        let stored = String(decoding: writer.bytes, as: UTF8.self)
+        for field in ["customer\"", "shippingAddress", "personalDataErased", "Ada", "London"] {
+            #expect(!stored.contains(field), "\(field) in \(stored)")
+        }
+        #expect(stored.contains("\"personalData\":{\"keyId\""))
     }
 
     /// Two orders of one customer recorded at the same instant, delivered from two partitions in the
