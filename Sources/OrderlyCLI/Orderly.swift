@@ -20,7 +20,7 @@ struct Orderly: AsyncParsableCommand {
         version: "orderly \(BuildInfo.commit) (built \(BuildInfo.builtAt))",
         subcommands: [
             Migrate.self, API.self, Relay.self, Project.self, SagaService.self, Dev.self, Projections.self, Events.self, Orders.self,
-            DeadLetters.self, Customers.self,
+            DeadLetters.self, Customers.self, Keys.self,
             Token.self,
         ]
     )

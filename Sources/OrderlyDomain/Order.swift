@@ -6,7 +6,10 @@ public struct PlaceOrder: Sendable, Equatable {
     public var customerId: String
     public var currency: String
     public var lines: [OrderLine]
+    /// As the client sent it: what the rules check.
     public var paymentToken: String
+    /// The same token sealed for the payment service (I/O done by the caller), stored in its place.
+    public var sealedPaymentToken: String?
     /// Already sealed with the customer's data key (sealing is I/O; the domain only carries it).
     /// Check the plain form with `PersonalData.validate()` before sealing.
     public var personalData: SealedPersonalData?
@@ -79,7 +82,7 @@ public struct Order: Aggregate, Equatable {
             .orderPlaced(
                 OrderPlaced(
                     orderId: command.orderId, customerId: command.customerId, currency: command.currency,
-                    lines: command.lines, total: total, paymentToken: command.paymentToken, placedAt: now,
+                    lines: command.lines, total: total, paymentToken: command.sealedPaymentToken ?? command.paymentToken, placedAt: now,
                     personalData: command.personalData
                 )
             )

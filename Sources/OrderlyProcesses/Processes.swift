@@ -32,8 +32,14 @@ public enum Processes {
         let probe = try KafkaProducer(configuration: settings.kafka)
         let trustedProxies = try TrustedProxies(parsing: settings.trustedProxies)
         let vault = PersonalDataVault(keys: CachedCustomerKeyStore(PostgresCustomerKeyStore(client: postgres, logger: logger)))
+        let paymentTokens = try settings.makePaymentTokenSealer()
+        if paymentTokens == nil {
+            logger.warning(
+                "no ORDERLY_PAYMENT_TOKEN_PUBLIC_KEY: payment tokens are stored in the event log as sent (readers never see them); make a key pair with `orderly keys payment-token`"
+            )
+        }
         var dependencies = APIDependencies(
-            commands: OrderCommands(store: store, vault: vault),
+            commands: OrderCommands(store: store, vault: vault, paymentTokens: paymentTokens),
             orders: MongoOrderReadModel(collections: collections),
             inventory: MongoInventoryReadModel(collections: collections),
             sales: MongoSalesReadModel(collections: collections),

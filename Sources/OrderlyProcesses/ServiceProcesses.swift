@@ -82,7 +82,11 @@ extension Processes {
         case .inventory:
             handler = InventoryService(store: store)
         case .payment:
-            handler = PaymentService(store: store, gateway: SimulatedPaymentGateway())
+            let opener = try settings.makePaymentTokenOpener()
+            if opener == nil {
+                logger.warning("no ORDERLY_PAYMENT_TOKEN_PRIVATE_KEY: payment tokens the api sealed are declined (PAYMENT_TOKEN_UNREADABLE)")
+            }
+            handler = PaymentService(store: store, gateway: SimulatedPaymentGateway(), paymentTokens: opener)
         case .notification:
             let mongo = try MongoClient(uri: settings.mongoURI, database: settings.notificationsDatabase)
             handler = NotificationService(store: store, sender: RecordingNotificationSender(client: mongo))

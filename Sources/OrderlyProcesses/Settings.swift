@@ -3,6 +3,7 @@ import Logging
 import NIOPosix
 import NIOSSL
 import OrderlyAPI
+import OrderlyEventStore
 import OrderlyMessaging
 import PostgresNIO
 
@@ -57,6 +58,12 @@ public struct Settings: Sendable {
     public var httpPort: Int
     /// HS256 secret for bearer tokens (at least 32 bytes). Never logged.
     public var jwtSecret: String?
+    /// `ORDERLY_PAYMENT_TOKEN_PUBLIC_KEY`: the api seals payment tokens with it (base64 X25519; made
+    /// by `orderly keys payment-token`). Without it (and without the private key, from which `dev`
+    /// derives it) tokens are stored as sent.
+    public var paymentTokenPublicKey: String?
+    /// `ORDERLY_PAYMENT_TOKEN_PRIVATE_KEY`: the payment service opens sealed tokens with it. Never logged.
+    public var paymentTokenPrivateKey: String?
     /// A PEM key file for RS256 or ES256 tokens (private to mint and verify, public to verify only);
     /// used instead of the secret when set.
     public var jwtKeyFile: String?
@@ -103,6 +110,8 @@ public struct Settings: Sendable {
             rateLimitBurst: environment["ORDERLY_RATE_LIMIT_BURST"].flatMap { Double($0) } ?? 100
         )
         settings.trustedProxies = environment["ORDERLY_TRUSTED_PROXIES"] ?? ""
+        settings.paymentTokenPublicKey = environment["ORDERLY_PAYMENT_TOKEN_PUBLIC_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        settings.paymentTokenPrivateKey = environment["ORDERLY_PAYMENT_TOKEN_PRIVATE_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         settings.databasePoolSize = environment["ORDERLY_DATABASE_POOL_SIZE"].flatMap { Int($0) }.map { max(1, $0) } ?? 40
         settings.jwksFile = environment["ORDERLY_JWKS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         settings.jwksURL = environment["ORDERLY_JWKS_URL"].flatMap { $0.isEmpty ? nil : $0 }
@@ -115,6 +124,19 @@ public struct Settings: Sendable {
     }
 
     /// The token signer/verifier the settings name: the key file if set, else the secret, else none.
+    /// What the api seals payment tokens with: the public key, else the one of the private key
+    /// (one process holding both, as `dev`); nil when neither is set.
+    public func makePaymentTokenSealer() throws -> PaymentTokenSealer? {
+        if let publicKey = self.paymentTokenPublicKey { return try PaymentTokenSealer(publicKey: publicKey) }
+        guard let privateKey = self.paymentTokenPrivateKey else { return nil }
+        return try PaymentTokenSealer(publicKey: try PaymentTokenSealing.publicKey(ofPrivateKey: privateKey))
+    }
+
+    /// What the payment service opens sealed tokens with; nil when no private key is set.
+    public func makePaymentTokenOpener() throws -> PaymentTokenOpener? {
+        try self.paymentTokenPrivateKey.map { try PaymentTokenOpener(privateKey: $0) }
+    }
+
     public func makeTokenAuthority() async throws -> TokenAuthority? {
         var authority: TokenAuthority
         if let url = self.jwksURL {

@@ -28,14 +28,19 @@ public struct OrderCommands: Sendable {
     /// Seals an order's personal data before it is appended; without one, orders that carry
     /// personal data are refused (`PersonalDataUnavailable`).
     let vault: PersonalDataVault?
+    /// Seals payment tokens for the payment service; nil: they are stored as sent (and only withheld
+    /// from readers).
+    let paymentTokens: PaymentTokenSealer?
 
     public init(
-        store: any EventStore, vault: PersonalDataVault? = nil, now: @escaping @Sendable () -> Date = { Date() },
+        store: any EventStore, vault: PersonalDataVault? = nil, paymentTokens: PaymentTokenSealer? = nil,
+        now: @escaping @Sendable () -> Date = { Date() },
         makeOrderID: @escaping @Sendable () -> String = { Identifiers.random().uuidString.lowercased() }
     ) {
         self.store = store
         self.aggregates = AggregateStore(store: store)
         self.vault = vault
+        self.paymentTokens = paymentTokens
         self.now = now
         self.makeOrderID = makeOrderID
     }
@@ -75,6 +80,10 @@ public struct OrderCommands: Sendable {
             try personalData.validate()
             guard let vault else { throw PersonalDataUnavailable() }
             command.personalData = try await vault.seal(personalData, customerId: input.customerId)
+        }
+        if let paymentTokens {
+            try Order.validate(command)
+            command.sealedPaymentToken = try paymentTokens.seal(input.paymentToken, orderId: orderID)
         }
         // A new id has no history, so the aggregate starts empty; the append insists on no stream.
         let events = try Order().place(command, at: self.now())

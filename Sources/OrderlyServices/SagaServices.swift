@@ -131,10 +131,25 @@ public struct PaymentService: EventHandler {
     static let actor = "payment-service"
     let aggregates: AggregateStore
     let gateway: any PaymentGateway
+    /// Opens tokens the api sealed for this service; nil: only unsealed tokens can be charged.
+    let paymentTokens: PaymentTokenOpener?
 
-    public init(store: any EventStore, gateway: any PaymentGateway) {
+    public init(store: any EventStore, gateway: any PaymentGateway, paymentTokens: PaymentTokenOpener? = nil) {
         self.aggregates = AggregateStore(store: store)
         self.gateway = gateway
+        self.paymentTokens = paymentTokens
+    }
+
+    /// The gateway's decision, with the token opened for it only here. A token this service cannot
+    /// open (sealed for another key) is declined with a clear reason rather than retried for ever.
+    func charge(_ request: ChargeRequest) async throws -> PaymentDecision {
+        var opened = request
+        guard PaymentTokenSealing.isSealed(request.token) else { return try await self.gateway.charge(request) }
+        guard let token = self.paymentTokens?.open(request.token, orderId: request.orderId) else {
+            return .declined(reason: "PAYMENT_TOKEN_UNREADABLE")
+        }
+        opened.token = token
+        return try await self.gateway.charge(opened)
     }
 
     static let handledTypes: Set<String> = [OrderPlaced.typeName, StockReserved.typeName, OrderCancelled.typeName, PaymentRefunded.typeName]
@@ -148,7 +163,7 @@ public struct PaymentService: EventHandler {
         case .stockReserved(let reserved):
             let stream = StreamNames.payment(reserved.orderId)
             guard let request = try await self.aggregates.load(stream, as: Payment.self).state.chargeRequest(for: reserved) else { return }
-            let decision = try await self.gateway.charge(request)
+            let decision = try await self.charge(request)
             try await self.aggregates.update(stream, as: Payment.self, metadata: metadata) { $0.record(decision, of: request) }
         case .orderCancelled(let cancelled):
             try await self.aggregates.update(StreamNames.payment(cancelled.orderId), as: Payment.self, metadata: metadata) {

@@ -140,6 +140,43 @@ import Testing
         #expect(gateway.refunds.withLock { $0 } == ["ledger-1"])
     }
 
+    /// A token the api sealed reaches the gateway opened, and only with the payment service's own
+    /// key for that very order: another key, or the sealed token copied onto another order, is
+    /// declined as unreadable without asking the gateway; the log never holds the token in clear.
+    @Test func aSealedPaymentTokenOpensOnlyInThePaymentServiceForItsOrder() async throws {
+        let keys = PaymentTokenSealing.generateKeyPair()
+        let sealer = try PaymentTokenSealer(publicKey: keys.publicKey)
+        let other = try PaymentTokenOpener(privateKey: PaymentTokenSealing.generateKeyPair().privateKey)
+        let sealed = try sealer.seal("tok_ok", orderId: "o1")
+        #expect(PaymentTokenSealing.isSealed(sealed) && !sealed.contains("tok_ok"))
+        #expect(try sealer.seal("tok_ok", orderId: "o1") != sealed, "a fresh encapsulated key per seal")
+        #expect(try PaymentTokenOpener(privateKey: keys.privateKey).open(sealed, orderId: "o1") == "tok_ok")
+        #expect(try PaymentTokenOpener(privateKey: keys.privateKey).open(sealed, orderId: "o2") == nil)
+        #expect(other.open(sealed, orderId: "o1") == nil)
+        #expect(other.open("tok_plain", orderId: "o1") == "tok_plain", "a token stored before sealing is used as it is")
+
+        for (opener, orderId, charged) in [(try PaymentTokenOpener(privateKey: keys.privateKey), "o1", true), (other, "o1", false)] {
+            let store = InMemoryEventStore()
+            let gateway = LedgerGateway()
+            let service = PaymentService(store: store, gateway: gateway, paymentTokens: opener)
+            let placed = OrderPlaced(
+                orderId: orderId, customerId: "c", currency: "EUR", lines: [], total: 250, paymentToken: sealed, placedAt: Date())
+            try await service.handle(TestEvents.recorded(.orderPlaced(placed), stream: "order-o1", version: 1, position: 1, correlation: "o1"))
+            let reserved = StockReserved(orderId: orderId, lines: [], total: 250)
+            try await service.handle(TestEvents.recorded(.stockReserved(reserved), stream: "reservation-o1", version: 1, position: 2, correlation: "o1"))
+            let recorded = try await store.readStream(StreamNames.payment(orderId), from: 1)
+            #expect(!recorded.contains { String(decoding: $0.data, as: UTF8.self).contains("tok_ok") })
+            if charged {
+                #expect(gateway.charges.withLock { $0 }.map(\.token) == ["tok_ok"])
+                #expect(recorded.map(\.type) == [PaymentRequested.typeName, PaymentProcessed.typeName])
+            } else {
+                #expect(gateway.chargeCalls.withLock { $0 } == 0)
+                let failed = try #require(recorded.last)
+                #expect(failed.type == PaymentFailed.typeName && String(decoding: failed.data, as: UTF8.self).contains("PAYMENT_TOKEN_UNREADABLE"))
+            }
+        }
+    }
+
     /// While the pipeline is down (broker, relay, log) the deadline does not count: an order placed
     /// just before a 70 s outage is cancelled only once it has had 60 s of a working pipeline.
     /// A batch's notifications go out in one call of the channel; each is sent once per order and

@@ -29,6 +29,7 @@ enum TestServers {
 
     /// The HS256 secret every test api runs with.
     static let jwtSecret = "orderly-test-secret-0123456789abcdef"
+    static let paymentTokenKeys = PaymentTokenSealing.generateKeyPair()
 
     /// `Authorization: Bearer …` for a role, signed with the test secret.
     static func bearer(_ role: Role, subject: String = "tester", issuer: String = "orderly", lifetime: Duration = .seconds(600)) async throws
@@ -64,6 +65,8 @@ enum TestServers {
         settings.httpHost = "127.0.0.1"
         settings.httpPort = 0
         settings.jwtSecret = Self.jwtSecret
+        // Payment tokens sealed for the payment service, as a deployment runs.
+        (settings.paymentTokenPrivateKey, settings.paymentTokenPublicKey) = Self.paymentTokenKeys
         // Tests place orders as fast as they can from one token; the limit itself has its own test.
         settings.rateLimitPerSecond = 100_000
         settings.rateLimitBurst = 100_000
