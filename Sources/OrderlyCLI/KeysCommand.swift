@@ -2,7 +2,8 @@ import ArgumentParser
 import OrderlyEventStore
 
 struct Keys: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Make the keys Orderly's processes are configured with.", subcommands: [KeysPaymentToken.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Make the keys Orderly's processes are configured with.", subcommands: [KeysPaymentToken.self])
 }
 
 struct KeysPaymentToken: AsyncParsableCommand {

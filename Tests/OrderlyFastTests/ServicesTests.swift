@@ -163,7 +163,8 @@ import Testing
                 orderId: orderId, customerId: "c", currency: "EUR", lines: [], total: 250, paymentToken: sealed, placedAt: Date())
             try await service.handle(TestEvents.recorded(.orderPlaced(placed), stream: "order-o1", version: 1, position: 1, correlation: "o1"))
             let reserved = StockReserved(orderId: orderId, lines: [], total: 250)
-            try await service.handle(TestEvents.recorded(.stockReserved(reserved), stream: "reservation-o1", version: 1, position: 2, correlation: "o1"))
+            try await service.handle(
+                TestEvents.recorded(.stockReserved(reserved), stream: "reservation-o1", version: 1, position: 2, correlation: "o1"))
             let recorded = try await store.readStream(StreamNames.payment(orderId), from: 1)
             #expect(!recorded.contains { String(decoding: $0.data, as: UTF8.self).contains("tok_ok") })
             if charged {

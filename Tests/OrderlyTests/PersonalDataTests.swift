@@ -36,7 +36,10 @@ import Testing
     }
 
     @Test func personalDataIsStoredOnlySealedAndForgettingErasesItForEveryReader() async throws {
-        let settings = try await TestServers.isolatedSettings()
+        var configured = try await TestServers.isolatedSettings()
+        // Payment tokens sealed for the payment service, as a deployment runs (dev holds both keys).
+        (configured.paymentTokenPrivateKey, configured.paymentTokenPublicKey) = TestServers.paymentTokenKeys
+        let settings = configured
         let app = try await Processes.dev(settings, logger: TestServers.logger)
         try await app.test(.live) { client in
             let restock = try await client.send(

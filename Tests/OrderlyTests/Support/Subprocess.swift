@@ -49,8 +49,6 @@ final class ChildProcess: @unchecked Sendable {
             "ORDERLY_RATE_LIMIT_PER_SECOND": "\(settings.rateLimitPerSecond)", "ORDERLY_RATE_LIMIT_BURST": "\(settings.rateLimitBurst)",
             "ORDERLY_SAGA_DEADLINE_SECONDS": "\(settings.sagaDeadline.components.seconds)",
             "ORDERLY_OPS_PORT": "0", "LOG_LEVEL": "info", "ORDERLY_JWT_SECRET": settings.jwtSecret ?? "",
-            "ORDERLY_PAYMENT_TOKEN_PRIVATE_KEY": settings.paymentTokenPrivateKey ?? "",
-            "ORDERLY_PAYMENT_TOKEN_PUBLIC_KEY": settings.paymentTokenPublicKey ?? "",
         ]
         environment.merge(extra) { $1 }
         return try ChildProcess(

@@ -65,8 +65,6 @@ enum TestServers {
         settings.httpHost = "127.0.0.1"
         settings.httpPort = 0
         settings.jwtSecret = Self.jwtSecret
-        // Payment tokens sealed for the payment service, as a deployment runs.
-        (settings.paymentTokenPrivateKey, settings.paymentTokenPublicKey) = Self.paymentTokenKeys
         // Tests place orders as fast as they can from one token; the limit itself has its own test.
         settings.rateLimitPerSecond = 100_000
         settings.rateLimitBurst = 100_000
