@@ -9,9 +9,10 @@ import OrderlyDomain
 import Synchronization
 
 /// Who may do what. A customer acts on their own orders only; staff restock and read every order;
-/// analysts read the event history; admin may do everything.
+/// analysts read the event history; a carrier reports on shipments and nothing else; admin may do
+/// everything.
 public enum Role: String, Codable, Sendable, CaseIterable {
-    case customer, staff, analyst, admin
+    case customer, staff, analyst, admin, carrier
 }
 
 /// The caller, from a verified bearer token.

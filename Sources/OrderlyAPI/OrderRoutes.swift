@@ -55,6 +55,37 @@ struct OrderRoutes {
         var unitPrice: Int64
     }
 
+    /// A carrier's update about a shipment. `eventId` is the carrier's own id for it: resending the
+    /// same update records nothing.
+    struct CarrierUpdateBody: RequestBody {
+        static let shape = BodyShape.object([
+            "eventId": .string, "type": .string, "carrier": .string, "trackingNumber": .string, "reason": .string, "occurredAt": .string,
+        ])
+
+        var eventId: String
+        var type: String
+        var carrier: String?
+        var trackingNumber: String?
+        var reason: String?
+        var occurredAt: String?
+
+        /// The update as the domain takes it; a 422 naming the field when it is not one.
+        func update(now: Date) throws -> CarrierUpdate {
+            try CarrierUpdate.parse(
+                eventId: self.eventId, type: self.type, carrier: self.carrier, trackingNumber: self.trackingNumber, reason: self.reason,
+                occurredAt: self.occurredAt, now: now)
+        }
+    }
+
+    struct CarrierUpdateResponse: Encodable, Sendable {
+        var orderId: String
+        var eventId: String
+        /// The shipment's status after the update.
+        var status: String
+        /// False when the update was already recorded (resent) or restates what is recorded.
+        var recorded: Bool
+    }
+
     struct RestockResponse: Encodable, Sendable {
         var sku: String
         var position: Int64
@@ -115,6 +146,12 @@ struct OrderRoutes {
         router.get("/sales/daily") { request, context in
             try context.require(.staff, .analyst)
             return try await self.dailySales(request)
+        }
+        router.post("/shipments/{orderId}/events") { request, context in
+            try await Self.counted("carrier_update") {
+                let caller = try context.require(.carrier)
+                return try await self.recordCarrierUpdate(request, context, caller: caller)
+            }
         }
         router.delete("/customers/{id}/personal-data") { _, context in
             let caller = try context.require(.admin)
@@ -208,6 +245,21 @@ struct OrderRoutes {
         let result = try await self.dependencies.commands.cancelOrder(
             id, actor: caller.subject, ownedBy: caller.role == .customer ? caller.subject : nil)
         return JSONBody(status: .accepted, value: PlaceOrderResponse(orderId: result.orderId, position: result.position))
+    }
+
+    /// `POST /shipments/{orderId}/events`: 201 when the update was recorded, 200 when it changed
+    /// nothing (resent); 404 without a shipment, 409 when it contradicts the recorded one.
+    func recordCarrierUpdate(_ request: Request, _ context: OrderlyRequestContext, caller: Principal) async throws
+        -> JSONBody<CarrierUpdateResponse>
+    {
+        let orderId = try context.parameters.require("orderId")
+        guard IdentifierRules.isWellFormed(orderId) else { throw Problem.notFound("no shipment for order \(orderId)") }
+        let body = try await decodeBody(CarrierUpdateBody.self, from: request)
+        let update = try body.update(now: Date())
+        let recorded = try await self.dependencies.commands.recordCarrierUpdate(update, orderId: orderId, actor: caller.subject)
+        return JSONBody(
+            status: recorded.recorded ? .created : .ok,
+            value: CarrierUpdateResponse(orderId: orderId, eventId: update.eventId, status: recorded.status.rawValue, recorded: recorded.recorded))
     }
 
     func restock(_ request: Request, _ context: OrderlyRequestContext, caller: Principal) async throws -> JSONBody<RestockResponse> {

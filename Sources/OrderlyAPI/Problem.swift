@@ -105,6 +105,14 @@ extension Problem {
             self.init(
                 status: .conflict, type: "order-ended", title: "The order has ended",
                 detail: "order \(id) is \(status.isEmpty ? "already ended" : status) and can no longer be cancelled")
+        case ShipmentUpdateError.noShipment(let id):
+            self.init(
+                status: .notFound, type: "not-found", title: "Not found",
+                detail: "no shipment for order \(id): it is not paid yet, unknown, or has no address to ship to")
+        case ShipmentUpdateError.conflict(let id, let status):
+            self.init(
+                status: .conflict, type: "shipment-state-conflict", title: "The update contradicts the shipment",
+                detail: "the shipment of order \(id) is \(status.rawValue); this update cannot follow that")
         case let error where isStoreUnavailable(error):
             self.init(
                 status: .serviceUnavailable, type: "store-unavailable", title: "The event store is unavailable",

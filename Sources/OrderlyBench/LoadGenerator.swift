@@ -90,6 +90,9 @@ public enum LoadGenerator {
         /// Wait for every order's terminal status in the read model and report placement → terminal.
         public var saga: Bool
         public var settleTimeout: Duration
+        /// Orders carry a customer and a shipping address, and in saga mode a completed order ends
+        /// only when its parcel was delivered (measured to when that became visible).
+        public var delivery = false
 
         public init(
             baseURL: String, bearer: String, clients: Int, rate: Double?, duration: Duration, mix: Mix, saga: Bool, settleTimeout: Duration
@@ -203,7 +206,9 @@ public enum LoadGenerator {
                 for index in 0..<total {
                     let scheduled = started + .seconds(Double(index) / rate)
                     try? await Task.sleep(until: scheduled)
-                    group.addTask { await Self.order(index, options.mix.scenario(for: index), http, recorder, startedAt: scheduled) }
+                    group.addTask {
+                        await Self.order(index, options.mix.scenario(for: index), http, recorder, startedAt: scheduled, delivery: options.delivery)
+                    }
                 }
             }
         } else {
@@ -212,7 +217,7 @@ public enum LoadGenerator {
                     group.addTask {
                         while ContinuousClock.now < end {
                             let index = recorder.nextIndex()
-                            await Self.order(index, options.mix.scenario(for: index), http, recorder, startedAt: .now)
+                            await Self.order(index, options.mix.scenario(for: index), http, recorder, startedAt: .now, delivery: options.delivery)
                         }
                     }
                 }
@@ -224,17 +229,24 @@ public enum LoadGenerator {
         var saga: SagaResult?
         var outcomes: [String: OrderView] = [:]
         if options.saga, let mongo {
-            outcomes = try await Self.waitForOutcomes(mongo: mongo, ids: recorder.placed.map(\.orderId), timeout: options.settleTimeout)
-            saga = recorder.judge(outcomes)
+            outcomes = try await Self.waitForOutcomes(
+                mongo: mongo, ids: recorder.placed.map(\.orderId), timeout: options.settleTimeout, delivery: options.delivery)
+            saga = recorder.judge(outcomes, delivery: options.delivery)
         }
         return recorder.result(options: options, seconds: seconds, saga: saga)
     }
 
     /// One order of a scenario: place it (and cancel it), recording each request.
-    static func order(_ index: Int, _ scenario: Scenario, _ http: Requests, _ recorder: Recorder, startedAt: ContinuousClock.Instant) async {
+    static func order(
+        _ index: Int, _ scenario: Scenario, _ http: Requests, _ recorder: Recorder, startedAt: ContinuousClock.Instant, delivery: Bool = false
+    ) async {
         let sku = scenario == .outOfStock ? Self.emptySKU : Self.sku(index)
+        let personal =
+            delivery
+            ? #","customer":{"name":"Bench Customer \#(index % 1000)","email":"bench-\#(index % 1000)@example.org"},"#
+                + #""shippingAddress":{"line1":"\#(index) Bench Street","city":"Testville","postalCode":"10115","country":"DE"}"# : ""
         let body =
-            #"{"customerId":"bench-\#(index % 1000)","currency":"EUR","lines":[{"sku":"\#(sku)","quantity":1,"unitPrice":\#(Self.unitPrice)}],"paymentToken":"\#(scenario.paymentToken)"}"#
+            #"{"customerId":"bench-\#(index % 1000)","currency":"EUR","lines":[{"sku":"\#(sku)","quantity":1,"unitPrice":\#(Self.unitPrice)}],"paymentToken":"\#(scenario.paymentToken)"\#(personal)}"#
         // The saga's time counts from when the order was due (open loop), not from when its task ran.
         let sentAt = Date().addingTimeInterval(-(ContinuousClock.now - startedAt).timeInterval)
         let placed: String?
@@ -283,7 +295,7 @@ public enum LoadGenerator {
     /// Reads the orders from MongoDB until each has ended (or `timeout` passes). A document server
     /// that is down or restarting (the chaos run kills it) is asked again a second later: orders that
     /// never end are the finding, not the outage.
-    static func waitForOutcomes(mongo: MongoClient, ids: [String], timeout: Duration) async throws -> [String: OrderView] {
+    static func waitForOutcomes(mongo: MongoClient, ids: [String], timeout: Duration, delivery: Bool = false) async throws -> [String: OrderView] {
         var done: [String: OrderView] = [:]
         let deadline = ContinuousClock.now + timeout
         while done.count < ids.count, ContinuousClock.now < deadline {
@@ -295,7 +307,9 @@ public enum LoadGenerator {
                     let documents = try await orders.find(["_id": ["$in": .array(chunk.map { .string($0) })]])
                     for document in documents {
                         let view = try JSONDecoder().decode(OrderView.self, from: try document.jsonData())
-                        if view.status == "COMPLETED" || view.status == "CANCELLED" { done[view.orderId] = view }
+                        if view.status == "CANCELLED" || (view.status == "COMPLETED" && (!delivery || view.hasShipmentEnded)) {
+                            done[view.orderId] = view
+                        }
                     }
                 }
             } catch let error as MongoError {
@@ -416,7 +430,7 @@ final class Recorder: Sendable {
 
     /// Checks each accepted order's terminal status against its scenario and measures placement →
     /// terminal. An order that ended otherwise is an error of kind `unexpected-outcome <scenario>`.
-    func judge(_ outcomes: [String: OrderView]) -> LoadGenerator.SagaResult {
+    func judge(_ outcomes: [String: OrderView], delivery: Bool = false) -> LoadGenerator.SagaResult {
         self.state.withLock { state in
             var all = LoadGenerator.Latency.histogram()
             var completed = 0
@@ -426,7 +440,7 @@ final class Recorder: Sendable {
                 if view.status == "COMPLETED" { completed += 1 } else { cancelled += 1 }
                 let expected: Bool =
                     switch placed.scenario {
-                    case .happy: view.status == "COMPLETED"
+                    case .happy: view.status == "COMPLETED" && (!delivery || view.fulfilment?.status == "DELIVERED")
                     case .declined: view.status == "CANCELLED" && view.cancellationReason == "PAYMENT_DECLINED"
                     case .outOfStock: view.status == "CANCELLED" && view.cancellationReason == "OUT_OF_STOCK"
                     case .cancel: view.status == "COMPLETED" || view.cancellationReason == "CUSTOMER_REQUEST"
@@ -439,7 +453,9 @@ final class Recorder: Sendable {
                     state.errors["unexpected-outcome \(placed.scenario.rawValue): \(view.status) \(view.cancellationReason ?? "")", default: 0] +=
                         1
                 }
-                if let changed = view.statusChangedAt.flatMap(UTCTime.parse) {
+                // With delivery, a completed order ends when its parcel's last step became visible.
+                let endedAt = delivery && view.status == "COMPLETED" ? view.fulfilmentChangedAt : view.statusChangedAt
+                if let changed = endedAt.flatMap(UTCTime.parse) {
                     let micros = UInt64(max(0, changed.timeIntervalSince(placed.sentAt)) * 1_000_000)
                     _ = entry.histogram.record(micros)
                     _ = all.record(micros)
@@ -473,4 +489,9 @@ final class Recorder: Sendable {
                 errorCount: state.errorCount + (saga?.unfinished ?? 0), scenarios: scenarios, saga: saga)
         }
     }
+}
+
+extension OrderView {
+    /// The shipment reached an end: delivered, failed or skipped.
+    var hasShipmentEnded: Bool { ["DELIVERED", "FAILED", "SKIPPED"].contains(self.fulfilment?.status ?? "") }
 }

@@ -123,6 +123,8 @@ struct BenchLoad: AsyncParsableCommand {
     var mix = LoadGenerator.Mix.standard.description
     @Flag(help: "Wait for every order's terminal status and report placement → terminal times.") var saga = false
     @Option(help: "With --saga: how long to wait for the last orders to end, in seconds.") var settle = 60.0
+    @Flag(help: "Orders carry a customer and a shipping address; with --saga a completed order ends when its parcel was delivered.")
+    var delivery = false
     @Option(name: .shortAndLong, help: "Write the result as JSON to this file.") var output: String?
     @Flag(help: "Print the result as JSON instead of a summary.") var json = false
 
@@ -136,10 +138,11 @@ struct BenchLoad: AsyncParsableCommand {
     func run() async throws {
         _ = ProcessStart.logger("orderly.bench", defaultLevel: .warning)
         let settings = Settings.fromEnvironment()
-        let options = LoadGenerator.Options(
+        var options = LoadGenerator.Options(
             baseURL: self.url, bearer: try await benchBearer(), clients: self.clients, rate: self.rate,
             duration: .milliseconds(Int64(self.seconds * 1000)), mix: try LoadGenerator.Mix(parsing: self.mix), saga: self.saga,
             settleTimeout: .milliseconds(Int64(self.settle * 1000)))
+        options.delivery = self.delivery
         let mongo = self.saga ? try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase) : nil
         let bar = ProgressLine()
         let result = try await LoadGenerator.run(options, mongo: mongo) { progress in

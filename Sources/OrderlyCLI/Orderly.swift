@@ -95,9 +95,10 @@ extension SagaServiceKind: ExpressibleByArgument {}
 struct SagaService: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "service",
-        abstract: "Run one saga service: order, inventory, payment or notification (/health and /metrics on ORDERLY_OPS_PORT, default 9103).")
+        abstract:
+            "Run one saga service: order, inventory, payment, notification or delivery (/health and /metrics on ORDERLY_OPS_PORT, default 9103).")
 
-    @Argument(help: "order | inventory | payment | notification")
+    @Argument(help: "order | inventory | payment | notification | delivery")
     var kind: SagaServiceKind
 
     func run() async throws {

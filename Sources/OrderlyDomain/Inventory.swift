@@ -5,13 +5,16 @@ import Foundation
 /// that does not fit is refused.
 public struct Stock: SnapshotAggregate, Equatable {
     /// Its stream grows with every order of the SKU: loads start from a snapshot.
-    public static let snapshotSchema = "Stock/1"
+    public static let snapshotSchema = "Stock/2"
 
     public private(set) var sku: String?
     public private(set) var onHand: Int = 0
     public private(set) var unitPrice: MinorUnits?
     /// Units reserved per order id.
     public private(set) var reservations: [String: Int] = [:]
+    /// Orders whose sold units came back (their shipment failed): taken back once. Only failed
+    /// shipments land here, so it stays small.
+    public private(set) var returned: Set<String> = []
 
     public init() {}
 
@@ -32,6 +35,9 @@ public struct Stock: SnapshotAggregate, Equatable {
         case .stockItemCommitted(let committed):
             self.reservations[committed.orderId] = nil
             self.onHand -= committed.quantity
+        case .stockItemReturned(let returned):
+            self.onHand += returned.quantity
+            self.returned.insert(returned.orderId)
         default:
             break
         }
@@ -67,6 +73,15 @@ public struct Stock: SnapshotAggregate, Equatable {
         return [.stockItemCommitted(StockItemCommitted(sku: sku, orderId: orderId, quantity: quantity))]
     }
 
+    /// Takes back an order's units after its shipment failed: sold units return to the shelf once; units
+    /// still reserved (the sale was never committed) are released instead.
+    public func takeBack(_ quantity: Int, for orderId: String) -> [DomainEvent] {
+        guard let sku else { return [] }
+        if self.reservations[orderId] != nil { return self.release(for: orderId) }
+        guard !self.returned.contains(orderId) else { return [] }
+        return [.stockItemReturned(StockItemReturned(sku: sku, orderId: orderId, quantity: quantity))]
+    }
+
     /// Staff add units and set the catalog price.
     public static func restock(sku: String, quantity: Int, unitPrice: MinorUnits) throws(ValidationError) -> [DomainEvent] {
         try IdentifierRules.check(sku, field: "sku")
@@ -80,14 +95,15 @@ public struct Stock: SnapshotAggregate, Equatable {
     }
 }
 
-/// The inventory service's decision for one order (`reservation-<orderId>`): reserved, refused, or
-/// released again. One decision per order, guarded by the stream's expected version.
+/// The inventory service's decision for one order (`reservation-<orderId>`): reserved, refused,
+/// released again, or returned after a failed shipment. One decision per order, guarded by the stream's expected version.
 public struct Reservation: Aggregate, Equatable {
     public enum State: Sendable, Equatable {
         case undecided
         case reserved([OrderLine])
         case failed
         case released
+        case returned
     }
 
     public private(set) var state: State = .undecided
@@ -99,6 +115,7 @@ public struct Reservation: Aggregate, Equatable {
         case .stockReserved(let reserved): self.state = .reserved(reserved.lines)
         case .stockReservationFailed: self.state = .failed
         case .stockReleased: self.state = .released
+        case .stockReturned: self.state = .returned
         default: break
         }
     }

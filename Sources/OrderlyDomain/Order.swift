@@ -46,6 +46,8 @@ public struct Order: Aggregate, Equatable {
     public private(set) var total: MinorUnits = 0
     public private(set) var placedAt: Date?
     public private(set) var cancellationReason: CancellationReason?
+    /// As placed: sealed (delivery opens it to ship).
+    public private(set) var personalData: SealedPersonalData?
 
     public init() {}
 
@@ -61,6 +63,7 @@ public struct Order: Aggregate, Equatable {
             self.lines = placed.lines
             self.total = placed.total
             self.placedAt = placed.placedAt
+            self.personalData = placed.personalData
         case .orderCompleted:
             self.status = .completed
         case .orderCancelled(let cancelled):

@@ -334,6 +334,9 @@ public struct PaymentVoided: EventPayload {
 public enum NotificationOutcome: String, Codable, Sendable {
     case completed = "COMPLETED"
     case cancelled = "CANCELLED"
+    case dispatched = "DISPATCHED"
+    case delivered = "DELIVERED"
+    case shipmentFailed = "SHIPMENT_FAILED"
 }
 
 /// The customer was told the order's outcome (once per order and outcome).
@@ -352,6 +355,147 @@ public struct NotificationSent: EventPayload {
     }
 
     public var asEvent: DomainEvent { .notificationSent(self) }
+}
+
+// MARK: - Shipment stream (`shipment-<orderId>`): the delivery service's and the carrier's record per order.
+
+/// A paid order is to be shipped to the address it was placed with.
+public struct ShipmentRequested: EventPayload {
+    public static let typeName = "ShipmentRequested"
+    public var orderId: String
+    public var customerId: String
+    public var requestedAt: Date
+
+    public init(orderId: String, customerId: String, requestedAt: Date) {
+        self.orderId = orderId
+        self.customerId = customerId
+        self.requestedAt = requestedAt
+    }
+
+    public var asEvent: DomainEvent { .shipmentRequested(self) }
+}
+
+/// A paid order that will not be shipped, and why (`NO_SHIPPING_ADDRESS`: placed before orders
+/// carried an address, or without one). Nothing is compensated: the order stays as it is.
+public struct ShipmentSkipped: EventPayload {
+    public static let typeName = "ShipmentSkipped"
+    public var orderId: String
+    public var customerId: String
+    public var reason: String
+
+    public init(orderId: String, customerId: String, reason: String) {
+        self.orderId = orderId
+        self.customerId = customerId
+        self.reason = reason
+    }
+
+    public var asEvent: DomainEvent { .shipmentSkipped(self) }
+}
+
+/// The carrier took the parcel: from here it can be tracked.
+public struct ShipmentDispatched: EventPayload {
+    public static let typeName = "ShipmentDispatched"
+    public var orderId: String
+    public var customerId: String
+    public var carrier: String
+    public var trackingNumber: String
+    public var dispatchedAt: Date
+    /// The carrier's id of the update this records; nil when the booking's answer recorded it.
+    public var carrierEventId: String?
+
+    public init(orderId: String, customerId: String, carrier: String, trackingNumber: String, dispatchedAt: Date, carrierEventId: String? = nil) {
+        self.orderId = orderId
+        self.customerId = customerId
+        self.carrier = carrier
+        self.trackingNumber = trackingNumber
+        self.dispatchedAt = dispatchedAt
+        self.carrierEventId = carrierEventId
+    }
+
+    public var asEvent: DomainEvent { .shipmentDispatched(self) }
+}
+
+/// The carrier delivered the parcel. Terminal.
+public struct ShipmentDelivered: EventPayload {
+    public static let typeName = "ShipmentDelivered"
+    public var orderId: String
+    public var customerId: String
+    public var deliveredAt: Date
+    public var carrierEventId: String?
+
+    public init(orderId: String, customerId: String, deliveredAt: Date, carrierEventId: String? = nil) {
+        self.orderId = orderId
+        self.customerId = customerId
+        self.deliveredAt = deliveredAt
+        self.carrierEventId = carrierEventId
+    }
+
+    public var asEvent: DomainEvent { .shipmentDelivered(self) }
+}
+
+/// Why a shipment failed; stable strings that clients may branch on. A carrier may report reasons
+/// of its own (one identifier each) beside these.
+public enum ShipmentFailureReason {
+    /// The carrier refused the address when the shipment was booked.
+    public static let addressRefused = "ADDRESS_REFUSED"
+    /// The customer was forgotten before the parcel left: there is no address to ship to.
+    public static let personalDataErased = "PERSONAL_DATA_ERASED"
+    /// The carrier could not deliver and the parcel came back.
+    public static let undeliverable = "UNDELIVERABLE"
+}
+
+/// The order will not reach the customer. Terminal; the payment service refunds, the inventory
+/// service takes the units back and the customer is told.
+public struct ShipmentFailed: EventPayload {
+    public static let typeName = "ShipmentFailed"
+    public var orderId: String
+    public var customerId: String
+    public var reason: String
+    public var failedAt: Date
+    public var carrierEventId: String?
+
+    public init(orderId: String, customerId: String, reason: String, failedAt: Date, carrierEventId: String? = nil) {
+        self.orderId = orderId
+        self.customerId = customerId
+        self.reason = reason
+        self.failedAt = failedAt
+        self.carrierEventId = carrierEventId
+    }
+
+    public var asEvent: DomainEvent { .shipmentFailed(self) }
+}
+
+// MARK: - Stock taken back after a failed shipment.
+
+/// Units sold to an order came back to the shelf (its shipment failed).
+public struct StockItemReturned: EventPayload {
+    public static let typeName = "StockItemReturned"
+    public var sku: String
+    public var orderId: String
+    public var quantity: Int
+
+    public init(sku: String, orderId: String, quantity: Int) {
+        self.sku = sku
+        self.orderId = orderId
+        self.quantity = quantity
+    }
+
+    public var asEvent: DomainEvent { .stockItemReturned(self) }
+}
+
+/// Compensation for a failed shipment: the order's units are back in stock (on the reservation
+/// stream: once per order).
+public struct StockReturned: EventPayload {
+    public static let typeName = "StockReturned"
+    public var orderId: String
+    public var lines: [OrderLine]
+
+    public init(orderId: String, lines: [OrderLine]) {
+        self.orderId = orderId
+        self.lines = lines
+    }
+
+    public var asEvent: DomainEvent { .stockReturned(self) }
 }
 
 /// Every fact Orderly records, as the domain sees it. The stored form (type name, schema version,
@@ -373,13 +517,21 @@ public enum DomainEvent: Sendable, Equatable {
     case paymentRefunded(PaymentRefunded)
     case paymentVoided(PaymentVoided)
     case notificationSent(NotificationSent)
+    case shipmentRequested(ShipmentRequested)
+    case shipmentSkipped(ShipmentSkipped)
+    case shipmentDispatched(ShipmentDispatched)
+    case shipmentDelivered(ShipmentDelivered)
+    case shipmentFailed(ShipmentFailed)
+    case stockItemReturned(StockItemReturned)
+    case stockReturned(StockReturned)
 
     /// Every payload type, for decoding by type name.
     static let payloadTypes: [any EventPayload.Type] = [
         OrderPlaced.self, OrderCompleted.self, OrderCancelled.self, StockRestocked.self, StockItemReserved.self,
         StockItemReleased.self, StockItemCommitted.self, StockReserved.self, StockReservationFailed.self, StockReleased.self,
         PaymentRequested.self, PaymentProcessed.self, PaymentFailed.self, PaymentRefunded.self, PaymentVoided.self,
-        NotificationSent.self,
+        NotificationSent.self, ShipmentRequested.self, ShipmentSkipped.self, ShipmentDispatched.self, ShipmentDelivered.self,
+        ShipmentFailed.self, StockItemReturned.self, StockReturned.self,
     ]
 
     public var payload: any EventPayload {
@@ -400,6 +552,13 @@ public enum DomainEvent: Sendable, Equatable {
         case .paymentRefunded(let payload): payload
         case .paymentVoided(let payload): payload
         case .notificationSent(let payload): payload
+        case .shipmentRequested(let payload): payload
+        case .shipmentSkipped(let payload): payload
+        case .shipmentDispatched(let payload): payload
+        case .shipmentDelivered(let payload): payload
+        case .shipmentFailed(let payload): payload
+        case .stockItemReturned(let payload): payload
+        case .stockReturned(let payload): payload
         }
     }
 

@@ -109,6 +109,9 @@ public struct Notifications: Aggregate, Equatable {
         switch outcome {
         case .completed: "Your order \(orderId) is confirmed and paid."
         case .cancelled: "Your order \(orderId) was cancelled (\(reason?.rawValue ?? "CANCELLED"))."
+        case .dispatched: "Your order \(orderId) is on its way."
+        case .delivered: "Your order \(orderId) was delivered."
+        case .shipmentFailed: "Your order \(orderId) could not be delivered; it is refunded."
         }
     }
 }

@@ -9,9 +9,9 @@ import OrderlyServices
 import PostgresNIO
 import ServiceLifecycle
 
-/// The four saga services, each a consumer group of its own.
+/// The five saga services, each a consumer group of its own.
 public enum SagaServiceKind: String, CaseIterable, Sendable {
-    case order, inventory, payment, notification
+    case order, inventory, payment, notification, delivery
 }
 
 /// The default notification sender: records each message in the `notifications` collection (of the
@@ -91,6 +91,10 @@ extension Processes {
             let mongo = try MongoClient(uri: settings.mongoURI, database: settings.notificationsDatabase)
             handler = NotificationService(store: store, sender: RecordingNotificationSender(client: mongo))
             notificationRecord = mongo
+        case .delivery:
+            // Uncached keys: a customer forgotten a moment before booking is not shipped to.
+            let vault = PersonalDataVault(keys: PostgresCustomerKeyStore(client: postgres, logger: logger))
+            handler = DeliveryService(store: store, vault: vault, carrier: SimulatedCarrier(advancesByItself: settings.simulatedCarrierAdvances))
         }
         let consumer = try await self.consumer(settings, group: "\(settings.serviceGroupPrefix)-\(kind.rawValue)", handler: handler, logger: logger)
         var services: [any Service] = [consumer] + extra

@@ -85,6 +85,10 @@ public struct Settings: Sendable {
     public var trustedProxies: String = ""
     /// `ORDERLY_DATABASE_POOL_SIZE`: connections each process may hold to PostgreSQL (default 40).
     public var databasePoolSize: Int = 40
+    /// `ORDERLY_SIMULATED_CARRIER_ADVANCES`: whether the simulated carrier delivers (or reports a
+    /// failure) by itself right after dispatch (default true); `false` leaves every update to
+    /// `POST /shipments/{orderId}/events`, as a real carrier's.
+    public var simulatedCarrierAdvances: Bool = true
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
         var settings = Settings(
@@ -112,6 +116,7 @@ public struct Settings: Sendable {
         settings.trustedProxies = environment["ORDERLY_TRUSTED_PROXIES"] ?? ""
         settings.paymentTokenPublicKey = environment["ORDERLY_PAYMENT_TOKEN_PUBLIC_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         settings.paymentTokenPrivateKey = environment["ORDERLY_PAYMENT_TOKEN_PRIVATE_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        settings.simulatedCarrierAdvances = environment["ORDERLY_SIMULATED_CARRIER_ADVANCES"].map { $0.lowercased() != "false" && $0 != "0" } ?? true
         settings.databasePoolSize = environment["ORDERLY_DATABASE_POOL_SIZE"].flatMap { Int($0) }.map { max(1, $0) } ?? 40
         settings.jwksFile = environment["ORDERLY_JWKS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         settings.jwksURL = environment["ORDERLY_JWKS_URL"].flatMap { $0.isEmpty ? nil : $0 }

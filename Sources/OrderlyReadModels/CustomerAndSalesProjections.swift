@@ -96,6 +96,9 @@ public struct SalesDayView: ProjectedView {
     public var placed: Int64
     public var completed: Int64
     public var cancelled: Int64
+    /// Orders whose parcel reached the customer that day (counted by when the carrier delivered).
+    /// Absent in days written before delivery existed.
+    public var delivered: Int64?
     /// Totals of the orders completed that day, per currency, in minor units.
     public var revenue: [String: Int64]
     public var applied: AppliedSources
@@ -108,7 +111,9 @@ public struct SalesDayView: ProjectedView {
 public enum SalesDailyProjection: ReadModelProjection {
     public static let name = "sales_daily"
     public static let unverifiedFields: Set<String> = ["revision", "applied"]
-    public static let handledTypes: Set<String> = [OrderPlaced.typeName, OrderCompleted.typeName, OrderCancelled.typeName]
+    public static let handledTypes: Set<String> = [
+        OrderPlaced.typeName, OrderCompleted.typeName, OrderCancelled.typeName, ShipmentDelivered.typeName,
+    ]
 
     public static func documentIDs(of event: DomainEvent, recorded: RecordedEvent) -> [String] {
         [UTCTime.day(recorded.recordedAt).text]
@@ -126,6 +131,7 @@ public enum SalesDailyProjection: ReadModelProjection {
             view.completed += 1
             view.revenue[completed.currency ?? unknownCurrency, default: 0] += completed.total
         case .orderCancelled: view.cancelled += 1
+        case .shipmentDelivered: view.delivered = (view.delivered ?? 0) + 1
         default: return nil
         }
         return view

@@ -24,7 +24,7 @@ public enum InventoryProjection: ReadModelProjection {
     public static let name = "inventory"
     public static let unverifiedFields: Set<String> = ["revision"]
     public static let handledTypes: Set<String> = [
-        StockRestocked.typeName, StockItemReserved.typeName, StockItemReleased.typeName, StockItemCommitted.typeName,
+        StockRestocked.typeName, StockItemReserved.typeName, StockItemReleased.typeName, StockItemCommitted.typeName, StockItemReturned.typeName,
     ]
 
     public static func documentIDs(of event: DomainEvent, recorded: RecordedEvent) -> [String] {
@@ -33,6 +33,7 @@ public enum InventoryProjection: ReadModelProjection {
         case .stockItemReserved(let e): [e.sku]
         case .stockItemReleased(let e): [e.sku]
         case .stockItemCommitted(let e): [e.sku]
+        case .stockItemReturned(let e): [e.sku]
         default: []
         }
     }
@@ -57,6 +58,8 @@ public enum InventoryProjection: ReadModelProjection {
         case .stockItemCommitted(let committed):
             view.reserved -= Int64(committed.quantity)
             view.onHand -= Int64(committed.quantity)
+        case .stockItemReturned(let returned):
+            view.onHand += Int64(returned.quantity)
         default:
             return nil
         }

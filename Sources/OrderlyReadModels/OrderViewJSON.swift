@@ -44,6 +44,20 @@ extension OrderView: JSONWritable {
                 json.key("notified")
                 json.array(notified) { json, outcome in json.value(outcome) }
             }
+            if let fulfilment = self.fulfilment {
+                json.key("fulfilment")
+                json.object { json in
+                    json.field("status", fulfilment.status)
+                    json.field("carrier", fulfilment.carrier)
+                    json.field("trackingNumber", fulfilment.trackingNumber)
+                    json.field("reason", fulfilment.reason)
+                    json.field("requestedAt", fulfilment.requestedAt)
+                    json.field("dispatchedAt", fulfilment.dispatchedAt)
+                    json.field("deliveredAt", fulfilment.deliveredAt)
+                    json.field("failedAt", fulfilment.failedAt)
+                    json.field("updatedAt", fulfilment.updatedAt)
+                }
+            }
             json.field("version", self.version)
             json.field("position", self.position)
             if let applied = self.applied {
@@ -54,6 +68,7 @@ extension OrderView: JSONWritable {
             }
             json.field("revision", self.revision)
             json.field("statusChangedAt", self.statusChangedAt)
+            json.field("fulfilmentChangedAt", self.fulfilmentChangedAt)
             json.field("pageKey", self.pageKey)
             json.field("placedAtMs", self.placedAtMs)
             // Only the sealed form is stored; the opened fields are the api's, per request.

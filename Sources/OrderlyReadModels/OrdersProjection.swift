@@ -27,6 +27,22 @@ public struct OrderView: ProjectedView {
         public var reason: String?
     }
 
+    /// Where the paid order's parcel is. COMPLETED keeps meaning paid; this tells the rest.
+    public struct FulfilmentView: Codable, Sendable, Equatable {
+        /// REQUESTED, SKIPPED, DISPATCHED, DELIVERED or FAILED.
+        public var status: String
+        public var carrier: String?
+        public var trackingNumber: String?
+        /// Why it was skipped or failed.
+        public var reason: String?
+        public var requestedAt: String?
+        public var dispatchedAt: String?
+        public var deliveredAt: String?
+        public var failedAt: String?
+        /// When the shipment last changed (the latest of the times above, or when it was skipped).
+        public var updatedAt: String?
+    }
+
     public var orderId: String
     public var customerId: String
     public var status: String
@@ -40,6 +56,8 @@ public struct OrderView: ProjectedView {
     public var payment: PaymentView?
     /// Outcomes the customer was notified of.
     public var notified: [String]?
+    /// The shipment, once the order is paid; absent before.
+    public var fulfilment: FulfilmentView?
     /// The order stream's version and the highest log position this view reflects.
     public var version: Int64
     public var position: Int64
@@ -52,6 +70,8 @@ public struct OrderView: ProjectedView {
     public var revision: Int64?
     /// When the projector last changed `status` (its own clock): when a status became visible.
     public var statusChangedAt: String?
+    /// The same for `fulfilment.status`: when a step of the shipment became visible.
+    public var fulfilmentChangedAt: String?
     /// `k<placedAt>|<orderId>`: the one key pages are sorted and cut by (newest first, ties by id).
     /// The letter in front keeps the document server here comparing it as text (NX-27017 compares
     /// strings that start with a digit wrongly).
@@ -74,13 +94,14 @@ public struct OrderView: ProjectedView {
 /// The `orders` read model. Pure: folds one event into the order's view.
 public enum OrdersProjection: ReadModelProjection {
     public static let name = "orders"
-    public static let unverifiedFields: Set<String> = ["revision", "statusChangedAt"]
+    public static let unverifiedFields: Set<String> = ["revision", "statusChangedAt", "fulfilmentChangedAt"]
 
     /// The event types this read model applies (its definition in projections/orders.json lists the same).
     public static let handledTypes: Set<String> = [
         OrderPlaced.typeName, OrderCompleted.typeName, OrderCancelled.typeName, StockReserved.typeName, StockReservationFailed.typeName,
         StockReleased.typeName, PaymentRequested.typeName, PaymentProcessed.typeName, PaymentFailed.typeName, PaymentRefunded.typeName,
-        PaymentVoided.typeName, NotificationSent.typeName,
+        PaymentVoided.typeName, NotificationSent.typeName, ShipmentRequested.typeName, ShipmentSkipped.typeName, ShipmentDispatched.typeName,
+        ShipmentDelivered.typeName, ShipmentFailed.typeName,
     ]
 
     /// The order an event is about, or nil for events of other aggregates (stock).
@@ -98,7 +119,13 @@ public enum OrdersProjection: ReadModelProjection {
         case .paymentRefunded(let e): e.orderId
         case .paymentVoided(let e): e.orderId
         case .notificationSent(let e): e.orderId
-        case .stockRestocked, .stockItemReserved, .stockItemReleased, .stockItemCommitted: nil
+        case .shipmentRequested(let e): e.orderId
+        case .shipmentSkipped(let e): e.orderId
+        case .shipmentDispatched(let e): e.orderId
+        case .shipmentDelivered(let e): e.orderId
+        case .shipmentFailed(let e): e.orderId
+        case .stockReturned(let e): e.orderId
+        case .stockRestocked, .stockItemReserved, .stockItemReleased, .stockItemCommitted, .stockItemReturned: nil
         }
     }
 
@@ -132,6 +159,7 @@ public enum OrdersProjection: ReadModelProjection {
         var applied = view.applied ?? ["order": view.version]
         if let last = applied[kind], recorded.streamVersion <= last { return nil }
         let before = view.status
+        let fulfilmentBefore = view.fulfilment?.status
         switch event {
         case .stockReserved:
             if view.status == OrderStatus.placed.rawValue { view.status = OrderStatus.stockReserved.rawValue }
@@ -154,10 +182,37 @@ public enum OrdersProjection: ReadModelProjection {
             view.cancellationReason = cancelled.reason.rawValue
         case .notificationSent(let sent):
             view.notified = (view.notified ?? []) + [sent.outcome.rawValue]
+        case .shipmentRequested(let requested):
+            let at = UTCTime.iso8601(requested.requestedAt)
+            view.fulfilment = OrderView.FulfilmentView(status: Shipment.Status.requested.rawValue, requestedAt: at, updatedAt: at)
+        case .shipmentSkipped(let skipped):
+            view.fulfilment = OrderView.FulfilmentView(status: Shipment.Status.skipped.rawValue, reason: skipped.reason, updatedAt: at)
+        case .shipmentDispatched(let dispatched):
+            var fulfilment = view.fulfilment ?? OrderView.FulfilmentView(status: "")
+            fulfilment.status = Shipment.Status.dispatched.rawValue
+            fulfilment.carrier = dispatched.carrier
+            fulfilment.trackingNumber = dispatched.trackingNumber
+            fulfilment.dispatchedAt = UTCTime.iso8601(dispatched.dispatchedAt)
+            fulfilment.updatedAt = fulfilment.dispatchedAt
+            view.fulfilment = fulfilment
+        case .shipmentDelivered(let delivered):
+            var fulfilment = view.fulfilment ?? OrderView.FulfilmentView(status: "")
+            fulfilment.status = Shipment.Status.delivered.rawValue
+            fulfilment.deliveredAt = UTCTime.iso8601(delivered.deliveredAt)
+            fulfilment.updatedAt = fulfilment.deliveredAt
+            view.fulfilment = fulfilment
+        case .shipmentFailed(let failed):
+            var fulfilment = view.fulfilment ?? OrderView.FulfilmentView(status: "")
+            fulfilment.status = Shipment.Status.failed.rawValue
+            fulfilment.reason = failed.reason
+            fulfilment.failedAt = UTCTime.iso8601(failed.failedAt)
+            fulfilment.updatedAt = fulfilment.failedAt
+            view.fulfilment = fulfilment
         default:
             break
         }
         if view.status != before { view.statusChangedAt = UTCTime.iso8601(now) }
+        if view.fulfilment?.status != fulfilmentBefore { view.fulfilmentChangedAt = UTCTime.iso8601(now) }
         if kind == "order" { view.version = recorded.streamVersion }
         applied[kind] = recorded.streamVersion
         view.applied = applied

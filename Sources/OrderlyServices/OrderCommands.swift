@@ -120,6 +120,13 @@ public struct OrderCommands: Sendable {
         return CommandResult(orderId: orderID, position: result.position, isReplay: false)
     }
 
+    /// A carrier reports on an order's shipment (dispatched, delivered, failed). Idempotent by the
+    /// carrier's event id: a resent update records nothing and answers the same.
+    public func recordCarrierUpdate(_ update: CarrierUpdate, orderId: String, actor: String?) async throws -> ShipmentCommands.Recorded {
+        let metadata = EventMetadata(correlationId: orderId, causationId: Identifiers.random().uuidString.lowercased(), actor: actor)
+        return try await ShipmentCommands(aggregates: self.aggregates).record(update, orderId: orderId, metadata: metadata)
+    }
+
     /// Staff add units of a SKU and set its catalog price. With an idempotency key, a repeat of the
     /// same restock returns the first result and adds nothing.
     public func restock(sku: String, quantity: Int, unitPrice: MinorUnits, actor: String?, idempotencyKey: String? = nil) async throws

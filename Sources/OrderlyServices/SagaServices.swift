@@ -21,6 +21,12 @@ import OrderlyHandling
 //   PaymentFailed ─► inventory: StockReleased; order: OrderCancelled(PAYMENT_DECLINED)
 //   OrderCancelled (customer, deadline, any reason) ─► inventory: StockReleased if reserved;
 //                  payment: PaymentRefunded if charged, else PaymentVoided; notification
+//   OrderCompleted ─► delivery: ShipmentRequested | ShipmentSkipped(NO_SHIPPING_ADDRESS)
+//   ShipmentRequested ─► delivery: books the carrier ─► ShipmentDispatched | ShipmentFailed
+//   carrier updates (api or the simulated carrier) ─► ShipmentDelivered | ShipmentFailed
+//   ShipmentDispatched, ShipmentDelivered ─► notification
+//   ShipmentFailed ─► payment: PaymentRefunded; inventory: StockItemReturned per SKU, StockReturned;
+//                     notification
 //
 // Events of one order share a Kafka key (the order id), so each service sees them in log order.
 // Every reaction is idempotent: the aggregate remembers what it decided, and a repeat decides nothing.
@@ -34,7 +40,9 @@ public struct InventoryService: EventHandler {
         self.aggregates = AggregateStore(store: store)
     }
 
-    static let handledTypes: Set<String> = [OrderPlaced.typeName, OrderCancelled.typeName, PaymentFailed.typeName, OrderCompleted.typeName]
+    static let handledTypes: Set<String> = [
+        OrderPlaced.typeName, OrderCancelled.typeName, PaymentFailed.typeName, OrderCompleted.typeName, ShipmentFailed.typeName,
+    ]
 
     public func handle(_ event: RecordedEvent) async throws {
         guard Self.handledTypes.contains(event.type) else { return }
@@ -44,6 +52,7 @@ public struct InventoryService: EventHandler {
         case .orderCancelled(let cancelled): try await self.release(orderId: cancelled.orderId, metadata: metadata)
         case .paymentFailed(let failed): try await self.release(orderId: failed.orderId, metadata: metadata)
         case .orderCompleted(let completed): try await self.commit(orderId: completed.orderId, metadata: metadata)
+        case .shipmentFailed(let failed): try await self.takeBack(orderId: failed.orderId, metadata: metadata)
         default: return
         }
     }
@@ -90,7 +99,7 @@ public struct InventoryService: EventHandler {
     func release(orderId: String, metadata: EventMetadata) async throws {
         let reservation = StreamNames.reservation(orderId)
         switch try await self.aggregates.load(reservation, as: Reservation.self).state.state {
-        case .failed, .released:
+        case .failed, .released, .returned:
             return
         case .undecided:
             // Closed before it was decided: a late reservation attempt will find it decided.
@@ -119,6 +128,22 @@ public struct InventoryService: EventHandler {
             try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata.keyed(by: StreamNames.stock(line.sku))) {
                 $0.commit(for: orderId)
             }
+        }
+    }
+
+    /// The order's shipment failed: its units go back on the shelf, once (each SKU's stock remembers
+    /// the orders it took back; the reservation records that the order's stock came back).
+    func takeBack(orderId: String, metadata: EventMetadata) async throws {
+        let reservation = StreamNames.reservation(orderId)
+        guard case .reserved(let lines) = try await self.aggregates.load(reservation, as: Reservation.self).state.state else { return }
+        for line in lines {
+            try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata.keyed(by: StreamNames.stock(line.sku))) {
+                $0.takeBack(line.quantity, for: orderId)
+            }
+        }
+        try await self.aggregates.update(reservation, as: Reservation.self, metadata: metadata) { state in
+            guard case .reserved = state.state else { return [] }
+            return [.stockReturned(StockReturned(orderId: orderId, lines: lines))]
         }
     }
 }
@@ -152,7 +177,9 @@ public struct PaymentService: EventHandler {
         return try await self.gateway.charge(opened)
     }
 
-    static let handledTypes: Set<String> = [OrderPlaced.typeName, StockReserved.typeName, OrderCancelled.typeName, PaymentRefunded.typeName]
+    static let handledTypes: Set<String> = [
+        OrderPlaced.typeName, StockReserved.typeName, OrderCancelled.typeName, PaymentRefunded.typeName, ShipmentFailed.typeName,
+    ]
 
     public func handle(_ event: RecordedEvent) async throws {
         guard Self.handledTypes.contains(event.type) else { return }
@@ -168,6 +195,11 @@ public struct PaymentService: EventHandler {
         case .orderCancelled(let cancelled):
             try await self.aggregates.update(StreamNames.payment(cancelled.orderId), as: Payment.self, metadata: metadata) {
                 $0.compensate(orderId: cancelled.orderId)
+            }
+        case .shipmentFailed(let failed):
+            // Paid and never delivered: the charge is paid back.
+            try await self.aggregates.update(StreamNames.payment(failed.orderId), as: Payment.self, metadata: metadata) {
+                $0.compensate(orderId: failed.orderId)
             }
         case .paymentRefunded(let refunded):
             try await self.gateway.refund(chargeId: refunded.chargeId, amount: refunded.amount)
@@ -285,7 +317,9 @@ public struct NotificationService: EventHandler {
         self.sender = sender
     }
 
-    static let handledTypes: Set<String> = [OrderCompleted.typeName, OrderCancelled.typeName]
+    static let handledTypes: Set<String> = [
+        OrderCompleted.typeName, OrderCancelled.typeName, ShipmentDispatched.typeName, ShipmentDelivered.typeName, ShipmentFailed.typeName,
+    ]
 
     public func handle(_ event: RecordedEvent) async throws {
         try await self.handle(batch: [event])
@@ -347,6 +381,19 @@ public struct NotificationService: EventHandler {
             return NotificationSent(
                 orderId: cancelled.orderId, customerId: cancelled.customerId, outcome: .cancelled,
                 message: Notifications.message(for: .cancelled, orderId: cancelled.orderId, reason: cancelled.reason))
+        case .shipmentDispatched(let dispatched):
+            return NotificationSent(
+                orderId: dispatched.orderId, customerId: dispatched.customerId, outcome: .dispatched,
+                message: Notifications.message(for: .dispatched, orderId: dispatched.orderId, reason: nil)
+                    + " \(dispatched.carrier) tracking number: \(dispatched.trackingNumber).")
+        case .shipmentDelivered(let delivered):
+            return NotificationSent(
+                orderId: delivered.orderId, customerId: delivered.customerId, outcome: .delivered,
+                message: Notifications.message(for: .delivered, orderId: delivered.orderId, reason: nil))
+        case .shipmentFailed(let failed):
+            return NotificationSent(
+                orderId: failed.orderId, customerId: failed.customerId, outcome: .shipmentFailed,
+                message: "Your order \(failed.orderId) could not be delivered (\(failed.reason)); it is refunded.")
         default:
             return nil
         }

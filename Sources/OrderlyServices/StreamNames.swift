@@ -5,8 +5,9 @@ public enum StreamNames {
     public static func reservation(_ orderId: String) -> String { "reservation-\(orderId)" }
     public static func payment(_ orderId: String) -> String { "payment-\(orderId)" }
     public static func notification(_ orderId: String) -> String { "notification-\(orderId)" }
+    public static func shipment(_ orderId: String) -> String { "shipment-\(orderId)" }
     /// Every stream that belongs to one order (stock streams are shared by many orders).
     public static func ofOrder(_ orderId: String) -> [String] {
-        [order(orderId), reservation(orderId), payment(orderId), notification(orderId)]
+        [order(orderId), reservation(orderId), payment(orderId), notification(orderId), shipment(orderId)]
     }
 }

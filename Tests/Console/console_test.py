@@ -208,7 +208,7 @@ def an_admin_rebuilds_and_verifies_a_read_model(driver):
     before = driver.find_element(By.CSS_SELECTOR, row).text
     driver.find_element(By.CSS_SELECTOR, 'button[data-action="rebuild"][data-projection="orders"]').click()
     # The rebuild runs in the api's background: its progress shows, then the new collection.
-    wait(driver, 90, lambda d: "orders_v1_" in d.find_element(By.CSS_SELECTOR, row).text
+    wait(driver, 90, lambda d: "orders_v2_" in d.find_element(By.CSS_SELECTOR, row).text
          and "none" in d.find_element(By.CSS_SELECTOR, row).text,
          f"the rebuild did not finish and switch over (before: {before!r})")
     driver.find_element(By.CSS_SELECTOR, 'button[data-action="verify"][data-projection="orders"]').click()

@@ -18,6 +18,7 @@ import Testing
     @Test(arguments: [
         ("/orders", OrderRoutes.PlaceOrderBody.shape),
         ("/inventory/{sku}/restock", OrderRoutes.RestockBody.shape),
+        ("/shipments/{orderId}/events", OrderRoutes.CarrierUpdateBody.shape),
     ])
     func eachRequestSchemaNamesWhatItsBodyShapeAccepts(path: String, shape: BodyShape) throws {
         let paths = try #require(self.document["paths"] as? [String: [String: Any]])
@@ -36,7 +37,7 @@ import Testing
                 (operation as? [String: Any])?["requestBody"] != nil ? "\(method) \(path)" : nil
             }
         }
-        #expect(withBodies.sorted() == ["post /inventory/{sku}/restock", "post /orders"])
+        #expect(withBodies.sorted() == ["post /inventory/{sku}/restock", "post /orders", "post /shipments/{orderId}/events"])
     }
 
     /// A canonical text of a shape: `{a:string,b:[{c:integer}]}` with the keys sorted.

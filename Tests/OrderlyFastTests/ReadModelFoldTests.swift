@@ -60,13 +60,20 @@ import Testing
             placedAt: "2026-11-23T09:00:00.000Z", updatedAt: "2026-11-23T09:00:01.000Z",
             timeline: [OrderView.TimelineEntry(type: "OrderPlaced", at: "2026-11-23T09:00:00.000Z", position: 9_007_199_254_740_993)],
             cancellationReason: "PAYMENT_DECLINED", payment: OrderView.PaymentView(status: "DECLINED", amount: 2593, reason: "CARD_DECLINED"),
-            notified: ["CANCELLED"], version: 3, position: 12, applied: ["order": 3, "payment": 2], revision: 7,
-            statusChangedAt: "2026-11-23T09:00:02.000Z", pageKey: "k2026-11-23T09:00:00.000Z|o-1", placedAtMs: 1_795_424_400_000,
+            notified: ["CANCELLED"],
+            fulfilment: OrderView.FulfilmentView(
+                status: "FAILED", carrier: "SIMULATED", trackingNumber: "SIM-o-1", reason: "UNDELIVERABLE", requestedAt: "2026-11-23T09:00:01.000Z",
+                dispatchedAt: "2026-11-23T09:00:02.000Z", failedAt: "2026-11-23T09:00:03.000Z", updatedAt: "2026-11-23T09:00:03.000Z"), version: 3,
+            position: 12, applied: ["order": 3, "payment": 2], revision: 7,
+            statusChangedAt: "2026-11-23T09:00:02.000Z", fulfilmentChangedAt: "2026-11-23T09:00:03.100Z", pageKey: "k2026-11-23T09:00:00.000Z|o-1",
+            placedAtMs: 1_795_424_400_000,
             personalData: SealedPersonalData(keyId: "5f0c1d2e-0000-4000-8000-000000000001", sealed: "q83v+/=="))
         var bare = full
         bare.personalData = nil
         (bare.cancellationReason, bare.payment, bare.notified, bare.applied, bare.revision) = (nil, nil, nil, nil, nil)
+        bare.fulfilment = nil
         (bare.statusChangedAt, bare.pageKey, bare.placedAtMs, bare.lines, bare.timeline) = (nil, nil, nil, [], [])
+        bare.fulfilmentChangedAt = nil
         for view in [full, bare] {
             var writer = JSONWriter()
             view.write(to: &writer)

@@ -71,13 +71,15 @@ import Testing
             #expect(refused.status == .unprocessableContent)
             #expect(Self.json(refused)["field"] as? String == "customer.email")
 
-            // Every order runs the whole saga with its data sealed; its reader sees it opened.
+            // Every order runs the whole saga with its data sealed, delivery included (the delivery
+            // service opened the address to book the carrier); its reader sees it opened.
             for id in adaOrders + [graceOrder] {
                 let completed = try await TestServers.eventually { () -> [String: Any]? in
                     let order = Self.json(try await client.send(uri: "/orders/\(id)", method: .get, as: .staff))
-                    return order["status"] as? String == "COMPLETED" ? order : nil
+                    let fulfilment = order["fulfilment"] as? [String: Any]
+                    return order["status"] as? String == "COMPLETED" && fulfilment?["status"] as? String == "DELIVERED" ? order : nil
                 }
-                #expect(completed != nil, "order \(id) never completed")
+                #expect(completed != nil, "order \(id) was never delivered")
             }
             let adaView = Self.json(try await client.send(uri: "/orders/\(adaOrders[0])", method: .get, as: .customer, subject: "c-ada"))
             #expect((adaView["customer"] as? [String: Any])?["email"] as? String == Self.ada.email)

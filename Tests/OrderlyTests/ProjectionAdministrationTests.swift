@@ -65,7 +65,7 @@ import Testing
             let switched = try await TestServers.eventually(timeout: .seconds(60)) { () -> String? in
                 let state = Self.json(try await client.send(uri: "/projections/orders", method: .get, as: .analyst))
                 guard state["rebuild"] == nil || state["rebuild"] is NSNull, let collection = state["collection"] as? String,
-                    collection.hasPrefix("orders_v1_")
+                    collection.hasPrefix("orders_v2_")
                 else { return nil }
                 return collection
             }

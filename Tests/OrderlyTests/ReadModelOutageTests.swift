@@ -27,7 +27,9 @@ import Testing
         func startMongo() throws -> ChildProcess {
             try ChildProcess(
                 executable: TestServers.repositoryRoot + "/.orderly/venv/bin/nx-27017",
-                arguments: ["--data-dir", dataDirectory.path, "-p", "\(mongoPort)"], environment: [:])
+                // A pid file of its own: without one nx-27017 uses /tmp/nx_27017.pid and refuses to start
+                // while any other instance that wrote it is alive (a leftover of an earlier run was).
+                arguments: ["--data-dir", dataDirectory.path, "-p", "\(mongoPort)", "--pid-file", dataDirectory.path + "/nx.pid"], environment: [:])
         }
         var mongo = try startMongo()
         settings.mongoURI = "mongodb://127.0.0.1:\(mongoPort)"

@@ -1,0 +1,189 @@
+import Foundation
+import OrderlyDomain
+import OrderlyEventStore
+import OrderlyHandling
+
+/// Where shipments are booked: the simulated carrier here, a real one in its place. `book` must be
+/// idempotent per order id (after a crash the same booking comes again and must get the same
+/// answer); a thrown error is taken as transient and retried, a refusal is a decision.
+public protocol Carrier: Sendable {
+    /// The name shipments it dispatched carry (`ShipmentDispatched.carrier`).
+    var name: String { get }
+    func book(_ booking: ShipmentBooking) async throws -> CarrierBooking
+    /// The updates this carrier reports by itself about a parcel it took: the simulated carrier's
+    /// whole journey at once. A real carrier returns none; its updates arrive at
+    /// `POST /shipments/{orderId}/events`. `address` is nil when it can no longer be read (the
+    /// customer was forgotten after the parcel left).
+    func updates(trackingNumber: String, address: ShippingAddress?, at now: Date) -> [CarrierUpdate]
+}
+
+/// The simulated carrier. Its rules are deterministic and documented (README), so every delivery
+/// path can be driven from the REST api, and a repeat after a crash decides the same way:
+/// - postal code `00000`: the booking is refused (`ADDRESS_REFUSED`);
+/// - postal code `99999`: dispatched, then reported undeliverable (`UNDELIVERABLE`);
+/// - any other address: dispatched (tracking number `SIM-<orderId>`), then delivered.
+/// With `advancesByItself` off it only books: updates come through the api, as a real carrier's do.
+public struct SimulatedCarrier: Carrier {
+    public static let refusedPostalCode = "00000"
+    public static let undeliverablePostalCode = "99999"
+    public let name = "SIMULATED"
+    let advancesByItself: Bool
+
+    public init(advancesByItself: Bool = true) {
+        self.advancesByItself = advancesByItself
+    }
+
+    public func book(_ booking: ShipmentBooking) async throws -> CarrierBooking {
+        if booking.address.postalCode == Self.refusedPostalCode { return .refused(reason: ShipmentFailureReason.addressRefused) }
+        return .accepted(carrier: self.name, trackingNumber: "SIM-\(booking.orderId)")
+    }
+
+    public func updates(trackingNumber: String, address: ShippingAddress?, at now: Date) -> [CarrierUpdate] {
+        guard self.advancesByItself else { return [] }
+        if address?.postalCode == Self.undeliverablePostalCode {
+            return [CarrierUpdate(eventId: "\(trackingNumber)-failed", kind: .failed(reason: ShipmentFailureReason.undeliverable), occurredAt: now)]
+        }
+        return [CarrierUpdate(eventId: "\(trackingNumber)-delivered", kind: .delivered, occurredAt: now)]
+    }
+}
+
+/// Records carriers' updates about shipments: from the api (`POST /shipments/{orderId}/events`,
+/// role `carrier`) and from a carrier that advances by itself. A resent update records nothing.
+public struct ShipmentCommands: Sendable {
+    let aggregates: AggregateStore
+
+    public init(store: any EventStore) {
+        self.aggregates = AggregateStore(store: store)
+    }
+
+    init(aggregates: AggregateStore) {
+        self.aggregates = aggregates
+    }
+
+    public struct Recorded: Sendable, Equatable {
+        public var orderId: String
+        /// The shipment's status after the update.
+        public var status: Shipment.Status
+        /// False when the update changed nothing (resent, or restating what is recorded).
+        public var recorded: Bool
+    }
+
+    /// Records `update` about the order's shipment. Throws `ShipmentUpdateError` when there is no
+    /// shipment to update or the update contradicts what is recorded.
+    public func record(_ update: CarrierUpdate, orderId: String, metadata: EventMetadata) async throws -> Recorded {
+        let stream = StreamNames.shipment(orderId)
+        var after: Shipment?
+        let result = try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) { shipment throws(ShipmentUpdateError) in
+            guard shipment.status != nil else { throw .noShipment(orderId: orderId) }
+            let events = try shipment.record(update)
+            var next = shipment
+            for event in events { next.apply(event) }
+            after = next
+            return events
+        }
+        guard let status = after?.status else { throw ShipmentUpdateError.noShipment(orderId: orderId) }
+        return Recorded(orderId: orderId, status: status, recorded: result != nil)
+    }
+}
+
+/// Ships paid orders: asks for a shipment when an order completes, books it with the carrier (the
+/// address opened from the order's sealed personal data just before booking, never stored open),
+/// and records what a carrier that advances by itself reports. The fifth saga service.
+public struct DeliveryService: EventHandler {
+    static let actor = "delivery-service"
+    let aggregates: AggregateStore
+    let vault: PersonalDataVault
+    let carrier: any Carrier
+    let now: @Sendable () -> Date
+
+    public init(store: any EventStore, vault: PersonalDataVault, carrier: any Carrier, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.aggregates = AggregateStore(store: store)
+        self.vault = vault
+        self.carrier = carrier
+        self.now = now
+    }
+
+    static let handledTypes: Set<String> = [OrderCompleted.typeName, ShipmentRequested.typeName, ShipmentDispatched.typeName]
+
+    public func handle(_ event: RecordedEvent) async throws {
+        guard Self.handledTypes.contains(event.type) else { return }
+        let metadata = event.causing(actor: Self.actor)
+        switch try event.domainEventForHandler() {
+        case .orderCompleted(let completed): try await self.request(completed, metadata: metadata)
+        case .shipmentRequested(let requested): try await self.book(orderId: requested.orderId, metadata: metadata)
+        case .shipmentDispatched(let dispatched): try await self.follow(dispatched, metadata: metadata)
+        default: return
+        }
+    }
+
+    /// Where an order goes, as far as delivery can tell now.
+    enum Destination: Equatable {
+        /// Placed without an address (or before orders carried one).
+        case none
+        /// The customer was forgotten: the address can no longer be read.
+        case erased
+        case address(ShipmentBooking)
+    }
+
+    func destination(of orderId: String) async throws -> Destination {
+        let order = try await self.aggregates.load(StreamNames.order(orderId), as: Order.self).state
+        guard let sealed = order.personalData, let customerId = order.customerId else { return .none }
+        switch try await self.vault.open(sealed, customerId: customerId) {
+        case .erased:
+            return .erased
+        case .available(let data):
+            guard let address = data.shippingAddress else { return .none }
+            return .address(ShipmentBooking(orderId: orderId, recipient: data.customer, address: address))
+        }
+    }
+
+    /// The order is paid: a shipment is requested, or skipped when it has no address. A forgotten
+    /// customer's order is requested too and fails at booking, so it is refunded with a clear reason.
+    func request(_ completed: OrderCompleted, metadata: EventMetadata) async throws {
+        let stream = StreamNames.shipment(completed.orderId)
+        guard try await self.aggregates.load(stream, as: Shipment.self).state.status == nil else { return }
+        let hasAddress = try await self.destination(of: completed.orderId) != .none
+        let now = self.now()
+        try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) {
+            $0.request(orderId: completed.orderId, customerId: completed.customerId, hasShippingAddress: hasAddress, at: now)
+        }
+    }
+
+    /// Books the carrier, then records its answer. Booked before it is recorded: a crash in between
+    /// books again, and the carrier's key (the order id) makes that one booking.
+    func book(orderId: String, metadata: EventMetadata) async throws {
+        let stream = StreamNames.shipment(orderId)
+        guard try await self.aggregates.load(stream, as: Shipment.self).state.status == .requested else { return }
+        let answer: CarrierBooking
+        switch try await self.destination(of: orderId) {
+        case .none, .erased:
+            let now = self.now()
+            try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) {
+                $0.fail(because: ShipmentFailureReason.personalDataErased, at: now)
+            }
+            return
+        case .address(let booking):
+            answer = try await self.carrier.book(booking)
+        }
+        let now = self.now()
+        try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) { $0.record(answer, at: now) }
+    }
+
+    /// A parcel this service's carrier took: records what the carrier reports by itself (nothing for
+    /// a real carrier). Each update has a fixed id, so a repeat records nothing.
+    func follow(_ dispatched: ShipmentDispatched, metadata: EventMetadata) async throws {
+        guard dispatched.carrier == self.carrier.name, dispatched.carrierEventId == nil else { return }
+        // The carrier holds the parcel: forgetting the customer now no longer stops it.
+        var address: ShippingAddress?
+        if case .address(let booking) = try await self.destination(of: dispatched.orderId) { address = booking.address }
+        let commands = ShipmentCommands(aggregates: self.aggregates)
+        for update in self.carrier.updates(trackingNumber: dispatched.trackingNumber, address: address, at: self.now()) {
+            do {
+                _ = try await commands.record(update, orderId: dispatched.orderId, metadata: metadata)
+            } catch is ShipmentUpdateError {
+                // The shipment moved on meanwhile (another update came first): nothing left to report.
+                return
+            }
+        }
+    }
+}

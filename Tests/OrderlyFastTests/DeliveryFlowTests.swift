@@ -1,0 +1,195 @@
+import Foundation
+import OrderlyDomain
+import OrderlyEventStore
+import OrderlyHandling
+import OrderlyServices
+import Synchronization
+import Testing
+
+/// The whole saga with delivery on the in-memory store: every service reads every event in log
+/// order, as their consumer groups do, until nothing new is appended. The same flows run on the
+/// real servers in `DeliveryTests`.
+final class InMemorySaga: Sendable {
+    let store = InMemoryEventStore()
+    let keys = InMemoryCustomerKeyStore()
+    let handlers: [any EventHandler]
+    let commands: OrderCommands
+    let cursor = Mutex(LogCursor.start)
+
+    init(carrierAdvances: Bool = true) {
+        let vault = PersonalDataVault(keys: self.keys)
+        self.commands = OrderCommands(store: self.store, vault: vault)
+        let sender = CountingSender()
+        self.handlers = [
+            InventoryService(store: self.store), PaymentService(store: self.store, gateway: SimulatedPaymentGateway()),
+            OrderService(store: self.store), NotificationService(store: self.store, sender: sender),
+            DeliveryService(store: self.store, vault: vault, carrier: SimulatedCarrier(advancesByItself: carrierAdvances)),
+        ]
+    }
+
+    /// Hands every new event to every service until the log stops growing.
+    func settle() async throws {
+        while true {
+            let events = try await self.store.readAll(after: self.cursor.withLock { $0 }, limit: 1000)
+            guard let last = events.last else { return }
+            for event in events {
+                for handler in self.handlers { try await handler.handle(event) }
+            }
+            self.cursor.withLock { $0 = last.cursor }
+        }
+    }
+
+    /// Every event again from the start, as after a crash before any offset was committed.
+    func redeliverEverything() async throws {
+        self.cursor.withLock { $0 = .start }
+        try await self.settle()
+    }
+
+    func place(customer: String, postalCode: String?, quantity: Int = 2) async throws -> String {
+        let address = postalCode.map { ShippingAddress(line1: "1 Main St", city: "Springfield", postalCode: $0, country: "US") }
+        let personal = address.map { PersonalData(customer: CustomerDetails(name: "Ada", email: "ada@example.com"), shippingAddress: $0) }
+        let input = OrderCommands.PlaceOrderInput(
+            customerId: customer, currency: "EUR", lines: [OrderLine(sku: "SKU-1", quantity: quantity, unitPrice: 500)], paymentToken: "tok_ok",
+            personalData: personal)
+        return try await self.commands.placeOrder(input, actor: customer).orderId
+    }
+
+    func types(_ stream: String) async throws -> [String] {
+        try await self.store.readStream(stream, from: 1).map(\.type)
+    }
+
+    func stock() async throws -> Stock {
+        try await AggregateStore(store: self.store).load(StreamNames.stock("SKU-1"), as: Stock.self).state
+    }
+}
+
+@Suite struct DeliveryFlowTests {
+    @Test func aPaidOrderWithAnAddressIsDispatchedAndDeliveredAndTheCustomerToldEachStep() async throws {
+        let saga = InMemorySaga()
+        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
+        let order = try await saga.place(customer: "c1", postalCode: "10115")
+        try await saga.settle()
+        #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentRequested", "ShipmentDispatched", "ShipmentDelivered"])
+        let shipment = try await AggregateStore(store: saga.store).load(StreamNames.shipment(order), as: Shipment.self).state
+        #expect(shipment.status == .delivered && shipment.carrier == "SIMULATED" && shipment.trackingNumber == "SIM-\(order)")
+        #expect(
+            try await saga.types(StreamNames.notification(order)) == ["NotificationSent", "NotificationSent", "NotificationSent"])
+        let notified = try await AggregateStore(store: saga.store).load(StreamNames.notification(order), as: Notifications.self).state
+        #expect(notified.sent == ["COMPLETED", "DISPATCHED", "DELIVERED"])
+        #expect(try await saga.types(StreamNames.payment(order)) == ["PaymentRequested", "PaymentProcessed"])
+        #expect(try await saga.stock().onHand == 8)
+        // Every event delivered again (a crash before any offset was committed) changes nothing.
+        let before = try await saga.store.latestPosition()
+        try await saga.redeliverEverything()
+        #expect(try await saga.store.latestPosition() == before)
+    }
+
+    @Test(arguments: [
+        ("00000", ["ShipmentRequested", "ShipmentFailed"], ShipmentFailureReason.addressRefused),
+        ("99999", ["ShipmentRequested", "ShipmentDispatched", "ShipmentFailed"], ShipmentFailureReason.undeliverable),
+    ])
+    func aFailedShipmentIsRefundedItsUnitsReturnAndTheCustomerIsTold(postalCode: String, shipment: [String], reason: String) async throws {
+        let saga = InMemorySaga()
+        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
+        let order = try await saga.place(customer: "c1", postalCode: postalCode, quantity: 3)
+        try await saga.settle()
+        #expect(try await saga.types(StreamNames.shipment(order)) == shipment)
+        let failed = try #require(try await saga.store.readStream(StreamNames.shipment(order), from: 1).last)
+        #expect(String(decoding: failed.data, as: UTF8.self).contains(reason))
+        #expect(try await saga.types(StreamNames.payment(order)) == ["PaymentRequested", "PaymentProcessed", "PaymentRefunded"])
+        #expect(try await saga.types(StreamNames.reservation(order)) == ["StockReserved", "StockReturned"])
+        let stock = try await saga.stock()
+        #expect(stock.onHand == 10 && stock.available == 10, "the 3 sold units are back on the shelf")
+        let notified = try await AggregateStore(store: saga.store).load(StreamNames.notification(order), as: Notifications.self).state
+        #expect(notified.hasSent(.shipmentFailed))
+        // The order's own status keeps meaning paid.
+        #expect(try await saga.commands.loadOrder(order).order.status == .completed)
+        let before = try await saga.store.latestPosition()
+        try await saga.redeliverEverything()
+        #expect(try await saga.store.latestPosition() == before, "compensation happens once")
+        #expect(try await saga.stock().onHand == 10)
+    }
+
+    @Test func anOrderWithoutAnAddressIsSkippedWithAReasonAndNothingIsCompensated() async throws {
+        let saga = InMemorySaga()
+        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
+        let order = try await saga.place(customer: "c1", postalCode: nil)
+        try await saga.settle()
+        #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentSkipped"])
+        let skipped = try #require(try await saga.store.readStream(StreamNames.shipment(order), from: 1).first)
+        #expect(String(decoding: skipped.data, as: UTF8.self).contains("NO_SHIPPING_ADDRESS"))
+        #expect(try await saga.types(StreamNames.payment(order)) == ["PaymentRequested", "PaymentProcessed"])
+        #expect(try await saga.stock().onHand == 8)
+    }
+
+    @Test func aCustomerForgottenBeforeTheParcelLeftIsNotShippedToAndIsRefunded() async throws {
+        let saga = InMemorySaga()
+        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
+        let order = try await saga.place(customer: "c1", postalCode: "10115")
+        _ = try await saga.keys.forget("c1", by: "admin")
+        try await saga.settle()
+        #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentRequested", "ShipmentFailed"])
+        let failed = try #require(try await saga.store.readStream(StreamNames.shipment(order), from: 1).last)
+        #expect(String(decoding: failed.data, as: UTF8.self).contains(ShipmentFailureReason.personalDataErased))
+        #expect(try await saga.types(StreamNames.payment(order)) == ["PaymentRequested", "PaymentProcessed", "PaymentRefunded"])
+        #expect(try await saga.stock().onHand == 10)
+    }
+
+    /// A carrier that reports through the api: each update once by its id, a resent one changes
+    /// nothing, one that contradicts the shipment is refused, and an order without a shipment has
+    /// none to update.
+    @Test func carrierUpdatesAreRecordedOnceAndContradictionsRefused() async throws {
+        let saga = InMemorySaga(carrierAdvances: false)
+        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
+        let order = try await saga.place(customer: "c1", postalCode: "10115")
+        try await saga.settle()
+        #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentRequested", "ShipmentDispatched"])
+        let delivered = CarrierUpdate(eventId: "evt-1", kind: .delivered, occurredAt: Date())
+        let first = try await saga.commands.recordCarrierUpdate(delivered, orderId: order, actor: "carrier")
+        #expect(first.recorded && first.status == .delivered)
+        let again = try await saga.commands.recordCarrierUpdate(delivered, orderId: order, actor: "carrier")
+        #expect(!again.recorded && again.status == .delivered)
+        let sameFactNewId = CarrierUpdate(eventId: "evt-2", kind: .delivered, occurredAt: Date())
+        #expect(try await saga.commands.recordCarrierUpdate(sameFactNewId, orderId: order, actor: "carrier").recorded == false)
+        let lost = CarrierUpdate(eventId: "evt-3", kind: .failed(reason: "LOST"), occurredAt: Date())
+        await #expect(throws: ShipmentUpdateError.conflict(orderId: order, status: .delivered)) {
+            try await saga.commands.recordCarrierUpdate(lost, orderId: order, actor: "carrier")
+        }
+        await #expect(throws: ShipmentUpdateError.noShipment(orderId: "nope")) {
+            try await saga.commands.recordCarrierUpdate(delivered, orderId: "nope", actor: "carrier")
+        }
+        try await saga.settle()
+        #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentRequested", "ShipmentDispatched", "ShipmentDelivered"])
+        let notified = try await AggregateStore(store: saga.store).load(StreamNames.notification(order), as: Notifications.self).state
+        #expect(notified.hasSent(.delivered))
+    }
+
+    @Test func theShipmentAggregateHasOneEndAndTheStockTakesAnOrderBackOnce() throws {
+        var shipment = Shipment()
+        let now = Date()
+        let requested = shipment.request(orderId: "o", customerId: "c", hasShippingAddress: true, at: now)
+        for event in requested { shipment.apply(event) }
+        #expect(shipment.request(orderId: "o", customerId: "c", hasShippingAddress: true, at: now).isEmpty, "requested once")
+        #expect(throws: ShipmentUpdateError.conflict(orderId: "o", status: .requested)) {
+            try shipment.record(CarrierUpdate(eventId: "d", kind: .delivered, occurredAt: now))
+        }
+        for event in shipment.record(.accepted(carrier: "X", trackingNumber: "T1"), at: now) { shipment.apply(event) }
+        #expect(shipment.status == .dispatched && shipment.record(.accepted(carrier: "X", trackingNumber: "T2"), at: now).isEmpty)
+        for event in try shipment.record(CarrierUpdate(eventId: "f", kind: .failed(reason: "LOST"), occurredAt: now)) { shipment.apply(event) }
+        #expect(shipment.status == .failed)
+        #expect(throws: ShipmentUpdateError.conflict(orderId: "o", status: .failed)) {
+            try shipment.record(CarrierUpdate(eventId: "d", kind: .delivered, occurredAt: now))
+        }
+
+        var stock = Stock()
+        stock.apply(.stockRestocked(StockRestocked(sku: "S", quantity: 5, unitPrice: 100)))
+        stock.apply(.stockItemReserved(StockItemReserved(sku: "S", orderId: "o", quantity: 2)))
+        // Not committed yet: taking back releases the reservation.
+        #expect(stock.takeBack(2, for: "o") == [.stockItemReleased(StockItemReleased(sku: "S", orderId: "o", quantity: 2))])
+        stock.apply(.stockItemCommitted(StockItemCommitted(sku: "S", orderId: "o", quantity: 2)))
+        let back = stock.takeBack(2, for: "o")
+        #expect(back == [.stockItemReturned(StockItemReturned(sku: "S", orderId: "o", quantity: 2))])
+        for event in back { stock.apply(event) }
+        #expect(stock.onHand == 5 && stock.takeBack(2, for: "o").isEmpty)
+    }
+}
