@@ -49,7 +49,8 @@ extension CarrierUpdate {
         try IdentifierRules.check(eventId, field: "eventId")
         var at = now
         if let occurredAt {
-            guard let parsed = UTCTime.parse(occurredAt) else {
+            // A time with its offset (a bare day is not when something happened).
+            guard occurredAt.contains("T"), let parsed = UTCTime.parseInput(occurredAt) else {
                 throw ValidationError(field: "occurredAt", reason: "must be an RFC 3339 time such as 2026-12-04T10:00:00Z")
             }
             at = parsed

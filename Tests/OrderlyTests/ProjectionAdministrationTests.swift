@@ -43,7 +43,7 @@ import Testing
                 Set((listing["projections"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? []) == [
                     "orders", "inventory", "customer_orders", "sales_daily",
                 ])
-            #expect(Self.projection("orders", in: listing)?["definitionVersion"] as? Int == 1)
+            #expect(Self.projection("orders", in: listing)?["definitionVersion"] as? Int == 2)
             #expect(Self.projection("orders", in: listing)?["collection"] as? String == "orders")
 
             // A verify runs in the background and is polled.
