@@ -137,7 +137,7 @@ indirect enum BodyShape: Sendable {
     /// A JSON integer that fits 64 bits (not `2.0`, not `true`).
     case integer
 
-    /// The first problem with `json`: an unknown field or a wrong type, with its path
+    /// The first problem with `json`: an unknown field, a null or a wrong type, with its path
     /// (`lines[0].colour`); nil when it fits. Missing fields are left to the decoder.
     func problem(in json: Any, at path: String = "") -> Problem? {
         let field = path.isEmpty ? "body" : path
@@ -147,7 +147,9 @@ indirect enum BodyShape: Sendable {
             for key in object.keys.sorted() {
                 let keyPath = path.isEmpty ? key : "\(path).\(key)"
                 guard let shape = fields[key] else { return Problem.invalidBody("\(keyPath) is not a field of this request", field: keyPath) }
-                guard let value = object[key], !(value is NSNull) else { continue }
+                guard let value = object[key] else { continue }
+                // No field is nullable (the document says so): an optional one is left out, not null.
+                if value is NSNull { return Problem.invalidBody("\(keyPath) must not be null; leave it out instead", field: keyPath) }
                 if let found = shape.problem(in: value, at: keyPath) { return found }
             }
             return nil

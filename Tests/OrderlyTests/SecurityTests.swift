@@ -145,6 +145,12 @@ import Testing
                     "lines[0].quantity"
                 ),
                 (#"{"customerId":7,"currency":"EUR","lines":[],"paymentToken":"t"}"#, "invalid-body", "customerId"),
+                // Optional fields are left out, never null (the fuzzer found `"customer": null` accepted).
+                (
+                    #"{"customerId":"c","currency":"EUR","lines":[{"sku":"S","quantity":1,"unitPrice":1}],"paymentToken":"t","customer":null}"#,
+                    "invalid-body", "customer"
+                ),
+                (#"{"customerId":null,"currency":"EUR","lines":[],"paymentToken":"t"}"#, "invalid-body", "customerId"),
                 (#"{"customerId":"c","currency":"EUR","lines":{"sku":"S"},"paymentToken":"t"}"#, "invalid-body", "lines"),
                 (#"{"currency":"EUR","lines":[],"paymentToken":"t"}"#, "invalid-body", "customerId"),
                 (
