@@ -108,12 +108,21 @@ public struct DeliveryService: EventHandler {
     public func handle(_ event: RecordedEvent) async throws {
         guard Self.handledTypes.contains(event.type) else { return }
         let metadata = event.causing(actor: Self.actor)
+        // Each step is taken as soon as the one before it is recorded, in this one call: a round
+        // through the relay, the broker and this service's consumer per step cost about half a second
+        // each. The step events are handled too, so a crash between steps is picked up again from
+        // the redelivered event whichever it was (each step finds what is recorded and goes on).
+        let orderId: String
         switch try event.domainEventForHandler() {
-        case .orderCompleted(let completed): try await self.request(completed, metadata: metadata)
-        case .shipmentRequested(let requested): try await self.book(orderId: requested.orderId, metadata: metadata)
-        case .shipmentDispatched(let dispatched): try await self.follow(dispatched, metadata: metadata)
+        case .orderCompleted(let completed):
+            try await self.request(completed, metadata: metadata)
+            orderId = completed.orderId
+        case .shipmentRequested(let requested): orderId = requested.orderId
+        case .shipmentDispatched(let dispatched): orderId = dispatched.orderId
         default: return
         }
+        try await self.book(orderId: orderId, metadata: metadata)
+        try await self.follow(orderId: orderId, metadata: metadata)
     }
 
     /// Where an order goes, as far as delivery can tell now.
@@ -171,15 +180,16 @@ public struct DeliveryService: EventHandler {
 
     /// A parcel this service's carrier took: records what the carrier reports by itself (nothing for
     /// a real carrier). Each update has a fixed id, so a repeat records nothing.
-    func follow(_ dispatched: ShipmentDispatched, metadata: EventMetadata) async throws {
-        guard dispatched.carrier == self.carrier.name, dispatched.carrierEventId == nil else { return }
+    func follow(orderId: String, metadata: EventMetadata) async throws {
+        let shipment = try await self.aggregates.load(StreamNames.shipment(orderId), as: Shipment.self).state
+        guard shipment.status == .dispatched, shipment.carrier == self.carrier.name, let trackingNumber = shipment.trackingNumber else { return }
         // The carrier holds the parcel: forgetting the customer now no longer stops it.
         var address: ShippingAddress?
-        if case .address(let booking) = try await self.destination(of: dispatched.orderId) { address = booking.address }
+        if case .address(let booking) = try await self.destination(of: orderId) { address = booking.address }
         let commands = ShipmentCommands(aggregates: self.aggregates)
-        for update in self.carrier.updates(trackingNumber: dispatched.trackingNumber, address: address, at: self.now()) {
+        for update in self.carrier.updates(trackingNumber: trackingNumber, address: address, at: self.now()) {
             do {
-                _ = try await commands.record(update, orderId: dispatched.orderId, metadata: metadata)
+                _ = try await commands.record(update, orderId: orderId, metadata: metadata)
             } catch is ShipmentUpdateError {
                 // The shipment moved on meanwhile (another update came first): nothing left to report.
                 return
