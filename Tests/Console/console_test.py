@@ -18,7 +18,7 @@ import urllib.request
 import uuid
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -79,8 +79,11 @@ def browser():
 
 
 def wait(driver, seconds, condition, message):
+    # The console re-renders rows while it polls: an element found a moment ago can be gone (stale)
+    # when its text is read; that is "not yet", not a failure (a CI run failed on it once).
+    ignored = (NoSuchElementException, StaleElementReferenceException)
     try:
-        return WebDriverWait(driver, seconds, poll_frequency=0.1).until(condition)
+        return WebDriverWait(driver, seconds, poll_frequency=0.1, ignored_exceptions=ignored).until(condition)
     except TimeoutException:
         raise AssertionError(message) from None
 
