@@ -13,9 +13,12 @@ import Synchronization
 /// the scheduled start, so a stalled server is not hidden by clients that waited for it).
 ///
 /// Reports requests/s, latency percentiles per request kind (HdrHistogram, microsecond resolution),
-/// errors by kind, and in saga mode the time from sending `POST /orders` to the order's terminal
-/// status in the `orders` read model (the projector stamps `statusChangedAt` with its own clock, so
-/// no polling interval adds to it), with each scenario's outcome checked against what it must be.
+/// errors by kind, and in saga mode the time from when `POST /orders` was due to when the order's
+/// terminal status was seen in the `orders` read model (a watcher reads the orders not yet ended
+/// every `outcomePollInterval` while the load runs: what it sees is durable, so the figure includes
+/// the projector's write and at most one interval more; the projector's own `statusChangedAt`, taken
+/// before its write, is reported beside it), with each scenario's outcome checked against what it
+/// must be.
 public enum LoadGenerator {
     /// What one simulated customer does.
     public enum Scenario: String, CaseIterable, Codable, Sendable {
@@ -93,6 +96,9 @@ public enum LoadGenerator {
         /// Orders carry a customer and a shipping address, and in saga mode a completed order ends
         /// only when its parcel was delivered (measured to when that became visible).
         public var delivery = false
+        /// In saga mode, how often the orders not yet ended are looked for in the read model: an
+        /// order's time is overstated by at most this (and one look's time).
+        public var outcomePollInterval: Duration = .milliseconds(100)
 
         public init(
             baseURL: String, bearer: String, clients: Int, rate: Double?, duration: Duration, mix: Mix, saga: Bool, settleTimeout: Duration
@@ -132,8 +138,11 @@ public enum LoadGenerator {
         public var cancelled: Int
         /// Accepted orders with no terminal status when the wait ended.
         public var unfinished: Int
-        /// Placement → terminal status, every scenario.
+        /// Placement due → terminal status seen in the read model, every scenario.
         public var milliseconds: Latency
+        /// Placement due → the projector's `statusChangedAt` (taken as it folds the event, before its
+        /// write): a lower bound, beside `milliseconds`, the upper one.
+        public var stampedMilliseconds: Latency?
     }
 
     public struct Result: Codable, Sendable {
@@ -191,6 +200,17 @@ public enum LoadGenerator {
         let recorder = Recorder()
         let started = ContinuousClock.now
         let end = started + options.duration
+        let loadDone = Flag()
+        let watcher: Task<[String: Outcome], any Error>? =
+            options.saga
+            ? mongo.map { mongo in
+                Task {
+                    try await Self.watchOutcomes(
+                        mongo: mongo, recorder: recorder, loadDone: loadDone, interval: options.outcomePollInterval,
+                        settleTimeout: options.settleTimeout, delivery: options.delivery)
+                }
+            } : nil
+        defer { watcher?.cancel() }
         let ticker = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
@@ -226,12 +246,10 @@ public enum LoadGenerator {
         let seconds = (ContinuousClock.now - started).timeInterval
         ticker.cancel()
 
+        loadDone.raise()
         var saga: SagaResult?
-        var outcomes: [String: OrderView] = [:]
-        if options.saga, let mongo {
-            outcomes = try await Self.waitForOutcomes(
-                mongo: mongo, ids: recorder.placed.map(\.orderId), timeout: options.settleTimeout, delivery: options.delivery)
-            saga = recorder.judge(outcomes, delivery: options.delivery)
+        if let watcher {
+            saga = recorder.judge(try await watcher.value, delivery: options.delivery)
         }
         return recorder.result(options: options, seconds: seconds, saga: saga)
     }
@@ -292,32 +310,61 @@ public enum LoadGenerator {
         return "\(type(of: error))"
     }
 
-    /// Reads the orders from MongoDB until each has ended (or `timeout` passes). A document server
-    /// that is down or restarting (the chaos run kills it) is asked again a second later: orders that
-    /// never end are the finding, not the outage.
-    static func waitForOutcomes(mongo: MongoClient, ids: [String], timeout: Duration, delivery: Bool = false) async throws -> [String: OrderView] {
-        var done: [String: OrderView] = [:]
-        let deadline = ContinuousClock.now + timeout
-        while done.count < ids.count, ContinuousClock.now < deadline {
+    /// Raised once, read from another task (the load has ended).
+    final class Flag: Sendable {
+        private let value = Atomic(false)
+        var isRaised: Bool { self.value.load(ordering: .acquiring) }
+        func raise() { self.value.store(true, ordering: .releasing) }
+    }
+
+    /// An order's terminal state and when the watcher first saw it.
+    struct Outcome: Sendable {
+        var view: OrderView
+        var seenAt: Date
+    }
+
+    /// Reads the placed orders not yet ended from MongoDB every `interval`, from the start of the load
+    /// until each has ended (or `settleTimeout` after the load ended). Only ended orders come back
+    /// (`status` is filtered by the server), so each look costs little more than what ended since the
+    /// last. A document server that is down or restarting (the chaos run kills it) is asked again a
+    /// second later: orders that never end are the finding, not the outage.
+    static func watchOutcomes(
+        mongo: MongoClient, recorder: Recorder, loadDone: Flag, interval: Duration, settleTimeout: Duration,
+        delivery: Bool
+    ) async throws -> [String: Outcome] {
+        var done: [String: Outcome] = [:]
+        var settleDeadline: ContinuousClock.Instant?
+        while true {
+            // Read before the look: an order placed after it is looked for next time.
+            let finished = loadDone.isRaised
+            if finished, settleDeadline == nil { settleDeadline = .now + settleTimeout }
+            let placed = recorder.placed
+            var failed = false
             do {
                 let orders = try await ActiveCollections(client: mongo).collection(OrdersProjection.name)
-                let pending = ids.filter { done[$0] == nil }
+                let pending = placed.map(\.orderId).filter { done[$0] == nil }
                 for start in stride(from: 0, to: pending.count, by: 500) {
                     let chunk = pending[start..<min(start + 500, pending.count)]
-                    let documents = try await orders.find(["_id": ["$in": .array(chunk.map { .string($0) })]])
+                    let documents = try await orders.find([
+                        "_id": ["$in": .array(chunk.map { .string($0) })],
+                        "status": ["$in": ["COMPLETED", "CANCELLED"]],
+                    ])
+                    let seenAt = Date()
                     for document in documents {
                         let view = try JSONDecoder().decode(OrderView.self, from: try document.jsonData())
                         if view.status == "CANCELLED" || (view.status == "COMPLETED" && (!delivery || view.hasShipmentEnded)) {
-                            done[view.orderId] = view
+                            done[view.orderId] = Outcome(view: view, seenAt: seenAt)
                         }
                     }
                 }
             } catch let error as MongoError {
-                FileHandle.standardError.write(Data("the orders read model cannot be read yet (\(error)); asking again\n".utf8))
+                failed = true
+                FileHandle.standardError.write(Data("the orders read model cannot be read (\(error)); asking again\n".utf8))
             }
-            if done.count < ids.count { try await Task.sleep(for: .seconds(1)) }
+            if finished, done.count >= placed.count { return done }
+            if let settleDeadline, ContinuousClock.now >= settleDeadline { return done }
+            try await Task.sleep(for: failed ? .seconds(1) : interval)
         }
-        return done
     }
 }
 
@@ -430,13 +477,15 @@ final class Recorder: Sendable {
 
     /// Checks each accepted order's terminal status against its scenario and measures placement →
     /// terminal. An order that ended otherwise is an error of kind `unexpected-outcome <scenario>`.
-    func judge(_ outcomes: [String: OrderView], delivery: Bool = false) -> LoadGenerator.SagaResult {
+    func judge(_ outcomes: [String: LoadGenerator.Outcome], delivery: Bool = false) -> LoadGenerator.SagaResult {
         self.state.withLock { state in
             var all = LoadGenerator.Latency.histogram()
+            var stamped = LoadGenerator.Latency.histogram()
             var completed = 0
             var cancelled = 0
             for placed in state.placed {
-                guard let view = outcomes[placed.orderId] else { continue }
+                guard let outcome = outcomes[placed.orderId] else { continue }
+                let view = outcome.view
                 if view.status == "COMPLETED" { completed += 1 } else { cancelled += 1 }
                 let expected: Bool =
                     switch placed.scenario {
@@ -453,18 +502,19 @@ final class Recorder: Sendable {
                     state.errors["unexpected-outcome \(placed.scenario.rawValue): \(view.status) \(view.cancellationReason ?? "")", default: 0] +=
                         1
                 }
-                // With delivery, a completed order ends when its parcel's last step became visible.
-                let endedAt = delivery && view.status == "COMPLETED" ? view.fulfilmentChangedAt : view.statusChangedAt
-                if let changed = endedAt.flatMap(UTCTime.parse) {
-                    let micros = UInt64(max(0, changed.timeIntervalSince(placed.sentAt)) * 1_000_000)
-                    _ = entry.histogram.record(micros)
-                    _ = all.record(micros)
+                let seen = UInt64(max(0, outcome.seenAt.timeIntervalSince(placed.sentAt)) * 1_000_000)
+                _ = entry.histogram.record(seen)
+                _ = all.record(seen)
+                // With delivery, a completed order's stamp is its parcel's last step.
+                let stampedAt = delivery && view.status == "COMPLETED" ? view.fulfilmentChangedAt : view.statusChangedAt
+                if let changed = stampedAt.flatMap(UTCTime.parse) {
+                    _ = stamped.record(UInt64(max(0, changed.timeIntervalSince(placed.sentAt)) * 1_000_000))
                 }
                 state.scenarioResults[placed.scenario] = entry
             }
             return LoadGenerator.SagaResult(
                 completed: completed, cancelled: cancelled, unfinished: state.placed.count - completed - cancelled,
-                milliseconds: LoadGenerator.Latency(all))
+                milliseconds: LoadGenerator.Latency(all), stampedMilliseconds: LoadGenerator.Latency(stamped))
         }
     }
 

@@ -94,12 +94,18 @@ public struct DeliveryService: EventHandler {
     let aggregates: AggregateStore
     let vault: PersonalDataVault
     let carrier: any Carrier
+    /// How long a booking may take before it counts as a transient failure (and is retried).
+    let carrierTimeLimit: Duration
     let now: @Sendable () -> Date
 
-    public init(store: any EventStore, vault: PersonalDataVault, carrier: any Carrier, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        store: any EventStore, vault: PersonalDataVault, carrier: any Carrier, carrierTimeLimit: Duration = .seconds(10),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.aggregates = AggregateStore(store: store)
         self.vault = vault
         self.carrier = carrier
+        self.carrierTimeLimit = carrierTimeLimit
         self.now = now
     }
 
@@ -113,16 +119,18 @@ public struct DeliveryService: EventHandler {
         // each. The step events are handled too, so a crash between steps is picked up again from
         // the redelivered event whichever it was (each step finds what is recorded and goes on).
         let orderId: String
+        // Opened at most once per handled event: each opening reads the customer's key.
+        var destination: Destination?
         switch try event.domainEventForHandler() {
         case .orderCompleted(let completed):
-            try await self.request(completed, metadata: metadata)
+            try await self.request(completed, metadata: metadata, destination: &destination)
             orderId = completed.orderId
         case .shipmentRequested(let requested): orderId = requested.orderId
         case .shipmentDispatched(let dispatched): orderId = dispatched.orderId
         default: return
         }
-        try await self.book(orderId: orderId, metadata: metadata)
-        try await self.follow(orderId: orderId, metadata: metadata)
+        try await self.book(orderId: orderId, metadata: metadata, destination: &destination)
+        try await self.follow(orderId: orderId, metadata: metadata, destination: &destination)
     }
 
     /// Where an order goes, as far as delivery can tell now.
@@ -134,7 +142,15 @@ public struct DeliveryService: EventHandler {
         case address(ShipmentBooking)
     }
 
-    func destination(of orderId: String) async throws -> Destination {
+    /// `known` if it was already opened for this event; otherwise opened now and kept in `known`.
+    func destination(of orderId: String, known: inout Destination?) async throws -> Destination {
+        if let known { return known }
+        let found = try await self.openDestination(of: orderId)
+        known = found
+        return found
+    }
+
+    private func openDestination(of orderId: String) async throws -> Destination {
         let order = try await self.aggregates.load(StreamNames.order(orderId), as: Order.self).state
         guard let sealed = order.personalData, let customerId = order.customerId else { return .none }
         switch try await self.vault.open(sealed, customerId: customerId) {
@@ -148,10 +164,10 @@ public struct DeliveryService: EventHandler {
 
     /// The order is paid: a shipment is requested, or skipped when it has no address. A forgotten
     /// customer's order is requested too and fails at booking, so it is refunded with a clear reason.
-    func request(_ completed: OrderCompleted, metadata: EventMetadata) async throws {
+    func request(_ completed: OrderCompleted, metadata: EventMetadata, destination: inout Destination?) async throws {
         let stream = StreamNames.shipment(completed.orderId)
         guard try await self.aggregates.load(stream, as: Shipment.self).state.status == nil else { return }
-        let hasAddress = try await self.destination(of: completed.orderId) != .none
+        let hasAddress = try await self.destination(of: completed.orderId, known: &destination) != .none
         let now = self.now()
         try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) {
             $0.request(orderId: completed.orderId, customerId: completed.customerId, hasShippingAddress: hasAddress, at: now)
@@ -160,11 +176,11 @@ public struct DeliveryService: EventHandler {
 
     /// Books the carrier, then records its answer. Booked before it is recorded: a crash in between
     /// books again, and the carrier's key (the order id) makes that one booking.
-    func book(orderId: String, metadata: EventMetadata) async throws {
+    func book(orderId: String, metadata: EventMetadata, destination: inout Destination?) async throws {
         let stream = StreamNames.shipment(orderId)
         guard try await self.aggregates.load(stream, as: Shipment.self).state.status == .requested else { return }
         let answer: CarrierBooking
-        switch try await self.destination(of: orderId) {
+        switch try await self.destination(of: orderId, known: &destination) {
         case .none, .erased:
             let now = self.now()
             try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) {
@@ -172,7 +188,8 @@ public struct DeliveryService: EventHandler {
             }
             return
         case .address(let booking):
-            answer = try await self.carrier.book(booking)
+            let carrier = self.carrier
+            answer = try await withTimeLimit(self.carrierTimeLimit, call: "the carrier's booking") { try await carrier.book(booking) }
         }
         let now = self.now()
         try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) { $0.record(answer, at: now) }
@@ -180,12 +197,12 @@ public struct DeliveryService: EventHandler {
 
     /// A parcel this service's carrier took: records what the carrier reports by itself (nothing for
     /// a real carrier). Each update has a fixed id, so a repeat records nothing.
-    func follow(orderId: String, metadata: EventMetadata) async throws {
+    func follow(orderId: String, metadata: EventMetadata, destination: inout Destination?) async throws {
         let shipment = try await self.aggregates.load(StreamNames.shipment(orderId), as: Shipment.self).state
         guard shipment.status == .dispatched, shipment.carrier == self.carrier.name, let trackingNumber = shipment.trackingNumber else { return }
         // The carrier holds the parcel: forgetting the customer now no longer stops it.
         var address: ShippingAddress?
-        if case .address(let booking) = try await self.destination(of: orderId) { address = booking.address }
+        if case .address(let booking) = try await self.destination(of: orderId, known: &destination) { address = booking.address }
         let commands = ShipmentCommands(aggregates: self.aggregates)
         for update in self.carrier.updates(trackingNumber: trackingNumber, address: address, at: self.now()) {
             do {

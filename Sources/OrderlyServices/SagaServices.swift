@@ -158,23 +158,32 @@ public struct PaymentService: EventHandler {
     let gateway: any PaymentGateway
     /// Opens tokens the api sealed for this service; nil: only unsealed tokens can be charged.
     let paymentTokens: PaymentTokenOpener?
+    /// How long a gateway call may take before it counts as a transient failure (and is retried).
+    let gatewayTimeLimit: Duration
 
-    public init(store: any EventStore, gateway: any PaymentGateway, paymentTokens: PaymentTokenOpener? = nil) {
+    public init(
+        store: any EventStore, gateway: any PaymentGateway, paymentTokens: PaymentTokenOpener? = nil, gatewayTimeLimit: Duration = .seconds(10)
+    ) {
         self.aggregates = AggregateStore(store: store)
         self.gateway = gateway
         self.paymentTokens = paymentTokens
+        self.gatewayTimeLimit = gatewayTimeLimit
     }
 
     /// The gateway's decision, with the token opened for it only here. A token this service cannot
     /// open (sealed for another key) is declined with a clear reason rather than retried for ever.
     func charge(_ request: ChargeRequest) async throws -> PaymentDecision {
         var opened = request
-        guard PaymentTokenSealing.isSealed(request.token) else { return try await self.gateway.charge(request) }
-        guard let token = self.paymentTokens?.open(request.token, orderId: request.orderId) else {
-            return .declined(reason: "PAYMENT_TOKEN_UNREADABLE")
+        if PaymentTokenSealing.isSealed(request.token) {
+            guard let token = self.paymentTokens?.open(request.token, orderId: request.orderId) else {
+                return .declined(reason: "PAYMENT_TOKEN_UNREADABLE")
+            }
+            opened.token = token
         }
-        opened.token = token
-        return try await self.gateway.charge(opened)
+        let gateway = self.gateway
+        return try await withTimeLimit(self.gatewayTimeLimit, call: "the payment gateway's charge") { [opened] in
+            try await gateway.charge(opened)
+        }
     }
 
     static let handledTypes: Set<String> = [
@@ -202,7 +211,10 @@ public struct PaymentService: EventHandler {
                 $0.compensate(orderId: failed.orderId)
             }
         case .paymentRefunded(let refunded):
-            try await self.gateway.refund(chargeId: refunded.chargeId, amount: refunded.amount)
+            let gateway = self.gateway
+            try await withTimeLimit(self.gatewayTimeLimit, call: "the payment gateway's refund") {
+                try await gateway.refund(chargeId: refunded.chargeId, amount: refunded.amount)
+            }
         default:
             return
         }

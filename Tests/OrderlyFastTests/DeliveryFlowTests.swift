@@ -16,14 +16,16 @@ final class InMemorySaga: Sendable {
     let commands: OrderCommands
     let cursor = Mutex(LogCursor.start)
 
-    init(carrierAdvances: Bool = true) {
+    init(carrierAdvances: Bool = true, carrier: (any Carrier)? = nil, carrierTimeLimit: Duration = .seconds(10)) {
         let vault = PersonalDataVault(keys: self.keys)
         self.commands = OrderCommands(store: self.store, vault: vault)
         let sender = CountingSender()
         self.handlers = [
             InventoryService(store: self.store), PaymentService(store: self.store, gateway: SimulatedPaymentGateway()),
             OrderService(store: self.store), NotificationService(store: self.store, sender: sender),
-            DeliveryService(store: self.store, vault: vault, carrier: SimulatedCarrier(advancesByItself: carrierAdvances)),
+            DeliveryService(
+                store: self.store, vault: vault, carrier: carrier ?? SimulatedCarrier(advancesByItself: carrierAdvances),
+                carrierTimeLimit: carrierTimeLimit),
         ]
     }
 
@@ -63,7 +65,29 @@ final class InMemorySaga: Sendable {
     }
 }
 
+/// A carrier whose booking never answers (until it is cancelled).
+struct SilentCarrier: Carrier {
+    let name = "SILENT"
+    func book(_ booking: ShipmentBooking) async throws -> CarrierBooking {
+        try await Task.sleep(for: .seconds(3600))
+        return .refused(reason: "NEVER")
+    }
+    func updates(trackingNumber: String, address: ShippingAddress?, at now: Date) -> [CarrierUpdate] { [] }
+}
+
 @Suite struct DeliveryFlowTests {
+    /// A booking that hangs must not hold the delivery service's consumer for good: past its time
+    /// limit it fails as transient (the event is handled again later) and nothing is recorded.
+    @Test func aCarrierThatDoesNotAnswerIsGivenUpOnAtItsTimeLimit() async throws {
+        let saga = InMemorySaga(carrier: SilentCarrier(), carrierTimeLimit: .milliseconds(200))
+        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
+        let order = try await saga.place(customer: "c1", postalCode: "10115")
+        let started = ContinuousClock.now
+        await #expect(throws: TimeLimitExceeded.self) { try await saga.settle() }
+        #expect(ContinuousClock.now - started < .seconds(5), "the booking was waited for past its limit")
+        #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentRequested"])
+    }
+
     @Test func aPaidOrderWithAnAddressIsDispatchedAndDeliveredAndTheCustomerToldEachStep() async throws {
         let saga = InMemorySaga()
         _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")

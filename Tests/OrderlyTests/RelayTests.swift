@@ -231,10 +231,15 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         let received = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set((before + during).map(\.id)))
         expectComplete(received, expected: before + during)
         let last = try #require(during.map(\.position).max())
-        let caughtUp = try await TestServers.eventually(timeout: .seconds(20), interval: .milliseconds(100)) {
+        // 40 s: Tansu, thawed under load, has once answered high watermarks short of what it held
+        // and acknowledged late; the relay then takes that for a loss and republishes the whole log
+        // (a CI run of 2026-12-04), which must still bring the checkpoint to the end.
+        let caughtUp = try await TestServers.eventually(timeout: .seconds(40), interval: .milliseconds(100)) {
             try await checkpoint() == last ? true : nil
         }
-        #expect(caughtUp == true, "the checkpoint did not reach the last event after the thaw:\n\(relay.output.suffix(3000))")
+        let reached = (try? await checkpoint()) ?? -1
+        #expect(
+            caughtUp == true, "the checkpoint (\(reached)) did not reach the last event (\(last)) after the thaw:\n\(relay.output.suffix(3000))")
         relay.stop()
     }
 
