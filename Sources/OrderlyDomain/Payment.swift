@@ -105,13 +105,14 @@ public struct Notifications: Aggregate, Equatable {
 
     public func hasSent(_ outcome: NotificationOutcome) -> Bool { self.sent.contains(outcome.rawValue) }
 
-    public static func message(for outcome: NotificationOutcome, orderId: String, reason: CancellationReason?) -> String {
+    /// What the customer is told. `reason`: why an order was cancelled or its shipment failed.
+    public static func message(for outcome: NotificationOutcome, orderId: String, reason: String? = nil) -> String {
         switch outcome {
         case .completed: "Your order \(orderId) is confirmed and paid."
-        case .cancelled: "Your order \(orderId) was cancelled (\(reason?.rawValue ?? "CANCELLED"))."
+        case .cancelled: "Your order \(orderId) was cancelled (\(reason ?? "CANCELLED"))."
         case .dispatched: "Your order \(orderId) is on its way."
         case .delivered: "Your order \(orderId) was delivered."
-        case .shipmentFailed: "Your order \(orderId) could not be delivered; it is refunded."
+        case .shipmentFailed: "Your order \(orderId) could not be delivered (\(reason ?? "FAILED")); it is refunded."
         }
     }
 }

@@ -188,26 +188,18 @@ public enum OrdersProjection: ReadModelProjection {
         case .shipmentSkipped(let skipped):
             view.fulfilment = OrderView.FulfilmentView(status: Shipment.Status.skipped.rawValue, reason: skipped.reason, updatedAt: at)
         case .shipmentDispatched(let dispatched):
-            var fulfilment = view.fulfilment ?? OrderView.FulfilmentView(status: "")
-            fulfilment.status = Shipment.Status.dispatched.rawValue
-            fulfilment.carrier = dispatched.carrier
-            fulfilment.trackingNumber = dispatched.trackingNumber
-            fulfilment.dispatchedAt = UTCTime.iso8601(dispatched.dispatchedAt)
-            fulfilment.updatedAt = fulfilment.dispatchedAt
-            view.fulfilment = fulfilment
+            view.advanceFulfilment(to: .dispatched, at: dispatched.dispatchedAt) {
+                $0.carrier = dispatched.carrier
+                $0.trackingNumber = dispatched.trackingNumber
+                $0.dispatchedAt = $1
+            }
         case .shipmentDelivered(let delivered):
-            var fulfilment = view.fulfilment ?? OrderView.FulfilmentView(status: "")
-            fulfilment.status = Shipment.Status.delivered.rawValue
-            fulfilment.deliveredAt = UTCTime.iso8601(delivered.deliveredAt)
-            fulfilment.updatedAt = fulfilment.deliveredAt
-            view.fulfilment = fulfilment
+            view.advanceFulfilment(to: .delivered, at: delivered.deliveredAt) { $0.deliveredAt = $1 }
         case .shipmentFailed(let failed):
-            var fulfilment = view.fulfilment ?? OrderView.FulfilmentView(status: "")
-            fulfilment.status = Shipment.Status.failed.rawValue
-            fulfilment.reason = failed.reason
-            fulfilment.failedAt = UTCTime.iso8601(failed.failedAt)
-            fulfilment.updatedAt = fulfilment.failedAt
-            view.fulfilment = fulfilment
+            view.advanceFulfilment(to: .failed, at: failed.failedAt) {
+                $0.reason = failed.reason
+                $0.failedAt = $1
+            }
         default:
             break
         }
@@ -333,5 +325,19 @@ public struct MongoOrderReadModel: OrderReadModel {
         let items = try await self.collections.collection(OrdersProjection.name).find(
             .object(filter), sort: ["pageKey": -1], limit: Int64(query.limit + 1), as: OrderView.self)
         return OrderPage(fetched: items, limit: query.limit)
+    }
+}
+
+extension OrderView {
+    /// A later step of the shipment: its status and time, and what `details` sets with that time.
+    mutating func advanceFulfilment(
+        to status: Shipment.Status, at time: Date, _ details: (inout OrderView.FulfilmentView, String) -> Void
+    ) {
+        var fulfilment = self.fulfilment ?? OrderView.FulfilmentView(status: "")
+        let at = UTCTime.iso8601(time)
+        fulfilment.status = status.rawValue
+        fulfilment.updatedAt = at
+        details(&fulfilment, at)
+        self.fulfilment = fulfilment
     }
 }

@@ -52,10 +52,6 @@ public struct SimulatedCarrier: Carrier {
 public struct ShipmentCommands: Sendable {
     let aggregates: AggregateStore
 
-    public init(store: any EventStore) {
-        self.aggregates = AggregateStore(store: store)
-    }
-
     init(aggregates: AggregateStore) {
         self.aggregates = aggregates
     }

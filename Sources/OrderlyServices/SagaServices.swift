@@ -388,24 +388,24 @@ public struct NotificationService: EventHandler {
         case .orderCompleted(let completed):
             return NotificationSent(
                 orderId: completed.orderId, customerId: completed.customerId, outcome: .completed,
-                message: Notifications.message(for: .completed, orderId: completed.orderId, reason: nil))
+                message: Notifications.message(for: .completed, orderId: completed.orderId))
         case .orderCancelled(let cancelled):
             return NotificationSent(
                 orderId: cancelled.orderId, customerId: cancelled.customerId, outcome: .cancelled,
-                message: Notifications.message(for: .cancelled, orderId: cancelled.orderId, reason: cancelled.reason))
+                message: Notifications.message(for: .cancelled, orderId: cancelled.orderId, reason: cancelled.reason.rawValue))
         case .shipmentDispatched(let dispatched):
             return NotificationSent(
                 orderId: dispatched.orderId, customerId: dispatched.customerId, outcome: .dispatched,
-                message: Notifications.message(for: .dispatched, orderId: dispatched.orderId, reason: nil)
+                message: Notifications.message(for: .dispatched, orderId: dispatched.orderId)
                     + " \(dispatched.carrier) tracking number: \(dispatched.trackingNumber).")
         case .shipmentDelivered(let delivered):
             return NotificationSent(
                 orderId: delivered.orderId, customerId: delivered.customerId, outcome: .delivered,
-                message: Notifications.message(for: .delivered, orderId: delivered.orderId, reason: nil))
+                message: Notifications.message(for: .delivered, orderId: delivered.orderId))
         case .shipmentFailed(let failed):
             return NotificationSent(
                 orderId: failed.orderId, customerId: failed.customerId, outcome: .shipmentFailed,
-                message: "Your order \(failed.orderId) could not be delivered (\(failed.reason)); it is refunded.")
+                message: Notifications.message(for: .shipmentFailed, orderId: failed.orderId, reason: failed.reason))
         default:
             return nil
         }
