@@ -442,6 +442,8 @@ public enum ShipmentFailureReason {
     public static let personalDataErased = "PERSONAL_DATA_ERASED"
     /// The carrier could not deliver and the parcel came back.
     public static let undeliverable = "UNDELIVERABLE"
+    /// No booking was recorded within the booking deadline (the carrier did not answer).
+    public static let bookingDeadlineExceeded = "BOOKING_DEADLINE_EXCEEDED"
 }
 
 /// The order will not reach the customer. Terminal; the payment service refunds, the inventory

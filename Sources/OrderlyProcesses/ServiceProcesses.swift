@@ -58,26 +58,12 @@ extension Processes {
         switch kind {
         case .order:
             handler = OrderService(store: store)
-            // The deadline stops counting while the broker is unreachable or the relay trails the log.
-            let probe = try KafkaProducer(configuration: settings.kafka)
-            extra.append(probe)
-            let brokerAnswers: @Sendable () async -> Bool = { (try? await probe.ping(timeout: .seconds(1))) != nil }
             // The groups a saga goes through before its end (notification comes after it).
-            let groups = try ConsumerGroupWatch(
-                configuration: settings.kafka, topic: settings.topic,
-                groups: [SagaServiceKind.inventory, .payment, .order].map { "\(settings.serviceGroupPrefix)-\($0.rawValue)" })
-            let watchLogger = logger
-            let groupsKeepUp: @Sendable () async -> Bool = {
-                guard let behind = try? await groups.groupsBehind() else { return false }
-                if !behind.isEmpty { watchLogger.debug("saga deadline paused: consumer groups behind", metadata: ["groups": "\(behind)"]) }
-                return behind.isEmpty
-            }
+            let pipeline = try PipelineWatch(settings, groups: [.inventory, .payment, .order], logger: logger)
+            extra.append(pipeline.probe)
             extra.append(
                 SagaDeadlineWatcher(
-                    store: store,
-                    settings: .init(
-                        deadline: settings.sagaDeadline, interval: settings.sagaSweepInterval, relayCheckpoint: "relay:\(settings.topic)",
-                        brokerAnswers: brokerAnswers, groupsKeepUp: groupsKeepUp),
+                    store: store, settings: pipeline.deadlineSettings(deadline: settings.sagaDeadline, interval: settings.sagaSweepInterval),
                     logger: logger))
         case .inventory:
             handler = InventoryService(store: store)
@@ -95,6 +81,13 @@ extension Processes {
             // Uncached keys: a customer forgotten a moment before booking is not shipped to.
             let vault = PersonalDataVault(keys: PostgresCustomerKeyStore(client: postgres, logger: logger))
             handler = DeliveryService(store: store, vault: vault, carrier: SimulatedCarrier(advancesByItself: settings.simulatedCarrierAdvances))
+            let pipeline = try PipelineWatch(settings, groups: [.delivery], logger: logger)
+            extra.append(pipeline.probe)
+            extra.append(
+                SagaDeadlineWatcher(
+                    store: store,
+                    settings: pipeline.deadlineSettings(deadline: settings.shipmentBookingDeadline, interval: settings.shipmentSweepInterval),
+                    workflow: .shipmentBooking, logger: logger))
         }
         let consumer = try await self.consumer(settings, group: "\(settings.serviceGroupPrefix)-\(kind.rawValue)", handler: handler, logger: logger)
         var services: [any Service] = [consumer] + extra
@@ -102,5 +95,36 @@ extension Processes {
             services.append(self.opsServer(settings, port: opsPort, postgres: postgres, mongo: notificationRecord, logger: logger))
         }
         return services
+    }
+}
+
+/// Whether events can flow to a deadline's services (the broker answers, their consumer groups keep
+/// up): a deadline does not count while its own pipeline is down (a broker outage of a minute once
+/// cancelled every order in flight).
+struct PipelineWatch {
+    /// Asks the broker; a service of the process, so it is shut down with it.
+    let probe: KafkaProducer
+    let brokerAnswers: @Sendable () async -> Bool
+    let groupsKeepUp: @Sendable () async -> Bool
+    let relayCheckpoint: String
+
+    init(_ settings: Settings, groups kinds: [SagaServiceKind], logger: Logger) throws {
+        let probe = try KafkaProducer(configuration: settings.kafka)
+        self.probe = probe
+        self.brokerAnswers = { (try? await probe.ping(timeout: .seconds(1))) != nil }
+        let groups = try ConsumerGroupWatch(
+            configuration: settings.kafka, topic: settings.topic, groups: kinds.map { "\(settings.serviceGroupPrefix)-\($0.rawValue)" })
+        self.groupsKeepUp = {
+            guard let behind = try? await groups.groupsBehind() else { return false }
+            if !behind.isEmpty { logger.debug("deadline paused: consumer groups behind", metadata: ["groups": "\(behind)"]) }
+            return behind.isEmpty
+        }
+        self.relayCheckpoint = "relay:\(settings.topic)"
+    }
+
+    func deadlineSettings(deadline: Duration, interval: Duration) -> SagaDeadlineWatcher.Settings {
+        .init(
+            deadline: deadline, interval: interval, relayCheckpoint: self.relayCheckpoint, brokerAnswers: self.brokerAnswers,
+            groupsKeepUp: self.groupsKeepUp)
     }
 }

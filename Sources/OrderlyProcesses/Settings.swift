@@ -89,6 +89,11 @@ public struct Settings: Sendable {
     /// failure) by itself right after dispatch (default true); `false` leaves every update to
     /// `POST /shipments/{orderId}/events`, as a real carrier's.
     public var simulatedCarrierAdvances: Bool = true
+    /// A shipment requested and neither dispatched nor failed this long after is failed (the carrier
+    /// never answered its booking), and so refunded (`ORDERLY_SHIPMENT_BOOKING_DEADLINE_SECONDS`).
+    public var shipmentBookingDeadline: Duration = .seconds(600)
+    /// How often the delivery service looks for shipments past their booking deadline.
+    public var shipmentSweepInterval: Duration = .seconds(10)
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
         var settings = Settings(
@@ -117,6 +122,12 @@ public struct Settings: Sendable {
         settings.paymentTokenPublicKey = environment["ORDERLY_PAYMENT_TOKEN_PUBLIC_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         settings.paymentTokenPrivateKey = environment["ORDERLY_PAYMENT_TOKEN_PRIVATE_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         settings.simulatedCarrierAdvances = environment["ORDERLY_SIMULATED_CARRIER_ADVANCES"].map { $0.lowercased() != "false" && $0 != "0" } ?? true
+        if let seconds = environment["ORDERLY_SHIPMENT_BOOKING_DEADLINE_SECONDS"].flatMap({ Double($0) }), seconds > 0 {
+            settings.shipmentBookingDeadline = .milliseconds(Int64(seconds * 1000))
+        }
+        if let milliseconds = environment["ORDERLY_SHIPMENT_SWEEP_MS"].flatMap({ Int64($0) }), milliseconds > 0 {
+            settings.shipmentSweepInterval = .milliseconds(milliseconds)
+        }
         settings.databasePoolSize = environment["ORDERLY_DATABASE_POOL_SIZE"].flatMap { Int($0) }.map { max(1, $0) } ?? 40
         settings.jwksFile = environment["ORDERLY_JWKS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         settings.jwksURL = environment["ORDERLY_JWKS_URL"].flatMap { $0.isEmpty ? nil : $0 }

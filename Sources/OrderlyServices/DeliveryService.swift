@@ -21,11 +21,14 @@ public protocol Carrier: Sendable {
 /// path can be driven from the REST api, and a repeat after a crash decides the same way:
 /// - postal code `00000`: the booking is refused (`ADDRESS_REFUSED`);
 /// - postal code `99999`: dispatched, then reported undeliverable (`UNDELIVERABLE`);
+/// - postal code `88888`: the booking never answers (a carrier that is down): each try ends at the
+///   service's time limit, and the booking deadline fails the shipment (`BOOKING_DEADLINE_EXCEEDED`);
 /// - any other address: dispatched (tracking number `SIM-<orderId>`), then delivered.
 /// With `advancesByItself` off it only books: updates come through the api, as a real carrier's do.
 public struct SimulatedCarrier: Carrier {
     public static let refusedPostalCode = "00000"
     public static let undeliverablePostalCode = "99999"
+    public static let unansweredPostalCode = "88888"
     public let name = "SIMULATED"
     let advancesByItself: Bool
 
@@ -35,6 +38,10 @@ public struct SimulatedCarrier: Carrier {
 
     public func book(_ booking: ShipmentBooking) async throws -> CarrierBooking {
         if booking.address.postalCode == Self.refusedPostalCode { return .refused(reason: ShipmentFailureReason.addressRefused) }
+        if booking.address.postalCode == Self.unansweredPostalCode {
+            // Until the caller gives up (its time limit cancels this).
+            while true { try await Task.sleep(for: .seconds(3600)) }
+        }
         return .accepted(carrier: self.name, trackingNumber: "SIM-\(booking.orderId)")
     }
 

@@ -7,7 +7,55 @@ import OrderlyHandling
 import ServiceLifecycle
 import Synchronization
 
-/// Part of the order service: cancels (and so compensates) every order that has not reached a
+/// What a deadline watcher watches: streams started by one event type and not yet ended by one of
+/// others, and how it ends one past its deadline. The order saga (the order service cancels the
+/// order) and the shipment booking (the delivery service fails the shipment) share the watcher.
+public struct DeadlineWorkflow: Sendable {
+    /// What the logs call one stream past its deadline.
+    public var name: String
+    public var startType: String
+    public var endTypes: [String]
+    /// Gauges and the counter: streams open within the deadline, past it, ended by the watcher, and
+    /// whether the deadline is paused (the pipeline does not move).
+    public var inFlightMetric: String
+    public var pastDeadlineMetric: String
+    public var expiredMetric: String
+    public var pausedMetric: String
+    /// Ends the stream as past its deadline; true when it appended (false: it ended meanwhile).
+    public var expire: @Sendable (AggregateStore, String, Date) async throws -> Bool
+
+    /// Orders with no terminal event: cancelled (`DEADLINE_EXCEEDED`) and so compensated.
+    public static let orderSaga = DeadlineWorkflow(
+        name: "an order past its saga deadline", startType: OrderPlaced.typeName,
+        endTypes: [OrderCompleted.typeName, OrderCancelled.typeName], inFlightMetric: "orderly_sagas_in_flight",
+        pastDeadlineMetric: "orderly_sagas_past_deadline", expiredMetric: "orderly_sagas_deadline_cancelled_total",
+        pausedMetric: "orderly_sagas_deadline_paused"
+    ) { aggregates, stream, now in
+        let metadata = EventMetadata(
+            correlationId: OrderCommands.orderID(fromStream: stream), causationId: "saga-deadline", actor: "order-service")
+        return try await aggregates.update(stream, as: Order.self, metadata: metadata) { $0.cancel(because: .deadlineExceeded, at: now) }
+            != nil
+    }
+
+    /// Shipments requested and neither dispatched nor failed (the carrier never answered the booking):
+    /// failed (`BOOKING_DEADLINE_EXCEEDED`), so the order is refunded, its stock taken back and the
+    /// customer told, as for any failed shipment.
+    public static let shipmentBooking = DeadlineWorkflow(
+        name: "a shipment past its booking deadline", startType: ShipmentRequested.typeName,
+        endTypes: [ShipmentDispatched.typeName, ShipmentFailed.typeName], inFlightMetric: "orderly_shipments_awaiting_booking",
+        pastDeadlineMetric: "orderly_shipments_past_booking_deadline", expiredMetric: "orderly_shipments_booking_deadline_failed_total",
+        pausedMetric: "orderly_shipments_booking_deadline_paused"
+    ) { aggregates, stream, now in
+        let orderId = String(stream.dropFirst(StreamNames.shipment("").count))
+        let metadata = EventMetadata(correlationId: orderId, causationId: "booking-deadline", actor: DeliveryService.actor)
+        return try await aggregates.update(stream, as: Shipment.self, metadata: metadata) {
+            $0.fail(because: ShipmentFailureReason.bookingDeadlineExceeded, at: now)
+        } != nil
+    }
+}
+
+/// Part of the order service (the saga deadline) and of the delivery service (the booking deadline,
+/// see `DeadlineWorkflow`). For the order saga: cancels (and so compensates) every order that has not reached a
 /// terminal state within `deadline` of being placed. The first sweep looks back `lookback` before the
 /// deadline (an order service that was down for less than that still finds every late order); later
 /// sweeps look only at orders that crossed their deadline since the previous sweep (with an overlap
@@ -53,15 +101,15 @@ public final class SagaDeadlineWatcher: Service, Sendable {
         }
     }
 
-    static let terminalTypes = [OrderCompleted.typeName, OrderCancelled.typeName]
     let store: any EventStore
     let aggregates: AggregateStore
     let settings: Settings
+    let workflow: DeadlineWorkflow
     let logger: Logger
-    let inFlight = Gauge(label: "orderly_sagas_in_flight")
-    let pastDeadline = Gauge(label: "orderly_sagas_past_deadline")
-    let expired = Counter(label: "orderly_sagas_deadline_cancelled_total")
-    let paused = Gauge(label: "orderly_sagas_deadline_paused")
+    let inFlight: Gauge
+    let pastDeadline: Gauge
+    let expired: Counter
+    let paused: Gauge
     /// Orders placed before this were already swept; only the sweeping loop touches it.
     let sweptUntil = Mutex<Date?>(nil)
     /// When the pipeline could not carry sagas forward (see `PipelineClock`).
@@ -71,10 +119,15 @@ public final class SagaDeadlineWatcher: Service, Sendable {
     /// When the in-flight gauge was last counted.
     let inFlightCounted = Mutex<ContinuousClock.Instant?>(nil)
 
-    public init(store: any EventStore, settings: Settings, logger: Logger) {
+    public init(store: any EventStore, settings: Settings, workflow: DeadlineWorkflow = .orderSaga, logger: Logger) {
         self.store = store
         self.aggregates = AggregateStore(store: store)
         self.settings = settings
+        self.workflow = workflow
+        self.inFlight = Gauge(label: workflow.inFlightMetric)
+        self.pastDeadline = Gauge(label: workflow.pastDeadlineMetric)
+        self.expired = Counter(label: workflow.expiredMetric)
+        self.paused = Gauge(label: workflow.pausedMetric)
         self.clock = Mutex(PipelineClock(settle: settings.settle.timeInterval))
         self.logger = logger
     }
@@ -135,25 +188,17 @@ public final class SagaDeadlineWatcher: Service, Sendable {
         }
         if countNow {
             let inFlight = try await self.store.openStreams(
-                startedBy: OrderPlaced.typeName, in: deadline..<now, lacking: Self.terminalTypes, limit: 100_000)
+                startedBy: self.workflow.startType, in: deadline..<now, lacking: self.workflow.endTypes, limit: 100_000)
             self.inFlight.record(inFlight.count)
         }
         let overdue = try await self.store.openStreams(
-            startedBy: OrderPlaced.typeName, in: min(earliest, deadline)..<deadline, lacking: Self.terminalTypes, limit: 100_000)
+            startedBy: self.workflow.startType, in: min(earliest, deadline)..<deadline, lacking: self.workflow.endTypes, limit: 100_000)
         self.pastDeadline.record(overdue.count)
         var cancelled = 0
-        for stream in overdue {
-            let metadata = EventMetadata(
-                correlationId: OrderCommands.orderID(fromStream: stream.streamID), causationId: "saga-deadline",
-                actor: "order-service")
-            let result = try await self.aggregates.update(stream.streamID, as: Order.self, metadata: metadata) {
-                $0.cancel(because: .deadlineExceeded, at: now)
-            }
-            if result != nil {
-                cancelled += 1
-                self.expired.increment()
-                self.logger.notice("cancelled an order past its saga deadline", metadata: ["order.stream": "\(stream.streamID)"])
-            }
+        for stream in overdue where try await self.workflow.expire(self.aggregates, stream.streamID, now) {
+            cancelled += 1
+            self.expired.increment()
+            self.logger.notice("ended \(self.workflow.name)", metadata: ["stream": "\(stream.streamID)"])
         }
         self.sweptUntil.withLock { $0 = deadline }
         return cancelled

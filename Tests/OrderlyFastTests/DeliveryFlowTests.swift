@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import OrderlyDomain
 import OrderlyEventStore
 import OrderlyHandling
@@ -86,6 +87,26 @@ struct SilentCarrier: Carrier {
         await #expect(throws: TimeLimitExceeded.self) { try await saga.settle() }
         #expect(ContinuousClock.now - started < .seconds(5), "the booking was waited for past its limit")
         #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentRequested"])
+
+        // Still unbooked past the booking deadline: the delivery service's watcher fails the
+        // shipment, and the failure is compensated like any other (refund, stock back, customer told).
+        let watcher = SagaDeadlineWatcher(
+            store: saga.store, settings: .init(deadline: .seconds(600)), workflow: .shipmentBooking, logger: Logger(label: "test"))
+        #expect(try await watcher.sweep(now: Date().addingTimeInterval(300)) == 0, "failed before its deadline")
+        #expect(try await watcher.sweep(now: Date().addingTimeInterval(601)) == 1)
+        #expect(try await watcher.sweep(now: Date().addingTimeInterval(602)) == 0, "failed twice")
+        try await saga.settle()
+        #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentRequested", "ShipmentFailed"])
+        let failed = try await saga.store.readStream(StreamNames.shipment(order), from: 1).last
+        guard case .shipmentFailed(let payload)? = try failed?.domainEventForHandler() else {
+            Issue.record("the shipment did not fail")
+            return
+        }
+        #expect(payload.reason == ShipmentFailureReason.bookingDeadlineExceeded)
+        #expect(try await saga.types(StreamNames.payment(order)).last == "PaymentRefunded")
+        #expect(try await saga.stock().onHand == 10)
+        let notified = try await AggregateStore(store: saga.store).load(StreamNames.notification(order), as: Notifications.self).state
+        #expect(notified.hasSent(.shipmentFailed))
     }
 
     @Test func aPaidOrderWithAnAddressIsDispatchedAndDeliveredAndTheCustomerToldEachStep() async throws {

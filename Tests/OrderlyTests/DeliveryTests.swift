@@ -58,9 +58,13 @@ import Testing
     /// The simulated carrier's rules end to end: a deliverable address is delivered (and the customer
     /// told at dispatch and delivery, the day's sales count it), a refused or undeliverable one fails
     /// and is refunded with its units back on the shelf, an order without an address is skipped with
-    /// its reason; the order's status stays COMPLETED throughout.
+    /// its reason, one whose booking is never answered fails at the booking deadline and is refunded;
+    /// the order's status stays COMPLETED throughout.
     @Test func everyDeliveryOutcomeEndsAsTheCarriersRulesSay() async throws {
-        let settings = try await TestServers.isolatedSettings()
+        var configured = try await TestServers.isolatedSettings()
+        configured.shipmentBookingDeadline = .seconds(4)
+        configured.shipmentSweepInterval = .milliseconds(500)
+        let settings = configured
         let app = try await Processes.dev(settings, logger: TestServers.logger)
         try await app.test(.live) { client in
             try await client.restock("SKU-DL", quantity: 20, unitPrice: 400)
@@ -69,8 +73,9 @@ import Testing
             let undeliverable = try await Self.place(
                 client, customer: "c-dl", postalCode: SimulatedCarrier.undeliverablePostalCode, sku: "SKU-DL", quantity: 2)
             let noAddress = try await Self.place(client, customer: "c-dl", postalCode: nil, sku: "SKU-DL")
+            let unanswered = try await Self.place(client, customer: "c-dl", postalCode: SimulatedCarrier.unansweredPostalCode, sku: "SKU-DL")
             let ends: Set<String> = ["DELIVERED", "FAILED", "SKIPPED"]
-            let views = try await Self.waitForFulfilment(client, [delivered, refused, undeliverable, noAddress]) { view in
+            let views = try await Self.waitForFulfilment(client, [delivered, refused, undeliverable, noAddress, unanswered]) { view in
                 guard let fulfilment = view.fulfilment, ends.contains(fulfilment.status) else { return false }
                 // A failed one also waits for its refund.
                 return fulfilment.status != "FAILED" || view.payment?.status == "REFUNDED"
@@ -85,6 +90,7 @@ import Testing
             #expect(views[undeliverable]?.fulfilment?.reason == "UNDELIVERABLE" && views[undeliverable]?.fulfilment?.dispatchedAt != nil)
             #expect(views[noAddress]?.fulfilment?.status == "SKIPPED" && views[noAddress]?.fulfilment?.reason == "NO_SHIPPING_ADDRESS")
             #expect(views[noAddress]?.payment?.status == "CHARGED")
+            #expect(views[unanswered]?.fulfilment?.reason == "BOOKING_DEADLINE_EXCEEDED" && views[unanswered]?.payment?.status == "REFUNDED")
             // The customer hears of every step.
             let told = try await TestServers.eventually { () -> [String: OrderView]? in
                 var found: [String: OrderView] = [:]
@@ -99,7 +105,7 @@ import Testing
                 return complete ? found : nil
             }
             #expect(told != nil, "not every step was notified")
-            // 20 restocked; 1 delivered and 1 skipped order keep theirs; the 5 of the failed ones are back.
+            // 20 restocked; 1 delivered and 1 skipped order keep theirs; the 6 of the failed ones are back.
             let stock = Self.json(try await client.send(uri: "/inventory/SKU-DL", method: .get, as: .staff))
             #expect(stock["onHand"] as? Int == 18 && stock["available"] as? Int == 18, "\(stock)")
             let today = UTCTime.day(Date()).text
@@ -108,7 +114,7 @@ import Testing
                 let day = (page["days"] as? [[String: Any]])?.first
                 return day?["delivered"] as? Int == 1 ? day : nil
             }
-            #expect(sales?["completed"] as? Int == 4, "\(String(describing: sales))")
+            #expect(sales?["completed"] as? Int == 5, "\(String(describing: sales))")
         }
         #expect(try await SagaLog.load(settings).violations() == [])
     }
