@@ -132,6 +132,9 @@ public struct AppendResult: Sendable, Equatable {
     public var position: Int64
     /// True when an idempotency key matched an earlier append: nothing was appended this time.
     public var isReplay: Bool
+    /// The id of the last event appended, where the appender knows it (`AggregateStore.update`): what
+    /// a next step taken at once names as its cause.
+    public var lastEventId: UUID?
 
     public init(streamID: String, streamVersion: Int64, position: Int64, isReplay: Bool = false) {
         self.streamID = streamID

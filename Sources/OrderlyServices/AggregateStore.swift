@@ -46,10 +46,18 @@ public struct AggregateStore: Sendable {
 
     /// The aggregate's current state and the stream version it reflects (0: no stream).
     public func load<State: Aggregate>(_ stream: String, as type: State.Type = State.self) async throws -> (state: State, version: Int64) {
+        try await self.load(stream, as: type, trustingSnapshot: true)
+    }
+
+    /// `load`; without `trustingSnapshot`, a stored snapshot is passed over (the stream is folded
+    /// from its start).
+    private func load<State: Aggregate>(_ stream: String, as type: State.Type, trustingSnapshot: Bool) async throws -> (
+        state: State, version: Int64
+    ) {
         var (state, version): (State, Int64)
         if let cached = self.cache.get(stream, as: State.self) {
             (state, version) = cached
-        } else if let snapshot = await self.snapshot(of: stream, as: State.self) {
+        } else if trustingSnapshot, let snapshot = await self.snapshot(of: stream, as: State.self) {
             (state, version) = snapshot
         } else {
             (state, version) = (State(), 0)
@@ -141,6 +149,7 @@ public struct AggregateStore: Sendable {
         // (a reservation another inventory replica made, then released here), so it is made again on
         // the stream as stored; so is a refusal. This saves a round trip to the store on most updates.
         var fromCache = true
+        var trustingSnapshot = true
         while true {
             var state: State
             var version: Int64
@@ -148,7 +157,7 @@ public struct AggregateStore: Sendable {
                 (state, version) = cached
             } else {
                 fromCache = false
-                (state, version) = try await self.load(stream, as: State.self)
+                (state, version) = try await self.load(stream, as: State.self, trustingSnapshot: trustingSnapshot)
             }
             let decided: [DomainEvent]
             do {
@@ -169,18 +178,26 @@ public struct AggregateStore: Sendable {
             }
             let newEvents = try decided.map { try NewEvent($0, metadata: metadata) }
             do {
-                let result = try await self.store.append(
+                var result = try await self.store.append(
                     newEvents, to: stream, expecting: version == 0 ? .noStream : .exact(version), idempotency: idempotency)
                 // A replayed key appended nothing now: the cache learns the stream on the next load.
                 guard !result.isReplay else { return result }
+                result.lastEventId = newEvents.last?.id
                 for event in decided { state.apply(event) }
                 self.cache.put(stream, state: state, version: result.streamVersion)
                 self.snapshotIfDue(stream, state: state, version: result.streamVersion)
                 return result
-            } catch EventStoreError.wrongExpectedVersion where attempt < self.maxAttempts {
+            } catch EventStoreError.wrongExpectedVersion(_, _, let actual) where attempt < self.maxAttempts {
                 // Someone else appended to this aggregate meanwhile: decide again on the new history.
                 attempt += 1
                 fromCache = false
+                if actual < version {
+                    // The state is ahead of the log: a snapshot (or a state cached from it) of a log
+                    // since truncated or restored from an older backup. The stream is folded whole.
+                    self.cache.forget(stream)
+                    self.snapshotted.forget(stream)
+                    trustingSnapshot = false
+                }
             }
         }
     }
@@ -200,6 +217,13 @@ extension EventMetadata {
         var metadata = self
         metadata.partitionKey = key
         return metadata
+    }
+}
+
+extension EventMetadata {
+    /// Names the event `result` appended last as the cause (unchanged when nothing was appended).
+    public mutating func causedBy(_ result: AppendResult?) {
+        if let id = result?.lastEventId { self.causationId = id.uuidString.lowercased() }
     }
 }
 

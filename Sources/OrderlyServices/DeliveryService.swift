@@ -116,7 +116,8 @@ public struct DeliveryService: EventHandler {
 
     public func handle(_ event: RecordedEvent) async throws {
         guard Self.handledTypes.contains(event.type) else { return }
-        let metadata = event.causing(actor: Self.actor)
+        // Each step's events name the step before as their cause (the handled event for the first).
+        var metadata = event.causing(actor: Self.actor)
         // Each step is taken as soon as the one before it is recorded, in this one call: a round
         // through the relay, the broker and this service's consumer per step cost about half a second
         // each. The step events are handled too, so a crash between steps is picked up again from
@@ -126,13 +127,14 @@ public struct DeliveryService: EventHandler {
         var destination: Destination?
         switch try event.domainEventForHandler() {
         case .orderCompleted(let completed):
-            try await self.request(completed, metadata: metadata, destination: &destination)
+            let requested = try await self.request(completed, metadata: metadata, destination: &destination)
+            metadata.causedBy(requested)
             orderId = completed.orderId
         case .shipmentRequested(let requested): orderId = requested.orderId
         case .shipmentDispatched(let dispatched): orderId = dispatched.orderId
         default: return
         }
-        try await self.book(orderId: orderId, metadata: metadata, destination: &destination)
+        metadata.causedBy(try await self.book(orderId: orderId, metadata: metadata, destination: &destination))
         try await self.follow(orderId: orderId, metadata: metadata, destination: &destination)
     }
 
@@ -167,35 +169,36 @@ public struct DeliveryService: EventHandler {
 
     /// The order is paid: a shipment is requested, or skipped when it has no address. A forgotten
     /// customer's order is requested too and fails at booking, so it is refunded with a clear reason.
-    func request(_ completed: OrderCompleted, metadata: EventMetadata, destination: inout Destination?) async throws {
+    @discardableResult
+    func request(_ completed: OrderCompleted, metadata: EventMetadata, destination: inout Destination?) async throws -> AppendResult? {
         let stream = StreamNames.shipment(completed.orderId)
-        guard try await self.aggregates.load(stream, as: Shipment.self).state.status == nil else { return }
+        guard try await self.aggregates.load(stream, as: Shipment.self).state.status == nil else { return nil }
         let hasAddress = try await self.destination(of: completed.orderId, known: &destination) != .none
         let now = self.now()
-        try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) {
+        return try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) {
             $0.request(orderId: completed.orderId, customerId: completed.customerId, hasShippingAddress: hasAddress, at: now)
         }
     }
 
     /// Books the carrier, then records its answer. Booked before it is recorded: a crash in between
     /// books again, and the carrier's key (the order id) makes that one booking.
-    func book(orderId: String, metadata: EventMetadata, destination: inout Destination?) async throws {
+    @discardableResult
+    func book(orderId: String, metadata: EventMetadata, destination: inout Destination?) async throws -> AppendResult? {
         let stream = StreamNames.shipment(orderId)
-        guard try await self.aggregates.load(stream, as: Shipment.self).state.status == .requested else { return }
+        guard try await self.aggregates.load(stream, as: Shipment.self).state.status == .requested else { return nil }
         let answer: CarrierBooking
         switch try await self.destination(of: orderId, known: &destination) {
         case .none, .erased:
             let now = self.now()
-            try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) {
+            return try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) {
                 $0.fail(because: ShipmentFailureReason.personalDataErased, at: now)
             }
-            return
         case .address(let booking):
             let carrier = self.carrier
             answer = try await withTimeLimit(self.carrierTimeLimit, call: "the carrier's booking") { try await carrier.book(booking) }
         }
         let now = self.now()
-        try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) { $0.record(answer, at: now) }
+        return try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) { $0.record(answer, at: now) }
     }
 
     /// A parcel this service's carrier took: records what the carrier reports by itself (nothing for

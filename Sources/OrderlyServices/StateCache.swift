@@ -31,6 +31,10 @@ final class StateCache: Sendable {
             entries[stream] = Entry(state: state, version: version)
         }
     }
+
+    func forget(_ stream: String) {
+        _ = self.entries.withLock { $0.removeValue(forKey: stream) }
+    }
 }
 
 /// The newest snapshot version known per stream (0: none). Bounded like `StateCache`: when full it
@@ -52,5 +56,9 @@ final class SnapshotVersions: Sendable {
             if versions.count >= self.capacity, versions[stream] == nil { versions.removeAll(keepingCapacity: true) }
             versions[stream] = max(versions[stream] ?? 0, version)
         }
+    }
+
+    func forget(_ stream: String) {
+        _ = self.versions.withLock { $0.removeValue(forKey: stream) }
     }
 }

@@ -115,6 +115,12 @@ struct SilentCarrier: Carrier {
         let order = try await saga.place(customer: "c1", postalCode: "10115")
         try await saga.settle()
         #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentRequested", "ShipmentDispatched", "ShipmentDelivered"])
+        // Each step names the one before it as its cause, the first the order's completion.
+        let steps = try await saga.store.readStream(StreamNames.shipment(order), from: 1)
+        try #require(steps.count == 3)
+        let completed = try #require(try await saga.store.readStream(StreamNames.order(order), from: 1).last { $0.type == "OrderCompleted" })
+        let causes = steps.map(\.metadata.causationId)
+        #expect(causes == [completed.id, steps[0].id, steps[1].id].map { $0.uuidString.lowercased() })
         let shipment = try await AggregateStore(store: saga.store).load(StreamNames.shipment(order), as: Shipment.self).state
         #expect(shipment.status == .delivered && shipment.carrier == "SIMULATED" && shipment.trackingNumber == "SIM-\(order)")
         #expect(

@@ -72,4 +72,28 @@ import Testing
             #expect(try await AggregateStore(store: store).load("stock-S", as: Stock.self).state == whole)
         }
     }
+
+    /// A snapshot ahead of its stream (the log truncated, or restored from a backup older than the
+    /// snapshots): an update that decided on it conflicts with the log, passes it over and folds the
+    /// stream from its start, instead of conflicting for ever.
+    @Test(arguments: StoreKind.allCases)
+    func aSnapshotAheadOfItsStreamIsPassedOver(_ kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            let snapshots = try #require(store as? any SnapshotStore)
+            try await AggregateStore(store: store).update("stock-T", as: Stock.self, metadata: EventMetadata()) { _ in
+                try Stock.restock(sku: "T", quantity: 10, unitPrice: 100)
+            }
+            let planted = Stock.fold([.stockRestocked(StockRestocked(sku: "T", quantity: 7, unitPrice: 100))])
+            try await snapshots.saveSnapshot(
+                StreamSnapshot(streamID: "stock-T", schema: Stock.snapshotSchema, streamVersion: 500, state: Array(try JSONEncoder().encode(planted)))
+            )
+            let aggregates = AggregateStore(store: store)
+            let result = try await aggregates.update("stock-T", as: Stock.self, metadata: EventMetadata()) { _ in
+                try Stock.restock(sku: "T", quantity: 1, unitPrice: 100)
+            }
+            #expect(result?.streamVersion == 2)
+            let loaded = try await aggregates.load("stock-T", as: Stock.self)
+            #expect(loaded.version == 2 && loaded.state.onHand == 11, "decided on the snapshot: \(loaded)")
+        }
+    }
 }
