@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import PostgresNIO
 import Synchronization
@@ -13,10 +14,21 @@ public protocol AppendSignal: Sendable {
     /// Returns once the generation is no longer `seen` (an append, or the signal stopped working),
     /// after `timeout`, or when the task is cancelled: a wait with no timer ticking meanwhile.
     func wait(past seen: UInt64, upTo timeout: Duration) async
+    /// Asks for notices (`resting`: the reader is about to rest on them; it reads the log once more
+    /// after this returns true) or says they are no longer needed (the reader is busy and reads the
+    /// log anyway). Returns false when the request could not be made: the reader then must not rest
+    /// on the signal.
+    func announce(resting: Bool) async -> Bool
+}
+
+extension AppendSignal {
+    /// A signal that notifies every append whether anyone rests on it needs no announcement.
+    public func announce(resting: Bool) async -> Bool { true }
 }
 
 /// PostgreSQL's LISTEN on `orderly_events`, which every statement adding events notifies at its commit
-/// (migrations/0008), on a pooled connection held for as long as it listens. A notification may be
+/// while a reader rests on it (migrations/0008 and 0011: a resting reader has a row in
+/// `orderly_append_listeners`), on a pooled connection held for as long as it listens. A notification may be
 /// lost while the connection is being made again; the generation then reads nil, and one more step
 /// when listening starts again, so the reader looks at the log rather than trust a stale number.
 public final class PostgresAppendSignal: AppendSignal {
@@ -38,6 +50,8 @@ public final class PostgresAppendSignal: AppendSignal {
     }
 
     private let state = Mutex(State())
+    /// This signal's row in `orderly_append_listeners` while its reader rests.
+    public let listener = "\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
     private let client: PostgresClient
     private let retryDelay: Duration
     private let logger: Logger
@@ -73,6 +87,25 @@ public final class PostgresAppendSignal: AppendSignal {
             }
             self.update { $0.listening = false }
             try? await Task.sleep(for: self.retryDelay)
+        }
+    }
+
+    public func announce(resting: Bool) async -> Bool {
+        do {
+            if resting {
+                try await self.client.query(
+                    """
+                    WITH gone AS (DELETE FROM orderly_append_listeners WHERE resting_since < now() - interval '1 day')
+                    INSERT INTO orderly_append_listeners (listener) VALUES (\(self.listener))
+                    ON CONFLICT (listener) DO UPDATE SET resting_since = now()
+                    """, logger: self.logger)
+            } else {
+                try await self.client.query("DELETE FROM orderly_append_listeners WHERE listener = \(self.listener)", logger: self.logger)
+            }
+            return true
+        } catch {
+            self.logger.debug("announcing the relay's rest failed; it polls meanwhile", metadata: ["error": "\(error)"])
+            return false
         }
     }
 

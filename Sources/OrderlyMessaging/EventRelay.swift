@@ -297,6 +297,10 @@ public struct EventRelay: Service {
         defer { for batch in inFlight { batch.delivery.forget() } }
         var lastFound = ContinuousClock.now
         var rest = SignalledRest(readInterval: self.settings.signalledReadInterval, quietAfter: self.settings.quietAfter)
+        // Appends notify only while a relay rests on their notice (migrations/0011): at rest it
+        // asks for them, then reads the log once more before it waits; busy, it says so.
+        var resting = false
+        var restAnnounced = ContinuousClock.now
         while !Task.isCancelled {
             published += try await self.settle(&inFlight, waitingForOne: inFlight.count >= self.settings.maxBatchesInFlight)
             if let count, enqueued >= count { break }
@@ -304,16 +308,24 @@ public struct EventRelay: Service {
             if inFlight.isEmpty, !untilCaughtUp, let signal = self.appendSignal, let generation,
                 let wait = rest.mayLeaveLogUnread(generation: generation, lastFound: lastFound)
             {
-                // No timer ticking at rest (each Task.sleep is a wake-up of Dispatch's timer thread).
-                await signal.wait(past: generation, upTo: wait)
-                try Task.checkCancellation()
-                continue
+                if resting, ContinuousClock.now - restAnnounced < Self.restRenewal {
+                    // No timer ticking at rest (each Task.sleep is a wake-up of Dispatch's timer thread).
+                    await signal.wait(past: generation, upTo: wait)
+                    try Task.checkCancellation()
+                    continue
+                }
+                resting = await signal.announce(resting: true)
+                restAnnounced = .now
             }
             rest.willRead(generation: generation)
             let events = try await self.store.readAll(after: cursor, limit: limit, matching: self.settings.filter)
             self.metrics.readAfter.recordSinceAppend(of: events)
             if let last = events.last {
                 lastFound = .now
+                if resting, let signal = self.appendSignal {
+                    // Busy again: the log is read every few milliseconds, appends need not notify.
+                    resting = await !signal.announce(resting: false)
+                }
                 let (messages, spans) = PublishTracing.messages(for: events, topic: self.settings.topic)
                 inFlight.append(InFlightBatch(events: events, delivery: try await self.producers.current.enqueue(messages), spans: spans))
                 cursor = last.cursor
@@ -338,6 +350,10 @@ public struct EventRelay: Service {
         }
         return published
     }
+
+    /// How often a resting relay asks for notices again (migrations/0011 forgets a request after 30
+    /// minutes: one a relay left when it died).
+    static let restRenewal: Duration = .seconds(600)
 
     /// Takes the batches the broker has answered for off the front of `inFlight` (waiting for the
     /// first one if asked), throwing the first failed delivery, then stores the checkpoint once,
