@@ -334,6 +334,8 @@ public enum LoadGenerator {
     ) async throws -> [String: Outcome] {
         var done: [String: Outcome] = [:]
         var settleDeadline: ContinuousClock.Instant?
+        // Made once: it keeps which collection is active for a while, instead of asking every look.
+        let collections = ActiveCollections(client: mongo)
         while true {
             // Read before the look: an order placed after it is looked for next time.
             let finished = loadDone.isRaised
@@ -341,7 +343,7 @@ public enum LoadGenerator {
             let placed = recorder.placed
             var failed = false
             do {
-                let orders = try await ActiveCollections(client: mongo).collection(OrdersProjection.name)
+                let orders = try await collections.collection(OrdersProjection.name)
                 let pending = placed.map(\.orderId).filter { done[$0] == nil }
                 for start in stride(from: 0, to: pending.count, by: 500) {
                     let chunk = pending[start..<min(start + 500, pending.count)]

@@ -218,9 +218,7 @@ extension EventMetadata {
         metadata.partitionKey = key
         return metadata
     }
-}
 
-extension EventMetadata {
     /// Names the event `result` appended last as the cause (unchanged when nothing was appended).
     public mutating func causedBy(_ result: AppendResult?) {
         if let id = result?.lastEventId { self.causationId = id.uuidString.lowercased() }

@@ -79,7 +79,7 @@ struct SilentCarrier: Carrier {
 @Suite struct DeliveryFlowTests {
     /// A booking that hangs must not hold the delivery service's consumer for good: past its time
     /// limit it fails as transient (the event is handled again later) and nothing is recorded.
-    @Test func aCarrierThatDoesNotAnswerIsGivenUpOnAtItsTimeLimit() async throws {
+    @Test(.timeLimit(.minutes(1))) func aCarrierThatDoesNotAnswerIsGivenUpOnAtItsTimeLimit() async throws {
         let saga = InMemorySaga(carrier: SilentCarrier(), carrierTimeLimit: .milliseconds(200))
         _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
         let order = try await saga.place(customer: "c1", postalCode: "10115")

@@ -83,6 +83,9 @@ import Testing
         #expect(result.latencyMilliseconds["cancel_order"]?.count == UInt64(result.scenarios["cancel"]?.orders ?? -1))
         let saga = try #require(result.saga?.milliseconds)
         #expect(saga.count == 60 && saga.p50 > 0 && saga.p99 <= saga.max)
+        // Seen in the read model only after the projector's write, so never before its stamp.
+        let stamped = try #require(result.saga?.stampedMilliseconds)
+        #expect(stamped.count == 60 && stamped.p50 <= saga.p50 && stamped.max <= saga.max, "stamped \(stamped), seen \(saga)")
 
         // The command line: flat out for a second, the result written as a JSON file.
         let resultFile = FileManager.default.temporaryDirectory.appendingPathComponent("orderly-bench-\(UUID().uuidString).json")
