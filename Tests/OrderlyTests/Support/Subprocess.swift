@@ -77,19 +77,23 @@ final class ChildProcess: @unchecked Sendable {
 /// A private Tansu broker on a port of its own, for tests that take the broker down.
 final class PrivateBroker: @unchecked Sendable {
     let port: Int
+    /// The port clients are told to use (a proxy in front of the broker), if not `port`.
+    let advertisedPort: Int
     private(set) var child: ChildProcess?
 
-    init() {
-        self.port = TestPorts.next()
+    init(port: Int = TestPorts.next(), advertisedPort: Int? = nil) {
+        self.port = port
+        self.advertisedPort = advertisedPort ?? port
     }
 
-    var brokers: String { "127.0.0.1:\(self.port)" }
+    var brokers: String { "127.0.0.1:\(self.advertisedPort)" }
 
     func start() throws {
         self.child = try ChildProcess(
             executable: TestServers.repositoryRoot + "/.orderly/run/tansu",
             arguments: [
-                "broker", "--listener-url", "tcp://127.0.0.1:\(self.port)", "--advertised-listener-url", "tcp://127.0.0.1:\(self.port)",
+                "broker", "--listener-url", "tcp://127.0.0.1:\(self.port)", "--advertised-listener-url",
+                "tcp://127.0.0.1:\(self.advertisedPort)",
                 "--storage-engine", "memory://tansu/",
             ], environment: [:])
     }
