@@ -18,6 +18,11 @@ export ORDERLY_KAFKA_HEARTBEAT_INTERVAL_MS=${ORDERLY_KAFKA_HEARTBEAT_INTERVAL_MS
 # Tansu holds a fetch for the whole fetch.wait.max.ms (librdkafka's default: 500) even when messages
 # are waiting, which puts up to half a second on every hop of the saga; real Kafka answers at once.
 export ORDERLY_KAFKA_FETCH_WAIT_MS=${ORDERLY_KAFKA_FETCH_WAIT_MS:-50}
+# Tansu's storage lists every batch a partition holds on each fetch of it, so a fetch costs more
+# with every batch stored, and a relay's produce makes one batch per partition it touches: fewer
+# partitions, fewer and fuller batches. 3 (the processes' default is 10, as for a real Kafka) still
+# lets up to three members share each group. Alternated on 2026-12-04: README, "Benchmarks".
+export ORDERLY_TOPIC_PARTITIONS=${ORDERLY_TOPIC_PARTITIONS:-3}
 # librdkafka 2.16 from the confluent-kafka wheel must come first: Debian's 2.0.2 cannot talk to Tansu.
 export LD_LIBRARY_PATH=$ORDERLY_STATE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
