@@ -40,10 +40,12 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
 
 /// libmongoc needs `mongoc_init()` once per process, before anything else. Its own log lines (a
 /// server that does not answer, …) then go through swift-log at their level under
-/// `orderly.libmongoc`, in the process's JSON format, instead of raw on stderr.
+/// `orderly.libmongoc`, in the process's JSON format, instead of raw on stderr. The handler is set
+/// first: `mongoc_init` itself may warn ("Falling back to malloc for counters" when a shared-memory
+/// segment of a dead process with the same pid is still in /dev/shm).
 private let mongocInitialised: Bool = {
-    mongoc_init()
     mongoc_log_set_handler(logFromLibmongoc, nil)
+    mongoc_init()
     return true
 }()
 

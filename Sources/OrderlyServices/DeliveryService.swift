@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import OrderlyDomain
 import OrderlyEventStore
 import OrderlyHandling
@@ -15,6 +16,11 @@ public protocol Carrier: Sendable {
     /// `POST /shipments/{orderId}/events`. `address` is nil when it can no longer be read (the
     /// customer was forgotten after the parcel left).
     func updates(trackingNumber: String, address: ShippingAddress?, at now: Date) -> [CarrierUpdate]
+    /// Withdraws the booking made for the order, if the carrier holds one: the shipment failed at
+    /// its booking deadline (refunded, units back on the shelf) while the carrier may have taken the
+    /// booking, or did so after. Idempotent per order id; with no booking there is nothing to do. A
+    /// thrown error is taken as transient and retried.
+    func cancel(orderId: String) async throws
 }
 
 /// The simulated carrier. Its rules are deterministic and documented (README), so every delivery
@@ -52,6 +58,9 @@ public struct SimulatedCarrier: Carrier {
         }
         return [CarrierUpdate(eventId: "\(trackingNumber)-delivered", kind: .delivered, occurredAt: now)]
     }
+
+    /// Nothing to withdraw: the simulated carrier keeps no bookings (its answers follow from the address).
+    public func cancel(orderId: String) async throws {}
 }
 
 /// Records carriers' updates about shipments: from the api (`POST /shipments/{orderId}/events`,
@@ -112,7 +121,11 @@ public struct DeliveryService: EventHandler {
         self.now = now
     }
 
-    static let handledTypes: Set<String> = [OrderCompleted.typeName, ShipmentRequested.typeName, ShipmentDispatched.typeName]
+    static let handledTypes: Set<String> = [
+        OrderCompleted.typeName, ShipmentRequested.typeName, ShipmentDispatched.typeName, ShipmentFailed.typeName,
+    ]
+    /// Bookings withdrawn at the carrier after their shipment failed at the booking deadline.
+    static let cancellations = Counter(label: "orderly_carrier_bookings_cancelled_total")
 
     public func handle(_ event: RecordedEvent) async throws {
         guard Self.handledTypes.contains(event.type) else { return }
@@ -132,6 +145,11 @@ public struct DeliveryService: EventHandler {
             orderId = completed.orderId
         case .shipmentRequested(let requested): orderId = requested.orderId
         case .shipmentDispatched(let dispatched): orderId = dispatched.orderId
+        case .shipmentFailed(let failed):
+            // The booking may have reached the carrier before the deadline failed it (its answer lost
+            // to a crash): it must not ship what was refunded.
+            if failed.reason == ShipmentFailureReason.bookingDeadlineExceeded { try await self.cancelBooking(orderId: failed.orderId) }
+            return
         default: return
         }
         metadata.causedBy(try await self.book(orderId: orderId, metadata: metadata, destination: &destination))
@@ -198,7 +216,21 @@ public struct DeliveryService: EventHandler {
             answer = try await withTimeLimit(self.carrierTimeLimit, call: "the carrier's booking") { try await carrier.book(booking) }
         }
         let now = self.now()
-        return try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) { $0.record(answer, at: now) }
+        let recorded = try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) { $0.record(answer, at: now) }
+        if recorded == nil, case .accepted = answer,
+            try await self.aggregates.load(stream, as: Shipment.self).state.status == .failed
+        {
+            // Accepted after the booking deadline failed the shipment while the carrier was asked.
+            try await self.cancelBooking(orderId: orderId)
+        }
+        return recorded
+    }
+
+    /// Withdraws the order's booking at the carrier, within the carrier's time limit.
+    func cancelBooking(orderId: String) async throws {
+        let carrier = self.carrier
+        try await withTimeLimit(self.carrierTimeLimit, call: "the carrier's cancellation") { try await carrier.cancel(orderId: orderId) }
+        Self.cancellations.increment()
     }
 
     /// A parcel this service's carrier took: records what the carrier reports by itself (nothing for

@@ -74,6 +74,29 @@ struct SilentCarrier: Carrier {
         return .refused(reason: "NEVER")
     }
     func updates(trackingNumber: String, address: ShippingAddress?, at now: Date) -> [CarrierUpdate] { [] }
+    func cancel(orderId: String) async throws {}
+}
+
+/// A carrier whose bookings wait until the test opens its gate, then are accepted (the simulated
+/// carrier's refused postal code is refused at once); it remembers which orders' bookings were withdrawn.
+final class GatedCarrier: Carrier {
+    let name = "GATED"
+    private let open = Mutex(false)
+    private let withdrawn = Mutex<[String]>([])
+    private let asked = Mutex(0)
+
+    var cancelled: [String] { self.withdrawn.withLock { $0 } }
+    var bookingsAsked: Int { self.asked.withLock { $0 } }
+    func openGate() { self.open.withLock { $0 = true } }
+
+    func book(_ booking: ShipmentBooking) async throws -> CarrierBooking {
+        if booking.address.postalCode == SimulatedCarrier.refusedPostalCode { return .refused(reason: ShipmentFailureReason.addressRefused) }
+        self.asked.withLock { $0 += 1 }
+        while !self.open.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        return .accepted(carrier: self.name, trackingNumber: "GATED-\(booking.orderId)")
+    }
+    func updates(trackingNumber: String, address: ShippingAddress?, at now: Date) -> [CarrierUpdate] { [] }
+    func cancel(orderId: String) async throws { self.withdrawn.withLock { $0.append(orderId) } }
 }
 
 @Suite struct DeliveryFlowTests {
@@ -107,6 +130,34 @@ struct SilentCarrier: Carrier {
         #expect(try await saga.stock().onHand == 10)
         let notified = try await AggregateStore(store: saga.store).load(StreamNames.notification(order), as: Notifications.self).state
         #expect(notified.hasSent(.shipmentFailed))
+    }
+
+    /// The carrier accepts a booking only after the booking deadline has failed the shipment (and
+    /// the order was refunded): the acceptance records nothing and the booking is withdrawn at the
+    /// carrier, so what was refunded is not shipped; the failure, handled, withdraws it again (for a
+    /// booking whose answer a crash lost), which a carrier takes as the same cancellation.
+    @Test(.timeLimit(.minutes(1))) func aBookingAcceptedAfterTheDeadlineFailedTheShipmentIsWithdrawn() async throws {
+        let carrier = GatedCarrier()
+        let saga = InMemorySaga(carrier: carrier)
+        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
+        let order = try await saga.place(customer: "c1", postalCode: "10115")
+        let settling = Task { try await saga.settle() }
+        while carrier.bookingsAsked == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        let watcher = SagaDeadlineWatcher(
+            store: saga.store, settings: .init(deadline: .seconds(600)), workflow: .shipmentBooking, logger: Logger(label: "test"))
+        #expect(try await watcher.sweep(now: Date().addingTimeInterval(601)) == 1)
+        #expect(carrier.cancelled.isEmpty, "withdrawn before the carrier answered")
+        carrier.openGate()
+        try await settling.value
+        try await saga.settle()
+        #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentRequested", "ShipmentFailed"])
+        #expect(try await saga.types(StreamNames.payment(order)).last == "PaymentRefunded")
+        #expect(carrier.cancelled == [order, order], "\(carrier.cancelled)")
+        // Other failures were never booked at the carrier: nothing to withdraw.
+        let refused = try await saga.place(customer: "c1", postalCode: SimulatedCarrier.refusedPostalCode)
+        try await saga.settle()
+        #expect(try await saga.types(StreamNames.shipment(refused)) == ["ShipmentRequested", "ShipmentFailed"])
+        #expect(carrier.cancelled == [order, order], "\(carrier.cancelled)")
     }
 
     @Test func aPaidOrderWithAnAddressIsDispatchedAndDeliveredAndTheCustomerToldEachStep() async throws {
