@@ -289,6 +289,12 @@ import Testing
             let restarted = try ChildProcess.orderly(["service", "payment"], settings: settings)
             let views = try await client.waitForOutcomes(orders, timeout: .seconds(120))
             #expect(views.values.filter { $0.status == "COMPLETED" }.count == 30, "\(restarted.output.suffix(2000))")
+            // The inventory service (in this process) takes each sold unit off the shelf after the
+            // order completed: wait for the last of those before the process stops.
+            let sold = try await TestServers.eventually { () -> Bool? in
+                try await SagaLog.load(settings).stock("SKU-K").onHand == 970 ? true : nil
+            }
+            #expect(sold == true, "the sold units were not all taken off the shelf")
             restarted.stop()
         }
         // The order service measured every saga and reports what is in flight. The in-flight gauge
