@@ -87,13 +87,22 @@ struct EventPage: Decodable {
             }
             var seen: [Int64] = []
             var after: Int64 = 0
-            for _ in 0..<10 {
-                let (status, result, body) = try await page("after=\(after)&limit=10")
-                #expect(status == 200, "\(body)")
-                guard let result, !result.events.isEmpty else { break }
-                seen += result.events.map(\.position)
-                after = result.next
-            }
+            // The newest events are listed once no transaction that began before them is still
+            // open anywhere in the cluster (another test's database counts): wait for all of them.
+            let listedBy = ContinuousClock.now + .seconds(20)
+            repeat {
+                seen = []
+                after = 0
+                for _ in 0..<10 {
+                    let (status, result, body) = try await page("after=\(after)&limit=10")
+                    #expect(status == 200, "\(body)")
+                    guard let result, !result.events.isEmpty else { break }
+                    seen += result.events.map(\.position)
+                    after = result.next
+                }
+                if seen == (alpha + beta).sorted() { break }
+                try await Task.sleep(for: .milliseconds(200))
+            } while ContinuousClock.now < listedBy
             #expect(seen == (alpha + beta).sorted())
             let (_, empty, _) = try await page("after=\(after)")
             #expect(empty?.events.isEmpty == true)
