@@ -193,6 +193,7 @@ import Testing
             }
             #expect(after[order]?.fulfilment?.deliveredAt == "2026-12-04T10:00:00.000Z")
             #expect(after[orders[1]]?.fulfilment?.reason == "LOST_IN_TRANSIT")
+            _ = try await SagaLog.waitForShelf(settings, sku: "SKU-DK", onHand: 1000 - 151 + 2)
         }
         let log = try await SagaLog.load(settings)
         #expect(log.violations() == [])

@@ -58,6 +58,7 @@ import Testing
             let unknown = try await client.send(uri: "/orders/no-such-order/cancel", method: .post)
             #expect(unknown.status == .notFound)
             // The inventory read model ends where a fold of the SKU's stream ends.
+            _ = try await SagaLog.waitForShelf(settings, sku: "SKU-A", onHand: 1998)
             let log = try await SagaLog.load(settings)
             for sku in ["SKU-A", "SKU-P"] {
                 let expected = log.stock(sku)
@@ -202,10 +203,11 @@ import Testing
     /// every consumer group reads the topic again from its start, dropping what it already applied.
     /// Every order ends once, nothing is charged twice, and new orders flow as before.
     @Test func aBrokerThatComesBackEmptyLosesNoOrderAndDoublesNothing() async throws {
-        var settings = try await TestServers.isolatedSettings()
+        var isolated = try await TestServers.isolatedSettings()
         let broker = PrivateBroker()
         try broker.start()
-        settings.kafka.brokers = broker.brokers
+        isolated.kafka.brokers = broker.brokers
+        let settings = isolated
         let app = try await Processes.dev(settings, logger: TestServers.logger)
         try await app.test(.live) { client in
             try await client.restock("SKU-E", quantity: 1000, unitPrice: 250)
@@ -223,6 +225,7 @@ import Testing
             for order in before + inFlight + after {
                 #expect(views[order]?.status == "COMPLETED", "\(order): \(views[order]?.status ?? "?") \(views[order]?.cancellationReason ?? "")")
             }
+            _ = try await SagaLog.waitForShelf(settings, sku: "SKU-E", onHand: 960)
         }
         let log = try await SagaLog.load(settings)
         #expect(log.violations() == [])
@@ -252,6 +255,7 @@ import Testing
             let cancelled = views.values.filter { $0.status == "CANCELLED" && $0.cancellationReason == "OUT_OF_STOCK" }
             #expect(completed.count == 10)
             #expect(cancelled.count == 40)
+            _ = try await SagaLog.waitForShelf(settings, sku: "SKU-LAST", onHand: 0)
         }
         let log = try await SagaLog.load(settings)
         #expect(log.violations() == [])
@@ -289,12 +293,7 @@ import Testing
             let restarted = try ChildProcess.orderly(["service", "payment"], settings: settings)
             let views = try await client.waitForOutcomes(orders, timeout: .seconds(120))
             #expect(views.values.filter { $0.status == "COMPLETED" }.count == 30, "\(restarted.output.suffix(2000))")
-            // The inventory service (in this process) takes each sold unit off the shelf after the
-            // order completed: wait for the last of those before the process stops.
-            let sold = try await TestServers.eventually { () -> Bool? in
-                try await SagaLog.load(settings).stock("SKU-K").onHand == 970 ? true : nil
-            }
-            #expect(sold == true, "the sold units were not all taken off the shelf")
+            _ = try await SagaLog.waitForShelf(settings, sku: "SKU-K", onHand: 970)
             restarted.stop()
         }
         // The order service measured every saga and reports what is in flight. The in-flight gauge
@@ -409,6 +408,21 @@ struct SagaLog {
     }
 
     func stock(_ sku: String) -> Stock { Stock.fold(self.streams[StreamNames.stock(sku)] ?? []) }
+
+    /// Waits (inside the test's run) until the SKU's stock stream has `onHand` units and none
+    /// reserved, and returns the last stock read. The inventory service takes a sold unit off the
+    /// shelf (StockItemCommitted) only after the order completed, and returns a failed shipment's
+    /// units after its refund: a test that stops its processes as soon as the outcomes are seen
+    /// would stop some of those appends midway (they happen on the next start).
+    static func waitForShelf(_ settings: Settings, sku: String, onHand: Int) async throws -> Stock {
+        var last = Stock()
+        _ = try await TestServers.eventually { () -> Bool? in
+            last = try await SagaLog.load(settings).stock(sku)
+            return last.onHand == onHand && last.reserved == 0 ? true : nil
+        }
+        #expect(last.onHand == onHand && last.reserved == 0, "\(sku): \(last)")
+        return last
+    }
 
     /// Every broken rule, in words: each order ends exactly once; a completed order was charged once
     /// and not refunded; nothing is refunded without a charge; stock never goes below zero; at most one
