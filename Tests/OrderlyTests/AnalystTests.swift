@@ -239,7 +239,8 @@ func ordersDefinition() throws -> ProjectionDefinition {
         #expect(process.terminationStatus == 0)
         #expect(printed == (try Data(contentsOf: file)))
         #expect(parseCSV(String(decoding: printed, as: UTF8.self)).count == 37)
-        #expect(errors.fileHandleForReading.readDataToEndOfFile().isEmpty)
+        let said = errors.fileHandleForReading.readDataToEndOfFile()
+        #expect(said.isEmpty, "stderr: \(String(decoding: said, as: UTF8.self))")
     }
 }
 
