@@ -38,9 +38,12 @@ public enum Processes {
                 "no ORDERLY_PAYMENT_TOKEN_PUBLIC_KEY: payment tokens are stored in the event log as sent (readers never see them); make a key pair with `orderly keys payment-token`"
             )
         }
+        let orders = MongoOrderReadModel(collections: collections)
+        let overdueShipments = ShipmentsOverdueGauge(
+            orders: orders, overdueAfter: settings.shipmentOverdueAfter, interval: settings.shipmentOverdueInterval, logger: logger)
         var dependencies = APIDependencies(
             commands: OrderCommands(store: store, vault: vault, paymentTokens: paymentTokens),
-            orders: MongoOrderReadModel(collections: collections),
+            orders: orders,
             inventory: MongoInventoryReadModel(collections: collections),
             sales: MongoSalesReadModel(collections: collections),
             events: store, tokens: tokens,
@@ -65,7 +68,7 @@ public enum Processes {
             router: try API.buildRouter(dependencies),
             server: API.server,
             configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "orderly"),
-            services: [postgres, probe] + extraServices,
+            services: [postgres, probe, overdueShipments] + extraServices,
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? settings.httpPort) },
             logger: logger
         )

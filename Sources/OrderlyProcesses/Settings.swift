@@ -94,6 +94,11 @@ public struct Settings: Sendable {
     public var shipmentBookingDeadline: Duration = .seconds(600)
     /// How often the delivery service looks for shipments past their booking deadline.
     public var shipmentSweepInterval: Duration = .seconds(10)
+    /// A parcel dispatched this long ago and neither delivered nor failed is overdue: the api reports
+    /// how many (`orderly_shipments_overdue`, `ORDERLY_SHIPMENT_OVERDUE_SECONDS`, default 7 days),
+    /// counted every `shipmentOverdueInterval` (`ORDERLY_SHIPMENT_OVERDUE_CHECK_MS`, default 60 s).
+    public var shipmentOverdueAfter: Duration = .seconds(7 * 86_400)
+    public var shipmentOverdueInterval: Duration = .seconds(60)
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
         var settings = Settings(
@@ -127,6 +132,12 @@ public struct Settings: Sendable {
         }
         if let milliseconds = environment["ORDERLY_SHIPMENT_SWEEP_MS"].flatMap({ Int64($0) }), milliseconds > 0 {
             settings.shipmentSweepInterval = .milliseconds(milliseconds)
+        }
+        if let seconds = environment["ORDERLY_SHIPMENT_OVERDUE_SECONDS"].flatMap({ Double($0) }), seconds > 0 {
+            settings.shipmentOverdueAfter = .milliseconds(Int64(seconds * 1000))
+        }
+        if let milliseconds = environment["ORDERLY_SHIPMENT_OVERDUE_CHECK_MS"].flatMap({ Int64($0) }), milliseconds > 0 {
+            settings.shipmentOverdueInterval = .milliseconds(milliseconds)
         }
         settings.databasePoolSize = environment["ORDERLY_DATABASE_POOL_SIZE"].flatMap { Int($0) }.map { max(1, $0) } ?? 40
         settings.jwksFile = environment["ORDERLY_JWKS_FILE"].flatMap { $0.isEmpty ? nil : $0 }

@@ -88,6 +88,16 @@ public final class InMemoryReadModels: OrderReadModel, InventoryReadModel, Sales
         return OrderPage(fetched: Array(newestFirst.prefix(query.limit + 1)), limit: query.limit)
     }
 
+    public func shipmentsInTransit(dispatchedBefore date: Date) async throws -> Int {
+        let before = UTCTime.iso8601(date)
+        return self.documents.withLock { documents in
+            documents.orders.values.filter { view in
+                guard let fulfilment = view.fulfilment, let dispatchedAt = fulfilment.dispatchedAt else { return false }
+                return fulfilment.status == Shipment.Status.dispatched.rawValue && dispatchedAt < before
+            }.count
+        }
+    }
+
     public func stock(sku: String) async throws -> InventoryView? {
         self.documents.withLock { $0.inventory[sku] }
     }

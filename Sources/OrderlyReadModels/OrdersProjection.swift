@@ -295,6 +295,9 @@ public struct OrderPage: Codable, Sendable, Equatable {
 public protocol OrderReadModel: Sendable {
     func order(id: String) async throws -> OrderView?
     func orders(matching query: OrderQuery) async throws -> OrderPage
+    /// How many parcels left before `date` and have neither arrived nor failed: the carrier owes an
+    /// update (the api's `orderly_shipments_overdue` gauge).
+    func shipmentsInTransit(dispatchedBefore date: Date) async throws -> Int
 }
 
 public struct MongoOrderReadModel: OrderReadModel {
@@ -325,6 +328,15 @@ public struct MongoOrderReadModel: OrderReadModel {
         let items = try await self.collections.collection(OrdersProjection.name).find(
             .object(filter), sort: ["pageKey": -1], limit: Int64(query.limit + 1), as: OrderView.self)
         return OrderPage(fetched: items, limit: query.limit)
+    }
+
+    public func shipmentsInTransit(dispatchedBefore date: Date) async throws -> Int {
+        // The times are fixed-width UTC text (`UTCTime.iso8601`), so text order is time order.
+        let count = try await self.collections.collection(OrdersProjection.name).count([
+            "fulfilment.status": .string(Shipment.Status.dispatched.rawValue),
+            "fulfilment.dispatchedAt": ["$lt": .string(UTCTime.iso8601(date))],
+        ])
+        return Int(count)
     }
 }
 

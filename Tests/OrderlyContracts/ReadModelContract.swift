@@ -117,6 +117,42 @@ public enum ReadModelContract {
         #expect(none.items.isEmpty && none.nextCursor == nil)
     }
 
+    /// A parcel counts as in transit from its dispatch until it is delivered or failed, and only if it
+    /// left before the time asked about: what the overdue gauge counts.
+    public static func parcelsInTransitAreCountedByTheirDispatchTime(_ side: ReadSide) async throws {
+        var log = Log()
+        let dispatched = Self.start.addingTimeInterval(60)
+        for (index, order) in ["o-on-way", "o-late", "o-arrived", "o-lost", "o-booked"].enumerated() {
+            try log.place(order, customer: "c-ship", total: 500, at: Self.start)
+            try log.complete(order, customer: "c-ship", total: 500, at: Self.start.addingTimeInterval(1))
+            let shipment = StreamNames.shipment(order)
+            try log.add(
+                .shipmentRequested(ShipmentRequested(orderId: order, customerId: "c-ship", requestedAt: Self.start.addingTimeInterval(2))),
+                stream: shipment, version: 1, order: order, at: Self.start.addingTimeInterval(2))
+            guard order != "o-booked" else { continue }
+            // "o-on-way" left later than the others.
+            let left = order == "o-on-way" ? dispatched.addingTimeInterval(3_600) : dispatched.addingTimeInterval(Double(index))
+            try log.add(
+                .shipmentDispatched(
+                    ShipmentDispatched(orderId: order, customerId: "c-ship", carrier: "SIMULATED", trackingNumber: "SIM-\(order)", dispatchedAt: left)
+                ),
+                stream: shipment, version: 2, order: order, at: left)
+        }
+        try log.add(
+            .shipmentDelivered(ShipmentDelivered(orderId: "o-arrived", customerId: "c-ship", deliveredAt: dispatched.addingTimeInterval(600))),
+            stream: StreamNames.shipment("o-arrived"), version: 3, order: "o-arrived", at: dispatched.addingTimeInterval(600))
+        try log.add(
+            .shipmentFailed(
+                ShipmentFailed(orderId: "o-lost", customerId: "c-ship", reason: "LOST_IN_TRANSIT", failedAt: dispatched.addingTimeInterval(600))),
+            stream: StreamNames.shipment("o-lost"), version: 3, order: "o-lost", at: dispatched.addingTimeInterval(600))
+        try await side.feed(log.events)
+        try await side.feed(log.events)
+        // Before anything left: none. After "o-late" left but before "o-on-way": one. After both: two.
+        #expect(try await side.orders.shipmentsInTransit(dispatchedBefore: dispatched) == 0)
+        #expect(try await side.orders.shipmentsInTransit(dispatchedBefore: dispatched.addingTimeInterval(60)) == 1)
+        #expect(try await side.orders.shipmentsInTransit(dispatchedBefore: dispatched.addingTimeInterval(7_200)) == 2)
+    }
+
     /// A SKU's stock follows its restocks, reservations, releases and sales; an unknown SKU is nil.
     public static func stockFollowsItsEvents(_ side: ReadSide) async throws {
         var log = Log()

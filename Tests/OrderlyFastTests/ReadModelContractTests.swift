@@ -14,4 +14,7 @@ import Testing
     @Test func ordersPageNewestFirstAndFilter() async throws { try await ReadModelContract.ordersPageNewestFirstAndFilter(Self.side()) }
     @Test func stockFollowsItsEvents() async throws { try await ReadModelContract.stockFollowsItsEvents(Self.side()) }
     @Test func customersAndDaysAddUp() async throws { try await ReadModelContract.customersAndDaysAddUp(Self.side()) }
+    @Test func parcelsInTransitAreCountedByTheirDispatchTime() async throws {
+        try await ReadModelContract.parcelsInTransitAreCountedByTheirDispatchTime(Self.side())
+    }
 }

@@ -162,6 +162,11 @@ import Testing
             #expect(views[forgotten]?.fulfilment?.reason == "PERSONAL_DATA_ERASED")
             #expect(try await SagaLog.count(settings, type: "ShipmentDispatched") == orders.count)
             #expect(try await SagaLog.count(settings, type: "ShipmentRequested") == orders.count + 1)
+            // Every parcel is on its way (this carrier reports nothing by itself): all count as in
+            // transit, which is what the api's overdue gauge counts once they are old enough.
+            let readModels = MongoOrderReadModel(client: try MongoClient(uri: settings.mongoURI, database: settings.mongoDatabase))
+            #expect(try await readModels.shipmentsInTransit(dispatchedBefore: Date()) == orders.count)
+            #expect(try await readModels.shipmentsInTransit(dispatchedBefore: Date().addingTimeInterval(-3_600)) == 0)
 
             // The carrier reports through the api.
             let order = orders[0]
@@ -193,6 +198,7 @@ import Testing
             }
             #expect(after[order]?.fulfilment?.deliveredAt == "2026-12-04T10:00:00.000Z")
             #expect(after[orders[1]]?.fulfilment?.reason == "LOST_IN_TRANSIT")
+            #expect(try await readModels.shipmentsInTransit(dispatchedBefore: Date()) == orders.count - 2)
             _ = try await SagaLog.waitForShelf(settings, sku: "SKU-DK", onHand: 1000 - 151 + 2)
         }
         let log = try await SagaLog.load(settings)
