@@ -37,7 +37,9 @@ public struct EventRelay: Service {
         public var topicConfig: [String: String] = [:]
         /// How often the guarded topic is looked at.
         public var topicCheckInterval: Duration
-        /// How many batches may wait for the broker's acknowledgement at once.
+        /// How many full batches (a backlog) may wait for the broker's acknowledgement at once. A
+        /// batch that is not full (the relay has caught up with the log) is waited for before the
+        /// log is read again: see `publish`.
         public var maxBatchesInFlight: Int
         /// With an append signal that works, how often the relay reads the log at rest all the same
         /// (a notification lost on a broken connection costs at most this).
@@ -282,10 +284,14 @@ public struct EventRelay: Service {
 
     /// Publishes the log from `cursor` on, batch after batch, until cancelled (or, given a count, once
     /// at least that many events went out; or, if asked, once a read finds nothing new); returns how
-    /// many it published. Up to `maxBatchesInFlight` batches wait for the broker at once: the log is
-    /// read again as soon as a batch is handed to the producer, not after its acknowledgement, so an
-    /// event waits for one acknowledgement rather than for the one before it too. The checkpoint
-    /// still moves in log order, only past batches whose every delivery report succeeded.
+    /// many it published. While the log holds a backlog (full batches), up to `maxBatchesInFlight`
+    /// batches wait for the broker at once: the log is read again as soon as a full batch is handed
+    /// to the producer. Once a batch is not full (caught up), its acknowledgement is waited for
+    /// before the next read: librdkafka's idempotent producer has one produce request per partition
+    /// in flight (it counts messages against its window of 5 requests), and messages handed to it
+    /// behind that request only wait, its broker thread polling without a timeout meanwhile (19% of
+    /// a core at 100 orders/s). What was appended during the wait goes out in the next batch. The
+    /// checkpoint still moves in log order, only past batches whose every delivery report succeeded.
     @discardableResult
     public func publish(from start: LogCursor, stoppingAfter count: Int?, untilCaughtUp: Bool = false) async throws -> Int {
         let limit = self.settings.batchSize
@@ -302,7 +308,8 @@ public struct EventRelay: Service {
         var resting = false
         var restAnnounced = ContinuousClock.now
         while !Task.isCancelled {
-            published += try await self.settle(&inFlight, waitingForOne: inFlight.count >= self.settings.maxBatchesInFlight)
+            let caughtUp = inFlight.last.map { $0.events.count < limit } ?? false
+            published += try await self.settle(&inFlight, waitingForOne: caughtUp || inFlight.count >= self.settings.maxBatchesInFlight)
             if let count, enqueued >= count { break }
             let generation = self.appendSignal?.generation
             if inFlight.isEmpty, !untilCaughtUp, let signal = self.appendSignal, let generation,

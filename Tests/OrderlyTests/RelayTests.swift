@@ -259,6 +259,54 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         relay.stop()
     }
 
+    /// Caught up with the log, the relay waits for a batch's acknowledgement before it reads again
+    /// (librdkafka's idempotent producer sends one request per partition at a time: messages handed
+    /// to it meanwhile would only wait, its broker thread spinning). With the broker frozen, events
+    /// appended after a batch that is not full stay unread until the broker answers, whatever
+    /// `ORDERLY_RELAY_BATCHES_IN_FLIGHT` allows for a backlog; then they go out.
+    @Test func aCaughtUpRelayReadsOnOnlyAfterTheBrokerAcknowledged() async throws {
+        var settings = try await TestServers.isolatedSettings()
+        let port = TestPorts.next()
+        let proxy = try FaultyProxy(forwardingTo: port)
+        defer { proxy.stop() }
+        let broker = PrivateBroker(port: port, advertisedPort: proxy.port)
+        settings.kafka.brokers = broker.brokers
+        try broker.start()
+        let opsPort = TestPorts.next()
+        let relay = try ChildProcess.orderly(
+            ["relay"], settings: settings, extra: ["ORDERLY_OPS_PORT": "\(opsPort)", "ORDERLY_RELAY_BATCHES_IN_FLIGHT": "4"])
+        func eventsRead() async -> Int? {
+            guard let text = try? await httpGet("http://127.0.0.1:\(opsPort)/metrics") else { return nil }
+            let name = "orderly_relay_read_after_append_seconds_count "
+            return text.split(separator: "\n").first { $0.hasPrefix(name) }.flatMap { Int($0.dropFirst(name.count)) }
+        }
+        let first = try await seedEvents(settings, streams: 1, eventsPerStream: 5, prefix: "a")
+        expectComplete(try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set(first.map(\.id))), expected: first)
+
+        proxy.freeze()
+        // One append of five: one batch, far from full, handed to the producer and not acknowledged.
+        let waiting = try await seedEvents(settings, streams: 1, eventsPerStream: 5, prefix: "b")
+        let readWaiting = try await TestServers.eventually(timeout: .seconds(15), interval: .milliseconds(100)) {
+            await eventsRead() == 10 ? true : nil
+        }
+        let readBeforeLater = await eventsRead() ?? -1
+        #expect(readWaiting == true, "the relay did not read the second append (read: \(readBeforeLater))")
+        let later = try await seedEvents(settings, streams: 1, eventsPerStream: 5, prefix: "c")
+        try await Task.sleep(for: .seconds(3))
+        let readWhileFrozen = await eventsRead()
+        #expect(readWhileFrozen == 10, "the relay read on while its batch waited for the broker")
+        proxy.thaw()
+
+        let received = try await consumeTopic(settings.topic, configuration: settings.kafka, until: Set((first + waiting + later).map(\.id)))
+        expectComplete(received, expected: first + waiting + later)
+        let readAll = try await TestServers.eventually(timeout: .seconds(30), interval: .milliseconds(100)) {
+            await eventsRead() == 15 ? true : nil
+        }
+        let readAtTheEnd = await eventsRead() ?? -1
+        #expect(readAll == true, "read \(readAtTheEnd) events, not 15:\n\(relay.output.suffix(3000))")
+        relay.stop()
+    }
+
     /// A broker frozen for longer than the producer's message timeout: every delivery of the batch
     /// under way really fails. The relay must publish again by itself once the broker is back, and its
     /// lag gauge must show the backlog meanwhile (an alert could fire).
