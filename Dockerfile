@@ -31,6 +31,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libmongoc-1.0-0
     && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 orderly
 COPY --from=librdkafka /opt/librdkafka /usr/local/lib/orderly-librdkafka
 ENV LD_LIBRARY_PATH=/usr/local/lib/orderly-librdkafka
+# libmongoc's shared-memory counters are only for its mongoc-stat tool: off (no /dev/shm segments).
+ENV MONGOC_DISABLE_SHM=1
 COPY --from=build /src/.build/release/orderly /usr/local/bin/orderly
 # The api serves its OpenAPI document and the console from this resource bundle beside the binary.
 COPY --from=build /src/.build/release/Orderly_OrderlyAPI.resources /usr/local/bin/Orderly_OrderlyAPI.resources

@@ -18,6 +18,10 @@ export ORDERLY_KAFKA_HEARTBEAT_INTERVAL_MS=${ORDERLY_KAFKA_HEARTBEAT_INTERVAL_MS
 # Tansu holds a fetch for the whole fetch.wait.max.ms (librdkafka's default: 500) even when messages
 # are waiting, which puts up to half a second on every hop of the saga; real Kafka answers at once.
 export ORDERLY_KAFKA_FETCH_WAIT_MS=${ORDERLY_KAFKA_FETCH_WAIT_MS:-50}
+# libmongoc's shared-memory counters (read only by its mongoc-stat tool) leave a /dev/shm/mongoc-<pid>
+# segment behind every killed process; a later process given the same pid then warns "Falling back
+# to malloc for counters" on stderr (860 such segments on the build machine, 2026-12-04). Off.
+export MONGOC_DISABLE_SHM=${MONGOC_DISABLE_SHM:-1}
 # Tansu's storage lists every batch a partition holds on each fetch of it, so a fetch costs more
 # with every batch stored, and a relay's produce makes one batch per partition it touches: fewer
 # partitions, fewer and fuller batches. 3 (the processes' default is 10, as for a real Kafka) still
