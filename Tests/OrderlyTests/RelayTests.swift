@@ -211,15 +211,11 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
     /// each stream's order once the broker thaws.
     @Test func withBatchesInFlightTheCheckpointWaitsForTheBrokersAcknowledgement() async throws {
         var settings = try await TestServers.isolatedSettings()
-        // Frozen by a proxy in front of it, not by SIGSTOP: Tansu stopped and continued under load
-        // has twice kept a partition from ever acknowledging again (CI, 2026-12-04), which no relay
-        // can get past. Clients reach it only through the proxy (it advertises the proxy's port).
-        let port = TestPorts.next()
-        let proxy = try FaultyProxy(forwardingTo: port)
-        defer { proxy.stop() }
-        let broker = PrivateBroker(port: port, advertisedPort: proxy.port)
-        settings.kafka.brokers = broker.brokers
-        try broker.start()
+        let (proxy, broker) = try startBrokerBehindFreezableProxy(&settings)
+        defer {
+            proxy.stop()
+            withExtendedLifetime(broker) {}
+        }
         let checkpointName = "relay:\(settings.topic)"
         func checkpoint() async throws -> Int64 {
             try await TestServers.withPostgres(settings) { client in
@@ -266,12 +262,11 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
     /// `ORDERLY_RELAY_BATCHES_IN_FLIGHT` allows for a backlog; then they go out.
     @Test func aCaughtUpRelayReadsOnOnlyAfterTheBrokerAcknowledged() async throws {
         var settings = try await TestServers.isolatedSettings()
-        let port = TestPorts.next()
-        let proxy = try FaultyProxy(forwardingTo: port)
-        defer { proxy.stop() }
-        let broker = PrivateBroker(port: port, advertisedPort: proxy.port)
-        settings.kafka.brokers = broker.brokers
-        try broker.start()
+        let (proxy, broker) = try startBrokerBehindFreezableProxy(&settings)
+        defer {
+            proxy.stop()
+            withExtendedLifetime(broker) {}
+        }
         let opsPort = TestPorts.next()
         let relay = try ChildProcess.orderly(
             ["relay"], settings: settings, extra: ["ORDERLY_OPS_PORT": "\(opsPort)", "ORDERLY_RELAY_BATCHES_IN_FLIGHT": "4"])
@@ -417,6 +412,19 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
 /// A plain HTTP GET over a real socket.
 /// A producer that has already delivered one message (a marker, not an event), so a test timing a
 /// publish measures the relay, not the producer's first connection and id on a loaded broker.
+/// A private broker that clients reach only through a proxy (it advertises the proxy's port), so a
+/// test can freeze it by freezing the proxy, not by SIGSTOP: Tansu stopped and continued under load
+/// has twice kept a partition from ever acknowledging again (CI, 2026-12-04), which no relay can get
+/// past. Points `settings` at it; the caller stops the proxy.
+func startBrokerBehindFreezableProxy(_ settings: inout Settings) throws -> (proxy: FaultyProxy, broker: PrivateBroker) {
+    let port = TestPorts.next()
+    let proxy = try FaultyProxy(forwardingTo: port)
+    let broker = PrivateBroker(port: port, advertisedPort: proxy.port)
+    settings.kafka.brokers = broker.brokers
+    try broker.start()
+    return (proxy, broker)
+}
+
 func warmProducer(_ settings: Settings) async throws -> KafkaProducer {
     let producer = try KafkaProducer(configuration: settings.kafka)
     try await producer.send([KafkaOutgoingMessage(topic: settings.topic, key: Array("warm-up".utf8), value: Array("{}".utf8))])
