@@ -5,15 +5,22 @@ import OrderlyEventStore
 /// The projector's read models share one this way: each group reading the topic costs the broker a
 /// fetch loop of its own, at rest too. A handler that fails makes the whole batch come again, so the
 /// others see it twice: every handler here must be idempotent (as every handler must anyway).
+///
+/// Members marked `leads` handle each batch first, the others once they are done: the projector's
+/// `orders` model, which clients poll for an order's status, then gets the document server to itself
+/// instead of queueing behind the other models' writes (the local stand-in serves one call at a time).
 public struct FanOutHandler: EventHandler {
     public struct Member: Sendable {
         public var handler: any EventHandler
         /// The event types it handles; nil: every one.
         public var handledTypes: Set<String>?
+        /// Handles a batch before the members that do not lead.
+        public var leads: Bool
 
-        public init(_ handler: any EventHandler, handledTypes: Set<String>?) {
+        public init(_ handler: any EventHandler, handledTypes: Set<String>?, leads: Bool = false) {
             self.handler = handler
             self.handledTypes = handledTypes
+            self.leads = leads
         }
 
         func wants(_ event: RecordedEvent) -> Bool { self.handledTypes?.contains(event.type) ?? true }
@@ -55,11 +62,20 @@ public struct FanOutHandler: EventHandler {
         }
     }
 
-    /// `work` for every member at once; throws the first failure once all have finished, a
-    /// `PoisonEvent` before any other (it is what the consumer must see to find the culprit).
+    /// `work` for the leading members at once, then for the others at once; throws the first failure
+    /// once all have finished (a leader's failure does not hold the others back: the batch comes again
+    /// anyway), a `PoisonEvent` before any other (it is what the consumer must see to find the culprit).
     private func each(_ work: @escaping @Sendable (Member) async throws -> Void) async throws {
-        let failures = await withTaskGroup(of: (any Error)?.self) { group in
-            for member in self.members {
+        var failures = await Self.failures(of: self.members.filter(\.leads), work)
+        failures += await Self.failures(of: self.members.filter { !$0.leads }, work)
+        if let poison = failures.first(where: { $0 is PoisonEvent }) { throw poison }
+        if let failure = failures.first { throw failure }
+    }
+
+    /// Runs `work` for `members` at once; the errors they threw.
+    private static func failures(of members: [Member], _ work: @escaping @Sendable (Member) async throws -> Void) async -> [any Error] {
+        await withTaskGroup(of: (any Error)?.self) { group in
+            for member in members {
                 group.addTask {
                     do {
                         try await work(member)
@@ -75,7 +91,5 @@ public struct FanOutHandler: EventHandler {
             }
             return failures
         }
-        if let poison = failures.first(where: { $0 is PoisonEvent }) { throw poison }
-        if let failure = failures.first { throw failure }
     }
 }

@@ -172,7 +172,9 @@ public enum Processes {
         let rebuilder = ProjectionRebuilder(projection, definition: definition, store: store, client: mongo, logger: logger)
         // Every event the group takes, not only its own types: the newest position it saw is how far
         // it is caught up (the lag `GET /projections` shows); it passes over the others itself.
-        return (FanOutHandler.Member(live, handledTypes: nil), [live, RebuildOnNewVersion(rebuilder: rebuilder, logger: logger)])
+        return (
+            FanOutHandler.Member(live, handledTypes: nil, leads: P.writtenFirst), [live, RebuildOnNewVersion(rebuilder: rebuilder, logger: logger)]
+        )
     }
 
     /// A consumer-group member running `handler` over the event topic, with its dead-letter topic.

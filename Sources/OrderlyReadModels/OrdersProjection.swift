@@ -95,6 +95,8 @@ public struct OrderView: ProjectedView {
 public enum OrdersProjection: ReadModelProjection {
     public static let name = "orders"
     public static let unverifiedFields: Set<String> = ["revision", "statusChangedAt", "fulfilmentChangedAt"]
+    /// Clients poll it for an order's status after each command.
+    public static let writtenFirst = true
 
     /// The event types this read model applies (its definition in projections/orders.json lists the same).
     public static let handledTypes: Set<String> = [

@@ -32,6 +32,9 @@ public protocol ReadModelProjection: Sendable {
     /// write: the write's guard still catches one that does (a repeat), which is then read and
     /// folded again. By default false.
     static func startsDocument(_ event: DomainEvent, recorded: RecordedEvent) -> Bool
+    /// Whether clients wait on this model for each order (the `orders` model: an order's status after
+    /// a command), so the live projector writes it before the other models in every batch. By default false.
+    static var writtenFirst: Bool { get }
     /// Fields a fresh fold of the log cannot reproduce (the projector's clock, write counters, which
     /// source applied what); `verify` leaves them out.
     static var unverifiedFields: Set<String> { get }
@@ -57,6 +60,7 @@ public struct SourcedEvent: Sendable {
 
 extension ReadModelProjection {
     public static func startsDocument(_ event: DomainEvent, recorded: RecordedEvent) -> Bool { false }
+    public static var writtenFirst: Bool { false }
 
     /// Folds `events` (in the order they came) into `documents`; returns the ids of the documents
     /// that changed, in first-touched order. Pure.

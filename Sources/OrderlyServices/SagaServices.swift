@@ -195,10 +195,15 @@ public struct PaymentService: EventHandler {
         let metadata = event.causing(actor: Self.actor)
         switch try event.domainEventForHandler() {
         case .orderPlaced(let placed):
-            try await self.aggregates.update(StreamNames.payment(placed.orderId), as: Payment.self, metadata: metadata) { $0.request(placed) }
+            // The placement starts the order's payment stream: not read first (a repeat conflicts and is).
+            try await self.aggregates.update(StreamNames.payment(placed.orderId), as: Payment.self, metadata: metadata, likelyNew: true) {
+                $0.request(placed)
+            }
         case .stockReserved(let reserved):
             let stream = StreamNames.payment(reserved.orderId)
-            guard let request = try await self.aggregates.load(stream, as: Payment.self).state.chargeRequest(for: reserved) else { return }
+            // On the state this service last wrote: one behind at worst asks the gateway again (keyed by
+            // the order, so charged once) and the recording, expecting the version, decides again.
+            guard let request = try await self.aggregates.lastKnown(stream, as: Payment.self).chargeRequest(for: reserved) else { return }
             let decision = try await self.charge(request)
             try await self.aggregates.update(stream, as: Payment.self, metadata: metadata) { $0.record(decision, of: request) }
         case .orderCancelled(let cancelled):
@@ -266,15 +271,24 @@ public struct OrderService: EventHandler {
         self.now = now
     }
 
+    /// OrderPlaced only to learn the order (see `AggregateStore.learn`): completing or cancelling it
+    /// then needs no read of its stream.
     static let handledTypes: Set<String> = [
-        PaymentProcessed.typeName, StockReservationFailed.typeName, PaymentFailed.typeName, OrderCompleted.typeName, OrderCancelled.typeName,
+        OrderPlaced.typeName, PaymentProcessed.typeName, StockReservationFailed.typeName, PaymentFailed.typeName, OrderCompleted.typeName,
+        OrderCancelled.typeName,
     ]
 
     public func handle(_ event: RecordedEvent) async throws {
         guard Self.handledTypes.contains(event.type) else { return }
         let metadata = event.causing(actor: Self.actor)
         let now = self.now()
-        switch try event.domainEventForHandler() {
+        let domainEvent = try event.domainEventForHandler()
+        if let orderId = domainEvent.flatMap(Self.orderPlacedOrEnded), event.streamID == StreamNames.order(orderId) {
+            self.aggregates.learn(event, as: Order.self)
+        }
+        switch domainEvent {
+        case .orderPlaced:
+            return
         case .paymentProcessed(let paid):
             try await self.aggregates.update(StreamNames.order(paid.orderId), as: Order.self, metadata: metadata) {
                 $0.complete(charged: paid.amount, at: now)
@@ -297,8 +311,19 @@ public struct OrderService: EventHandler {
         }
     }
 
+    /// The order an event of its own stream is about (placed, completed, cancelled), or nil.
+    static func orderPlacedOrEnded(_ event: DomainEvent) -> String? {
+        switch event {
+        case .orderPlaced(let placed): placed.orderId
+        case .orderCompleted(let completed): completed.orderId
+        case .orderCancelled(let cancelled): cancelled.orderId
+        default: nil
+        }
+    }
+
     func recordDuration(orderId: String, outcome: String, reason: String, endedAt: Date) async throws {
-        guard let placedAt = try await self.aggregates.load(StreamNames.order(orderId), as: Order.self).state.placedAt else { return }
+        // When an order was placed never changes: the state last known here will do.
+        guard let placedAt = try await self.aggregates.lastKnown(StreamNames.order(orderId), as: Order.self).placedAt else { return }
         Metrics.Timer(label: "orderly_saga_duration_seconds", dimensions: [("outcome", outcome), ("reason", reason)])
             .recordSeconds(max(0, endedAt.timeIntervalSince(placedAt)))
     }
@@ -353,7 +378,11 @@ public struct NotificationService: EventHandler {
         guard !due.isEmpty else { return }
         let unsent = try await concurrently(due, limit: EventHandling.concurrentOrders) { item in
             try await TraceContext.withParent(item.cause.metadata.traceparent) {
-                let sent = try await self.aggregates.load(StreamNames.notification(item.notification.orderId), as: Notifications.self).state
+                // An order's first notification starts its stream: not read. A repeat this process does
+                // not know of is sent again, which the sender's key makes one message, and its
+                // recording conflicts and is read.
+                let sent = try await self.aggregates.lastKnown(
+                    StreamNames.notification(item.notification.orderId), as: Notifications.self, assumingNew: true)
                 return sent.hasSent(item.notification.outcome) ? nil : item
             }
         }.compactMap { $0 }
@@ -372,7 +401,8 @@ public struct NotificationService: EventHandler {
             for item in recordings[orderId] ?? [] {
                 _ = try await TraceContext.withParent(item.cause.metadata.traceparent) {
                     try await self.aggregates.update(
-                        StreamNames.notification(orderId), as: Notifications.self, metadata: item.cause.causing(actor: Self.actor)
+                        StreamNames.notification(orderId), as: Notifications.self, metadata: item.cause.causing(actor: Self.actor),
+                        likelyNew: true
                     ) {
                         $0.hasSent(item.notification.outcome) ? [] : [.notificationSent(item.notification)]
                     }

@@ -69,4 +69,40 @@ import Testing
         await #expect(throws: PoisonEvent.self) { try await both.handle(batch: self.events) }
         await #expect(throws: PoisonEvent.self) { try await both.handle(self.events[0]) }
     }
+
+    final class SharedLog: Sendable {
+        let entries = Mutex<[String]>([])
+    }
+
+    /// Notes when it starts and ends a batch in a log it shares with others; takes `pause` over it.
+    struct Timed: EventHandler {
+        let name: String
+        let log: SharedLog
+        let pause: Duration
+
+        func handle(_ event: RecordedEvent) async throws {
+            try await self.handle(batch: [event])
+        }
+
+        func handle(batch events: [RecordedEvent]) async throws {
+            self.log.entries.withLock { $0.append("\(self.name) started") }
+            try await Task.sleep(for: self.pause)
+            self.log.entries.withLock { $0.append("\(self.name) done") }
+        }
+    }
+
+    /// The projector's `orders` model leads: the others start on a batch only once it is done with it,
+    /// however long it takes, and still every member gets the batch.
+    @Test func theOthersStartOnABatchOnlyOnceTheLeadingMembersAreDone() async throws {
+        let log = SharedLog()
+        let fanOut = FanOutHandler([
+            .init(Timed(name: "follower", log: log, pause: .zero), handledTypes: nil),
+            .init(Timed(name: "leader", log: log, pause: .milliseconds(100)), handledTypes: nil, leads: true),
+            .init(Timed(name: "other", log: log, pause: .zero), handledTypes: nil),
+        ])
+        try await fanOut.handle(delivered: self.events.map { DeliveredEvent(event: $0, partition: 0) })
+        let entries = log.entries.withLock { $0 }
+        #expect(entries.prefix(2) == ["leader started", "leader done"])
+        #expect(Set(entries.dropFirst(2)) == ["follower started", "follower done", "other started", "other done"])
+    }
 }

@@ -98,6 +98,110 @@ import Testing
         #expect(cancelled?.streamVersion == 2)
     }
 
+    /// What an instance learns from the topic or assumes for a stream that starts now is only a
+    /// shortcut, like its cache: a later update decides on it without reading, and its append, which
+    /// expects that version, still meets what others wrote; an event that does not follow on is passed
+    /// over.
+    @Test func anInstanceDecidesOnWhatItLearntOrAssumedWithoutReadingYetNeverWrongly() async throws {
+        let store = CountingEventStore(InMemoryEventStore())
+        let mine = AggregateStore(store: store)
+        let theirs = AggregateStore(store: store)
+        let line = OrderLine(sku: "S", quantity: 2, unitPrice: 100)
+        let place = PlaceOrder(orderId: "X", customerId: "c-1", currency: "EUR", lines: [line], paymentToken: "tok_ok")
+        try await theirs.update("order-X", as: Order.self, metadata: EventMetadata()) { try $0.place(place, at: Date()) }
+        let placed = try #require(try await store.readStream("order-X", from: 1).first)
+
+        // Learnt from the topic: completing the order reads nothing and appends after it.
+        let readsBefore = store.streamReads
+        mine.learn(placed, as: Order.self)
+        #expect(try await mine.lastKnown("order-X", as: Order.self).placedAt != nil)
+        let completed = try await mine.update("order-X", as: Order.self, metadata: EventMetadata()) { $0.complete(charged: 200, at: Date()) }
+        #expect(completed?.streamVersion == 2)
+        #expect(store.streamReads == readsBefore, "an update on a learnt state read the stream")
+
+        // An event that does not follow on what is known is passed over: version 1 again changes
+        // nothing, and a state learnt from it alone would be behind.
+        let other = AggregateStore(store: store)
+        let completion = try #require(try await store.readStream("order-X", from: 2).first)
+        other.learn(completion, as: Order.self)
+        #expect(try await other.lastKnown("order-X", as: Order.self, assumingNew: true).placedAt == nil, "learnt version 2 without 1")
+        mine.learn(placed, as: Order.self)
+        #expect(try await mine.load("order-X", as: Order.self).version == 2)
+
+        // A stream taken for new that exists after all: the append expecting no stream conflicts, the
+        // stream is read, and the decision is made again on it (a repeated request decides nothing).
+        guard case .orderPlaced(let orderPlaced) = try placed.domainEventForHandler() else {
+            Issue.record("the order's first event is not its placement")
+            return
+        }
+        let fresh = AggregateStore(store: store)
+        let first = try await fresh.update("payment-X", as: Payment.self, metadata: EventMetadata(), likelyNew: true) { $0.request(orderPlaced) }
+        #expect(first?.streamVersion == 1)
+        let restarted = AggregateStore(store: store)
+        let readsBeforeRepeat = store.streamReads
+        let repeated = try await restarted.update("payment-X", as: Payment.self, metadata: EventMetadata(), likelyNew: true) {
+            $0.request(orderPlaced)
+        }
+        #expect(repeated == nil, "a repeated payment request appended again")
+        #expect(store.streamReads > readsBeforeRepeat, "the conflict did not make it read the stream")
+        #expect(try await store.readStream("payment-X", from: 1).count == 1)
+    }
+
+    /// The services decide on what they last wrote, learnt from the topic or know to be new: a happy
+    /// order costs them two reads of a stream (the inventory's look at the order's reservation, on
+    /// placement and on completion), not one per step (seven before); and everything delivered again
+    /// to restarted services, which know nothing, changes nothing.
+    @Test func aHappyOrderCostsTheServicesTwoStreamReadsAndARedeliveryChangesNothing() async throws {
+        let store = CountingEventStore(InMemoryEventStore())
+        let sender = CountingSender()
+        func services() -> [any EventHandler] {
+            [
+                InventoryService(store: store), PaymentService(store: store, gateway: SimulatedPaymentGateway()), OrderService(store: store),
+                NotificationService(store: store, sender: sender),
+            ]
+        }
+        let admin = AggregateStore(store: store)
+        try await admin.update(StreamNames.stock("S"), as: Stock.self, metadata: EventMetadata()) { _ in
+            try Stock.restock(sku: "S", quantity: 10, unitPrice: 100)
+        }
+        func place(_ order: String) async throws {
+            try await admin.update(StreamNames.order(order), as: Order.self, metadata: EventMetadata(correlationId: order)) {
+                try $0.place(
+                    PlaceOrder(
+                        orderId: order, customerId: "c-1", currency: "EUR", lines: [OrderLine(sku: "S", quantity: 2, unitPrice: 100)],
+                        paymentToken: "tok_ok"), at: Date())
+            }
+        }
+        // Every service reads every new event in log order, as their consumer groups do.
+        func deliver(to handlers: [any EventHandler], after start: LogCursor) async throws -> LogCursor {
+            var cursor = start
+            while true {
+                let events = try await store.readAll(after: cursor, limit: 1000)
+                guard let last = events.last else { return cursor }
+                for event in events {
+                    for handler in handlers { try await handler.handle(event) }
+                }
+                cursor = last.cursor
+            }
+        }
+        // A first order warms the services up (the stock stream is read once); the second is counted.
+        let running = services()
+        try await place("W")
+        let afterWarmUp = try await deliver(to: running, after: .start)
+        try await place("X")
+        let readsBefore = store.streamReads
+        _ = try await deliver(to: running, after: afterWarmUp)
+        #expect(store.streamReads - readsBefore == 2, "stream reads for one order: \(store.streamReads - readsBefore)")
+        #expect(try await store.readStream(StreamNames.order("X"), from: 1).map(\.type) == [OrderPlaced.typeName, OrderCompleted.typeName])
+        #expect(try await store.readStream(StreamNames.notification("X"), from: 1).map(\.type) == [NotificationSent.typeName])
+        let eventCount = try await store.readAll(after: .start, limit: 1000).count
+
+        _ = try await deliver(to: services(), after: .start)
+        #expect(try await store.readAll(after: .start, limit: 1000).count == eventCount, "a redelivery appended events")
+        #expect(Set(sender.calls.withLock { $0 }.flatMap { $0 }) == ["W:COMPLETED", "X:COMPLETED"])
+        #expect(try await admin.load(StreamNames.stock("S"), as: Stock.self).state.available == 6)
+    }
+
     @Test func theSimulatedGatewayFollowsItsRules() {
         func decide(_ token: String, _ amount: MinorUnits) -> PaymentDecision {
             SimulatedPaymentGateway.decide(ChargeRequest(orderId: "o", amount: amount, currency: "EUR", token: token))
