@@ -64,6 +64,16 @@ public struct AggregateStore: Sendable {
         return try await self.load(stream, as: type).state
     }
 
+    /// The state last known here when `answers` says it settles the caller's question whatever came
+    /// after it (a reservation known to be reserved names its lines, and what may follow, released or
+    /// returned, makes committing them a no-op at the stock); otherwise the stream as stored.
+    public func lastKnown<State: Aggregate>(_ stream: String, as type: State.Type = State.self, whenIt answers: (State) -> Bool)
+        async throws -> State
+    {
+        if let (state, _) = self.cache.get(stream, as: State.self), answers(state) { return state }
+        return try await self.load(stream, as: type).state
+    }
+
     /// Folds `recorded`, an event of `stream` received from the topic, into the stream's cached state
     /// when it is the next version there (or the stream's first event), so that a later update decides
     /// without reading the stream. Only a shortcut, like the cache: an event that does not follow on is

@@ -122,8 +122,13 @@ public struct InventoryService: EventHandler {
     }
 
     func commit(orderId: String, metadata: EventMetadata) async throws {
-        guard case .reserved(let lines) = try await self.aggregates.load(StreamNames.reservation(orderId), as: Reservation.self).state.state
-        else { return }
+        // A reservation this service knows to be reserved is not read again: whatever may have come
+        // after (released, returned) leaves the stock nothing to commit for the order. Any other state
+        // it knows might be behind one it reserved elsewhere, so that is read.
+        let reservation = try await self.aggregates.lastKnown(StreamNames.reservation(orderId), as: Reservation.self) {
+            if case .reserved = $0.state { true } else { false }
+        }
+        guard case .reserved(let lines) = reservation.state else { return }
         for line in lines {
             try await self.aggregates.update(StreamNames.stock(line.sku), as: Stock.self, metadata: metadata.keyed(by: StreamNames.stock(line.sku))) {
                 $0.commit(for: orderId)
