@@ -121,8 +121,10 @@ public struct DeliveryService: EventHandler {
         self.now = now
     }
 
+    /// OrderPlaced only to learn the order (see `AggregateStore.learn`): where it goes is then known
+    /// without reading its stream.
     static let handledTypes: Set<String> = [
-        OrderCompleted.typeName, ShipmentRequested.typeName, ShipmentDispatched.typeName, ShipmentFailed.typeName,
+        OrderPlaced.typeName, OrderCompleted.typeName, ShipmentRequested.typeName, ShipmentDispatched.typeName, ShipmentFailed.typeName,
     ]
     /// Bookings withdrawn at the carrier after their shipment failed at the booking deadline.
     static let cancellations = Counter(label: "orderly_carrier_bookings_cancelled_total")
@@ -139,6 +141,9 @@ public struct DeliveryService: EventHandler {
         // Opened at most once per handled event: each opening reads the customer's key.
         var destination: Destination?
         switch try event.domainEventForHandler() {
+        case .orderPlaced:
+            self.aggregates.learn(event, as: Order.self)
+            return
         case .orderCompleted(let completed):
             let requested = try await self.request(completed, metadata: metadata, destination: &destination)
             metadata.causedBy(requested)
@@ -174,7 +179,8 @@ public struct DeliveryService: EventHandler {
     }
 
     private func openDestination(of orderId: String) async throws -> Destination {
-        let order = try await self.aggregates.load(StreamNames.order(orderId), as: Order.self).state
+        // An order's sealed personal data never changes once it is placed (erasure deletes the key).
+        let order = try await self.aggregates.lastKnown(StreamNames.order(orderId), as: Order.self) { $0.placedAt != nil }
         guard let sealed = order.personalData, let customerId = order.customerId else { return .none }
         switch try await self.vault.open(sealed, customerId: customerId) {
         case .erased:
@@ -190,10 +196,11 @@ public struct DeliveryService: EventHandler {
     @discardableResult
     func request(_ completed: OrderCompleted, metadata: EventMetadata, destination: inout Destination?) async throws -> AppendResult? {
         let stream = StreamNames.shipment(completed.orderId)
-        guard try await self.aggregates.load(stream, as: Shipment.self).state.status == nil else { return nil }
+        // The completion starts the shipment stream: not read (a repeat conflicts and is, and decides nothing).
+        guard try await self.aggregates.lastKnown(stream, as: Shipment.self, assumingNew: true).status == nil else { return nil }
         let hasAddress = try await self.destination(of: completed.orderId, known: &destination) != .none
         let now = self.now()
-        return try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) {
+        return try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata, likelyNew: true) {
             $0.request(orderId: completed.orderId, customerId: completed.customerId, hasShippingAddress: hasAddress, at: now)
         }
     }
@@ -203,7 +210,12 @@ public struct DeliveryService: EventHandler {
     @discardableResult
     func book(orderId: String, metadata: EventMetadata, destination: inout Destination?) async throws -> AppendResult? {
         let stream = StreamNames.shipment(orderId)
-        guard try await self.aggregates.load(stream, as: Shipment.self).state.status == .requested else { return nil }
+        // A shipment known to be past "requested" (dispatched, delivered, failed, skipped) is not read
+        // again: it never goes back. One known as "requested" is: the booking deadline's watcher, in
+        // another process, may have failed it, and booking it again would ask a carrier that did not
+        // answer once more, for ever (`DeliveryFlowTests.aCarrierThatDoesNotAnswerIsGivenUpOnAtItsTimeLimit`).
+        let known = try await self.aggregates.lastKnown(stream, as: Shipment.self) { $0.status != nil && $0.status != .requested }
+        guard known.status == .requested else { return nil }
         let answer: CarrierBooking
         switch try await self.destination(of: orderId, known: &destination) {
         case .none, .erased:
@@ -236,7 +248,10 @@ public struct DeliveryService: EventHandler {
     /// A parcel this service's carrier took: records what the carrier reports by itself (nothing for
     /// a real carrier). Each update has a fixed id, so a repeat records nothing.
     func follow(orderId: String, metadata: EventMetadata, destination: inout Destination?) async throws {
-        let shipment = try await self.aggregates.load(StreamNames.shipment(orderId), as: Shipment.self).state
+        // Known dispatched or past it: not read again (each update is recorded once by its id).
+        let shipment = try await self.aggregates.lastKnown(StreamNames.shipment(orderId), as: Shipment.self) {
+            $0.status != nil && $0.status != .requested
+        }
         guard shipment.status == .dispatched, shipment.carrier == self.carrier.name, let trackingNumber = shipment.trackingNumber else { return }
         // The carrier holds the parcel: forgetting the customer now no longer stops it.
         var address: ShippingAddress?
