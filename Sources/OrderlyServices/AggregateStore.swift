@@ -49,40 +49,32 @@ public struct AggregateStore: Sendable {
         try await self.load(stream, as: type, trustingSnapshot: true)
     }
 
-    /// The aggregate as this process last knew it (cached, or learnt from the topic), reading the
-    /// store only when it knows nothing of the stream; with `assumingNew`, not even then: an unknown
-    /// stream is taken for one not yet written. For what a state that is behind cannot get wrong: a
-    /// fact that never changes once set (when an order was placed), or a guard before a step whose
-    /// effect is idempotent (a gateway call keyed by the order) and whose recording goes through
-    /// `update`, which expects the version it decided on and decides again on a conflict. Saves a
-    /// round trip to the store per guard.
-    public func lastKnown<State: Aggregate>(_ stream: String, as type: State.Type = State.self, assumingNew: Bool = false) async throws
-        -> State
-    {
-        if let (state, _) = self.cache.get(stream, as: State.self) { return state }
-        if assumingNew { return State() }
+    /// The aggregate as this process last knew it (cached, or learnt from the topic) when `answers`
+    /// says that settles the caller's question whatever may have come after it; otherwise the stream
+    /// as stored, or, with `assumingNew` and nothing known, an empty state (a stream not yet written).
+    /// For what a state that is behind cannot get wrong: a fact that never changes once set (when an
+    /// order was placed), a state that never goes back (a reservation known to be reserved names its
+    /// lines; what may follow makes committing them a no-op), or a guard before a step whose effect is
+    /// idempotent (a gateway call keyed by the order) and whose recording goes through `update`, which
+    /// expects the version it decided on and decides again on a conflict. Saves a round trip per guard.
+    public func lastKnown<State: Aggregate>(
+        _ stream: String, as type: State.Type = State.self, assumingNew: Bool = false, whenIt answers: (State) -> Bool = { _ in true }
+    ) async throws -> State {
+        if let (state, _) = self.cache.get(stream, as: State.self) {
+            if answers(state) { return state }
+        } else if assumingNew {
+            return State()
+        }
         return try await self.load(stream, as: type).state
     }
 
-    /// The state last known here when `answers` says it settles the caller's question whatever came
-    /// after it (a reservation known to be reserved names its lines, and what may follow, released or
-    /// returned, makes committing them a no-op at the stock); otherwise the stream as stored.
-    public func lastKnown<State: Aggregate>(_ stream: String, as type: State.Type = State.self, whenIt answers: (State) -> Bool)
-        async throws -> State
-    {
-        if let (state, _) = self.cache.get(stream, as: State.self), answers(state) { return state }
-        return try await self.load(stream, as: type).state
-    }
-
-    /// Folds `recorded`, an event of `stream` received from the topic, into the stream's cached state
-    /// when it is the next version there (or the stream's first event), so that a later update decides
-    /// without reading the stream. Only a shortcut, like the cache: an event that does not follow on is
-    /// passed over, and an update still expects the version it decided on.
-    public func learn<State: Aggregate>(_ recorded: RecordedEvent, as type: State.Type) {
+    /// Folds `event` (decoded from `recorded`, an event received from the topic) into its stream's
+    /// cached state when it is the next version there (or the stream's first event), so that a later
+    /// update decides without reading the stream. Only a shortcut, like the cache: an event that does
+    /// not follow on is passed over, and an update still expects the version it decided on.
+    public func learn<State: Aggregate>(_ event: DomainEvent, recorded: RecordedEvent, as type: State.Type) {
         let cached = self.cache.get(recorded.streamID, as: State.self)
-        guard (cached?.1 ?? 0) == recorded.streamVersion - 1,
-            let event = try? Self.domainEvent(recorded)
-        else { return }
+        guard (cached?.1 ?? 0) == recorded.streamVersion - 1 else { return }
         var state = cached?.0 ?? State()
         state.apply(event)
         self.cache.put(recorded.streamID, state: state, version: recorded.streamVersion)
@@ -106,7 +98,7 @@ public struct AggregateStore: Sendable {
             let recorded = try await self.store.readStream(stream, from: version + 1, limit: Self.foldPage)
             for event in recorded {
                 do {
-                    state.apply(try Self.domainEvent(event))
+                    state.apply(try EventCodec.decode(EncodedEvent(type: event.type, schemaVersion: event.schemaVersion, data: event.data)))
                 } catch {
                     throw UnreadableEvent(stream: stream, reason: "\(error)")
                 }
@@ -123,11 +115,6 @@ public struct AggregateStore: Sendable {
             self.cache.put(stream, state: state, version: 0)
         }
         return (state, version)
-    }
-
-    /// A stored event as the aggregates fold it (upcast to the current schema).
-    private static func domainEvent(_ recorded: RecordedEvent) throws -> DomainEvent {
-        try EventCodec.decode(EncodedEvent(type: recorded.type, schemaVersion: recorded.schemaVersion, data: recorded.data))
     }
 
     /// The stream's snapshot if the store keeps one this aggregate can read: of its schema and

@@ -140,9 +140,10 @@ public struct DeliveryService: EventHandler {
         let orderId: String
         // Opened at most once per handled event: each opening reads the customer's key.
         var destination: Destination?
-        switch try event.domainEventForHandler() {
-        case .orderPlaced:
-            self.aggregates.learn(event, as: Order.self)
+        let domainEvent = try event.domainEventForHandler()
+        switch domainEvent {
+        case .orderPlaced(let placed):
+            self.aggregates.learn(.orderPlaced(placed), recorded: event, as: Order.self)
             return
         case .orderCompleted(let completed):
             let requested = try await self.request(completed, metadata: metadata, destination: &destination)
@@ -160,6 +161,9 @@ public struct DeliveryService: EventHandler {
         metadata.causedBy(try await self.book(orderId: orderId, metadata: metadata, destination: &destination))
         try await self.follow(orderId: orderId, metadata: metadata, destination: &destination)
     }
+
+    /// Whether a shipment is past "requested" (dispatched, delivered, failed, skipped): it never goes back.
+    static func isPastRequested(_ shipment: Shipment) -> Bool { shipment.status != nil && shipment.status != .requested }
 
     /// Where an order goes, as far as delivery can tell now.
     enum Destination: Equatable {
@@ -214,7 +218,7 @@ public struct DeliveryService: EventHandler {
         // again: it never goes back. One known as "requested" is: the booking deadline's watcher, in
         // another process, may have failed it, and booking it again would ask a carrier that did not
         // answer once more, for ever (`DeliveryFlowTests.aCarrierThatDoesNotAnswerIsGivenUpOnAtItsTimeLimit`).
-        let known = try await self.aggregates.lastKnown(stream, as: Shipment.self) { $0.status != nil && $0.status != .requested }
+        let known = try await self.aggregates.lastKnown(stream, as: Shipment.self, whenIt: Self.isPastRequested)
         guard known.status == .requested else { return nil }
         let answer: CarrierBooking
         switch try await self.destination(of: orderId, known: &destination) {
@@ -249,9 +253,7 @@ public struct DeliveryService: EventHandler {
     /// a real carrier). Each update has a fixed id, so a repeat records nothing.
     func follow(orderId: String, metadata: EventMetadata, destination: inout Destination?) async throws {
         // Known dispatched or past it: not read again (each update is recorded once by its id).
-        let shipment = try await self.aggregates.lastKnown(StreamNames.shipment(orderId), as: Shipment.self) {
-            $0.status != nil && $0.status != .requested
-        }
+        let shipment = try await self.aggregates.lastKnown(StreamNames.shipment(orderId), as: Shipment.self, whenIt: Self.isPastRequested)
         guard shipment.status == .dispatched, shipment.carrier == self.carrier.name, let trackingNumber = shipment.trackingNumber else { return }
         // The carrier holds the parcel: forgetting the customer now no longer stops it.
         var address: ShippingAddress?

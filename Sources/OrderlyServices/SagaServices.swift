@@ -282,14 +282,16 @@ public struct OrderService: EventHandler {
         OrderPlaced.typeName, PaymentProcessed.typeName, StockReservationFailed.typeName, PaymentFailed.typeName, OrderCompleted.typeName,
         OrderCancelled.typeName,
     ]
+    /// The types among them that are events of the order's own stream.
+    static let orderStreamTypes: Set<String> = [OrderPlaced.typeName, OrderCompleted.typeName, OrderCancelled.typeName]
 
     public func handle(_ event: RecordedEvent) async throws {
         guard Self.handledTypes.contains(event.type) else { return }
         let metadata = event.causing(actor: Self.actor)
         let now = self.now()
         let domainEvent = try event.domainEventForHandler()
-        if let orderId = domainEvent.flatMap(Self.orderPlacedOrEnded), event.streamID == StreamNames.order(orderId) {
-            self.aggregates.learn(event, as: Order.self)
+        if let domainEvent, Self.orderStreamTypes.contains(event.type) {
+            self.aggregates.learn(domainEvent, recorded: event, as: Order.self)
         }
         switch domainEvent {
         case .orderPlaced:
@@ -313,16 +315,6 @@ public struct OrderService: EventHandler {
                 orderId: cancelled.orderId, outcome: "cancelled", reason: cancelled.reason.rawValue, endedAt: event.recordedAt)
         default:
             return
-        }
-    }
-
-    /// The order an event of its own stream is about (placed, completed, cancelled), or nil.
-    static func orderPlacedOrEnded(_ event: DomainEvent) -> String? {
-        switch event {
-        case .orderPlaced(let placed): placed.orderId
-        case .orderCompleted(let completed): completed.orderId
-        case .orderCancelled(let cancelled): cancelled.orderId
-        default: nil
         }
     }
 

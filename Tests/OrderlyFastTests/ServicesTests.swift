@@ -113,7 +113,7 @@ import Testing
 
         // Learnt from the topic: completing the order reads nothing and appends after it.
         let readsBefore = store.streamReads
-        mine.learn(placed, as: Order.self)
+        mine.learn(try #require(try placed.domainEventForHandler()), recorded: placed, as: Order.self)
         #expect(try await mine.lastKnown("order-X", as: Order.self).placedAt != nil)
         let completed = try await mine.update("order-X", as: Order.self, metadata: EventMetadata()) { $0.complete(charged: 200, at: Date()) }
         #expect(completed?.streamVersion == 2)
@@ -123,16 +123,16 @@ import Testing
         // nothing, and a state learnt from it alone would be behind.
         let other = AggregateStore(store: store)
         let completion = try #require(try await store.readStream("order-X", from: 2).first)
-        other.learn(completion, as: Order.self)
+        other.learn(try #require(try completion.domainEventForHandler()), recorded: completion, as: Order.self)
         #expect(try await other.lastKnown("order-X", as: Order.self, assumingNew: true).placedAt == nil, "learnt version 2 without 1")
-        mine.learn(placed, as: Order.self)
+        mine.learn(try #require(try placed.domainEventForHandler()), recorded: placed, as: Order.self)
         #expect(try await mine.load("order-X", as: Order.self).version == 2)
 
         // A known state is used as it is only when it settles the question; otherwise the stream is read.
         let readsBeforeAsking = store.streamReads
-        #expect(try await mine.lastKnown("order-X", as: Order.self) { $0.placedAt != nil }.placedAt != nil)
+        #expect(try await mine.lastKnown("order-X", as: Order.self, whenIt: { $0.placedAt != nil }).placedAt != nil)
         #expect(store.streamReads == readsBeforeAsking, "a known state that settles the question was read again")
-        _ = try await mine.lastKnown("order-X", as: Order.self) { _ in false }
+        _ = try await mine.lastKnown("order-X", as: Order.self, whenIt: { _ in false })
         #expect(store.streamReads == readsBeforeAsking + 1, "a known state that does not settle the question was not read")
 
         // A stream taken for new that exists after all: the append expecting no stream conflicts, the
