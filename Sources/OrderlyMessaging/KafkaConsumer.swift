@@ -65,7 +65,7 @@ public final class KafkaConsumer: Sendable {
         try self.checkRunning("poll")
         let handle = self.handle
         let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        return try await runBlocking(on: self.queue) {
+        return try await self.waitingCancellably {
             guard let message = rd_kafka_consumer_poll(handle.pointer, milliseconds) else { return nil }
             defer { rd_kafka_message_destroy(message) }
             let code = message.pointee.err
@@ -83,7 +83,7 @@ public final class KafkaConsumer: Sendable {
         try self.checkRunning("poll")
         let handle = self.handle
         let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        return try await runBlocking(on: self.queue) {
+        return try await self.waitingCancellably {
             var records: [KafkaRecord] = []
             while records.count < max, let message = rd_kafka_consumer_poll(handle.pointer, records.isEmpty ? milliseconds : 0) {
                 defer { rd_kafka_message_destroy(message) }
@@ -91,6 +91,20 @@ public final class KafkaConsumer: Sendable {
                 if code == RD_KAFKA_RESP_ERR_NO_ERROR { records.append(Self.copy(message)) } else { try self.noteError(code) }
             }
             return records
+        }
+    }
+
+    /// Runs a poll on the consumer's queue; cancelling the task (a shutdown) ends the poll's wait at
+    /// once (librdkafka's queue yield), so a long poll timeout, which spares an idle process its
+    /// wake-ups, costs a shutdown nothing. A poll not waiting yet when the yield comes returns at once.
+    private func waitingCancellably<T: Sendable>(_ poll: @escaping @Sendable () throws -> T) async throws -> T {
+        let handle = self.handle
+        return try await withTaskCancellationHandler {
+            try await runBlocking(on: self.queue, poll)
+        } onCancel: {
+            guard self.phase == .running, let queue = rd_kafka_queue_get_consumer(handle.pointer) else { return }
+            rd_kafka_queue_yield(queue)
+            rd_kafka_queue_destroy(queue)
         }
     }
 

@@ -15,6 +15,15 @@ public enum ProcessStart {
         }
     }
 
+    /// The settings of a long-running `orderly` process: the environment's, with each consumer's poll
+    /// waiting up to a second unless `ORDERLY_CONSUMER_POLL_MS` says otherwise (a process runs a
+    /// handful of consumers, so the threads their waits hold are few; at rest it wakes less).
+    public static func settings(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
+        var settings = Settings.fromEnvironment(environment)
+        if environment["ORDERLY_CONSUMER_POLL_MS"] == nil { settings.consumerPollTimeout = .seconds(1) }
+        return settings
+    }
+
     /// Metrics and logging set up once per process: JSON lines on stderr unless
     /// `ORDERLY_LOG_FORMAT=text`; `LOG_LEVEL` sets the level (default `defaultLevel`).
     /// A long-running process (`tracing: true`) also exports traces when `OTEL_EXPORTER_OTLP_ENDPOINT`

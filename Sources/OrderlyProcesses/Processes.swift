@@ -144,11 +144,14 @@ public enum Processes {
         var members: [FanOutHandler.Member] = []
         let postgres = try await settings.makeCheckedPostgresClient(logger: logger)
         let store = PostgresEventStore(client: postgres, logger: logger)
+        var watched: [any WatchedProjection] = []
         for (projection, definition) in definitions {
-            let (live, others) = self.projectionServices(projection, definition: definition, mongo: mongo, store: store, logger: logger)
-            members.append(live)
-            services += others
+            let (member, live, rebuild) = self.projectionServices(projection, definition: definition, mongo: mongo, store: store, logger: logger)
+            members.append(member)
+            watched.append(live)
+            services.append(rebuild)
         }
+        services.append(ProjectionWatcher(watching: watched, client: mongo, logger: logger))
         // One consumer group for every read model: one fetch loop at the broker instead of one per
         // model (each group costs it a loop, at rest too); the group's offsets move once every model
         // has applied a batch.
@@ -161,20 +164,19 @@ public enum Processes {
         return services + [self.opsServer(settings, port: opsPort, postgres: postgres, mongo: mongo, logger: logger)]
     }
 
-    /// A read model's live projection (to feed from the projector's consumer) and its services: the
-    /// projection itself (watching for a rebuild's switch-over) and the rebuild on a new version.
+    /// A read model's live projection: the member to feed from the projector's consumer, the
+    /// projection for the projector's watcher (which follows a rebuild's switch-over), and the
+    /// rebuild on a new version.
     static func projectionServices<P: ReadModelProjection>(
         _ projection: P.Type, definition: ProjectionDefinition, mongo: MongoClient, store: PostgresEventStore, logger: Logger
-    ) -> (FanOutHandler.Member, [any Service]) {
+    ) -> (FanOutHandler.Member, any WatchedProjection, any Service) {
         var logger = logger
         logger[metadataKey: "projection"] = "\(P.name)"
         let live = LiveProjection(projection, definition: definition, client: mongo, logger: logger)
         let rebuilder = ProjectionRebuilder(projection, definition: definition, store: store, client: mongo, logger: logger)
         // Every event the group takes, not only its own types: the newest position it saw is how far
         // it is caught up (the lag `GET /projections` shows); it passes over the others itself.
-        return (
-            FanOutHandler.Member(live, handledTypes: nil, leads: P.writtenFirst), [live, RebuildOnNewVersion(rebuilder: rebuilder, logger: logger)]
-        )
+        return (FanOutHandler.Member(live, handledTypes: nil, leads: P.writtenFirst), live, RebuildOnNewVersion(rebuilder: rebuilder, logger: logger))
     }
 
     /// A consumer-group member running `handler` over the event topic, with its dead-letter topic.
@@ -186,7 +188,9 @@ public enum Processes {
         let consumer = try KafkaConsumer(configuration: settings.kafka, groupID: group, topics: [settings.topic])
         return EventConsumer(
             consumer: consumer, deadLetters: try KafkaProducer(configuration: settings.kafka), handler: handler,
-            settings: .init(group: group, deadLetterTopic: settings.deadLetterTopic, handledTypes: handledTypes), logger: logger)
+            settings: .init(
+                group: group, deadLetterTopic: settings.deadLetterTopic, handledTypes: handledTypes, pollTimeout: settings.consumerPollTimeout),
+            logger: logger)
     }
 
     /// Everything in one process (api, relay, projector, the four saga services), for a laptop and for

@@ -99,6 +99,11 @@ public struct Settings: Sendable {
     /// counted every `shipmentOverdueInterval` (`ORDERLY_SHIPMENT_OVERDUE_CHECK_MS`, default 60 s).
     public var shipmentOverdueAfter: Duration = .seconds(7 * 86_400)
     public var shipmentOverdueInterval: Duration = .seconds(60)
+    /// How long a consumer's poll waits for a message before its loop goes round (`ORDERLY_CONSUMER_POLL_MS`).
+    /// librdkafka answers as soon as one arrives and a shutdown ends the wait, so a longer wait only
+    /// spares an idle process wake-ups; but each waiting poll holds a thread, so an embedder running
+    /// dozens of consumers in one process keeps it short. The `orderly` commands wait up to a second.
+    public var consumerPollTimeout: Duration = .milliseconds(100)
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
         var settings = Settings(
@@ -132,6 +137,9 @@ public struct Settings: Sendable {
         }
         if let milliseconds = environment["ORDERLY_SHIPMENT_SWEEP_MS"].flatMap({ Int64($0) }), milliseconds > 0 {
             settings.shipmentSweepInterval = .milliseconds(milliseconds)
+        }
+        if let milliseconds = environment["ORDERLY_CONSUMER_POLL_MS"].flatMap({ Int64($0) }), milliseconds > 0 {
+            settings.consumerPollTimeout = .milliseconds(milliseconds)
         }
         if let seconds = environment["ORDERLY_SHIPMENT_OVERDUE_SECONDS"].flatMap({ Double($0) }), seconds > 0 {
             settings.shipmentOverdueAfter = .milliseconds(Int64(seconds * 1000))

@@ -18,7 +18,7 @@ import Synchronization
 public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service {
     let client: MongoClient
     let catalog: ProjectionCatalog
-    let definition: ProjectionDefinition
+    public let definition: ProjectionDefinition
     let instance: String
     let logger: Logger
     let gate = ProjectionGate()
@@ -65,41 +65,84 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
         try await self.handle(delivered: [DeliveredEvent(event: event, partition: -1)])
     }
 
-    /// Watches the projection's state: opens the gate on its collection, or holds still for a rebuild.
+    /// Watches the projection's state on its own (a projector watches all its models at once: see
+    /// `ProjectionWatcher`).
+    public func run() async throws {
+        try await ProjectionWatcher(watching: [self], client: self.client, logger: self.logger).run()
+    }
+
+    /// Follows one look at the projection's state: opens the gate on its collection, or closes it
+    /// and holds still for a rebuild's switch-over. Returns the heartbeat due, if any.
+    public func follow(_ state: ProjectionState, watch: inout ProjectionWatch) async throws -> ProjectionCatalog.Beat? {
+        var beat: ProjectionCatalog.Beat?
+        if let rebuild = state.pause(atMs: ProjectionCatalog.nowMs()) {
+            try await self.gate.closeAndDrain()
+            if watch.held != rebuild.collection {
+                self.logger.notice("holding still while a rebuild switches over", metadata: ["projection": "\(P.name)"])
+            }
+            watch.held = rebuild.collection
+            beat = ProjectionCatalog.Beat(projection: P.name, instance: self.instance, pausedFor: rebuild.collection)
+        } else {
+            self.gate.open(ProjectionGate.Target(collection: state.collection, rebuiltThrough: state.rebuiltThrough))
+            watch.held = nil
+            if ContinuousClock.now - watch.lastBeat >= .seconds(1) {
+                beat = ProjectionCatalog.Beat(
+                    projection: P.name, instance: self.instance, pausedFor: nil, applied: self.newestApplied.withLock { $0 })
+            }
+        }
+        self.metrics.rebuildPosition.record(state.rebuild?.position ?? 0)
+        self.metrics.rebuildTarget.record(state.rebuild?.target ?? 0)
+        return beat
+    }
+}
+
+/// A live projection as its watcher sees it.
+public protocol WatchedProjection: Sendable {
+    var definition: ProjectionDefinition { get }
+    func follow(_ state: ProjectionState, watch: inout ProjectionWatch) async throws -> ProjectionCatalog.Beat?
+}
+
+extension LiveProjection: WatchedProjection {}
+
+/// Watches the states of the live projections a projector keeps: one read of every state and one
+/// write of every heartbeat per look (a watcher per model made eight document-server calls a second
+/// at rest, 2026-12-05).
+public struct ProjectionWatcher: Service {
+    let projections: [any WatchedProjection]
+    let catalog: ProjectionCatalog
+    let logger: Logger
+
+    public init(watching projections: [any WatchedProjection], client: MongoClient, logger: Logger) {
+        self.projections = projections
+        self.catalog = ProjectionCatalog(client: client)
+        self.logger = logger
+    }
+
     public func run() async throws {
         _ = await repeatUntilShutdown(
-            "reading the \(P.name) projection's state", logger: self.logger, retryDelay: .seconds(1), state: ProjectionWatch()
-        ) { watch in
-            let state = try await self.catalog.ensureState(self.definition)
-            if let rebuild = state.pause(atMs: ProjectionCatalog.nowMs()) {
-                try await self.gate.closeAndDrain()
-                if watch.held != rebuild.collection {
-                    self.logger.notice("holding still while a rebuild switches over", metadata: ["projection": "\(P.name)"])
-                }
-                watch.held = rebuild.collection
-                try await self.catalog.heartbeat(projection: P.name, instance: self.instance, pausedFor: rebuild.collection)
-                watch.lastBeat = .now
-            } else {
-                self.gate.open(ProjectionGate.Target(collection: state.collection, rebuiltThrough: state.rebuiltThrough))
-                watch.held = nil
-                if ContinuousClock.now - watch.lastBeat >= .seconds(1) {
-                    try await self.catalog.heartbeat(
-                        projection: P.name, instance: self.instance, pausedFor: nil, applied: self.newestApplied.withLock { $0 })
-                    watch.lastBeat = .now
-                }
+            "reading the projections' state", logger: self.logger, retryDelay: .seconds(1),
+            state: [ProjectionWatch](repeating: ProjectionWatch(), count: self.projections.count)
+        ) { watches in
+            let states = try await self.catalog.ensureStates(self.projections.map(\.definition))
+            var beats: [(index: Int, beat: ProjectionCatalog.Beat)] = []
+            var rebuilding = false
+            for (index, projection) in self.projections.enumerated() {
+                guard let state = states[projection.definition.name] else { continue }
+                if let beat = try await projection.follow(state, watch: &watches[index]) { beats.append((index, beat)) }
+                rebuilding = rebuilding || state.rebuild != nil || watches[index].held != nil
             }
-            self.metrics.rebuildPosition.record(state.rebuild?.position ?? 0)
-            self.metrics.rebuildTarget.record(state.rebuild?.target ?? 0)
+            try await self.catalog.heartbeats(beats.map(\.beat))
+            for (index, _) in beats { watches[index].lastBeat = .now }
             // Four times a second while a rebuild runs (how soon its request to hold still is
             // answered; it waits 10 s for that), once a second otherwise (a rebuild's start is
             // seen within a second, long before it asks): an idle projector costs less.
-            return .after(state.rebuild != nil || watch.held != nil ? .milliseconds(250) : .seconds(1))
+            return .after(rebuilding ? .milliseconds(250) : .seconds(1))
         }
     }
 }
 
-/// What the projection watcher carries from one look to the next.
-struct ProjectionWatch: Sendable {
+/// What the projection watcher carries from one look to the next, per projection.
+public struct ProjectionWatch: Sendable {
     var lastBeat = ContinuousClock.now - .seconds(10)
     /// The rebuild's collection this projector holds still for, if any.
     var held: String?

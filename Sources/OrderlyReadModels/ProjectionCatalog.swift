@@ -78,6 +78,15 @@ public struct ProjectionCatalog: Sendable {
         return state
     }
 
+    /// The states of several projections in one read (made on first use, as `ensureState`), by name.
+    public func ensureStates(_ definitions: [ProjectionDefinition]) async throws -> [String: ProjectionState] {
+        let names = definitions.map { Document.string($0.name) }
+        var states: [String: ProjectionState] = [:]
+        for state in try await self.states.find(["_id": ["$in": .array(names)]], as: ProjectionState.self) { states[state.name] = state }
+        for definition in definitions where states[definition.name] == nil { states[definition.name] = try await self.ensureState(definition) }
+        return states
+    }
+
     /// Replaces the state if it still has `expected`'s revision; false when someone else wrote it since.
     public func replace(_ expected: ProjectionState, with next: ProjectionState) async throws -> Bool {
         var next = next
@@ -97,14 +106,32 @@ public struct ProjectionCatalog: Sendable {
     /// A live projector's sign of life, whether it holds still for a rebuild (that rebuild's
     /// collection), and the newest event it applied (for the lag operators see).
     public func heartbeat(projection: String, instance: String, pausedFor: String?, applied: AppliedEvent? = nil) async throws {
-        var fields: [(String, Document)] = [
-            ("projection", .string(projection)), ("heartbeatMs", .int(Self.nowMs())), ("pausedFor", pausedFor.map { .string($0) } ?? .null),
-        ]
-        if let applied {
-            fields.append(("appliedPosition", .int(applied.position)))
-            fields.append(("appliedRecordedAtMs", .int(applied.recordedAtMs)))
+        try await self.heartbeats([Beat(projection: projection, instance: instance, pausedFor: pausedFor, applied: applied)])
+    }
+
+    /// One projector's sign of life for one projection (see `heartbeat`).
+    public struct Beat: Sendable {
+        public var projection: String
+        public var instance: String
+        public var pausedFor: String?
+        public var applied: AppliedEvent?
+    }
+
+    /// Several heartbeats in one write (a projector beats for every model it keeps).
+    public func heartbeats(_ beats: [Beat]) async throws {
+        guard !beats.isEmpty else { return }
+        let now = Self.nowMs()
+        let writes: [(filter: Document, update: Document)] = beats.map { beat in
+            var fields: [(String, Document)] = [
+                ("projection", .string(beat.projection)), ("heartbeatMs", .int(now)), ("pausedFor", beat.pausedFor.map { .string($0) } ?? .null),
+            ]
+            if let applied = beat.applied {
+                fields.append(("appliedPosition", .int(applied.position)))
+                fields.append(("appliedRecordedAtMs", .int(applied.recordedAtMs)))
+            }
+            return (["_id": .string("\(beat.projection)/\(beat.instance)")], ["$set": .object(fields)])
         }
-        _ = try await self.instances.upsert(filter: ["_id": .string("\(projection)/\(instance)")], update: ["$set": .object(fields)])
+        _ = try await self.instances.bulkUpsert(writes)
     }
 
     /// The live projectors of `projection` that beat lately and do not hold still for `collection`.

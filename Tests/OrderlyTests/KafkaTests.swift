@@ -68,6 +68,31 @@ import Testing
         #expect(ContinuousClock.now - started < .milliseconds(100))
     }
 
+    /// The processes poll for up to a second at a time (fewer wake-ups at rest): cancelling the polling
+    /// task, as a shutdown does, must end the wait at once, and a message must still come at once.
+    @Test func aLongPollEndsWhenItsTaskIsCancelledAndStillAnswersAMessageAtOnce() async throws {
+        let topic = TestServers.uniqueName("kafka_long_poll")
+        try await KafkaAdmin.ensureTopic(topic, partitions: 1, configuration: self.configuration)
+        let consumer = try KafkaConsumer(configuration: self.configuration, groupID: TestServers.uniqueName("group"), topics: [topic])
+        let waiting = Task { try await consumer.poll(max: 10, timeout: .seconds(60)) }
+        try await Task.sleep(for: .milliseconds(300))
+        let cancelled = ContinuousClock.now
+        waiting.cancel()
+        #expect(try await waiting.value.isEmpty)
+        #expect(ContinuousClock.now - cancelled < .seconds(1))
+
+        let producer = try KafkaProducer(configuration: self.configuration)
+        try await producer.send(self.messages(1, topic: topic))
+        await producer.shutdown()
+        // The group may still be joining: the first poll that returns brings the message, long before 60 s.
+        let polled = ContinuousClock.now
+        var records: [KafkaRecord] = []
+        while records.isEmpty, ContinuousClock.now - polled < .seconds(60) { records = try await consumer.poll(max: 10, timeout: .seconds(60)) }
+        #expect(records.count == 1)
+        #expect(ContinuousClock.now - polled < .seconds(20))
+        await consumer.close()
+    }
+
     @Test func producedMessagesArriveWithKeysHeadersAndPerKeyOrder() async throws {
         let topic = TestServers.uniqueName("kafka_roundtrip")
         try await KafkaAdmin.ensureTopic(topic, partitions: 10, configuration: self.configuration)

@@ -43,6 +43,10 @@ import Testing
                 Set((listing["projections"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? []) == [
                     "orders", "inventory", "customer_orders", "sales_daily",
                 ])
+            // The projector's one watcher beats for every model it keeps, in the same write.
+            for name in ["orders", "inventory", "customer_orders", "sales_daily"] {
+                #expect((Self.projection(name, in: listing)?["projectors"] as? Int ?? 0) >= 1, "\(name) shows no live projector")
+            }
             #expect(Self.projection("orders", in: listing)?["definitionVersion"] as? Int == 2)
             #expect(Self.projection("orders", in: listing)?["collection"] as? String == "orders")
 
