@@ -17,7 +17,6 @@ import Synchronization
 /// the rebuild already took from the log (up to `rebuiltThrough`) are passed over.
 public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service {
     let client: MongoClient
-    let catalog: ProjectionCatalog
     public let definition: ProjectionDefinition
     let instance: String
     let logger: Logger
@@ -30,7 +29,6 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
 
     public init(_ projection: P.Type, definition: ProjectionDefinition, client: MongoClient, logger: Logger) {
         self.client = client
-        self.catalog = ProjectionCatalog(client: client)
         self.definition = definition
         self.instance = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
         self.logger = logger

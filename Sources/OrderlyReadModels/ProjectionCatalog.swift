@@ -103,13 +103,8 @@ public struct ProjectionCatalog: Sendable {
         return outcome == .applied
     }
 
-    /// A live projector's sign of life, whether it holds still for a rebuild (that rebuild's
-    /// collection), and the newest event it applied (for the lag operators see).
-    public func heartbeat(projection: String, instance: String, pausedFor: String?, applied: AppliedEvent? = nil) async throws {
-        try await self.heartbeats([Beat(projection: projection, instance: instance, pausedFor: pausedFor, applied: applied)])
-    }
-
-    /// One projector's sign of life for one projection (see `heartbeat`).
+    /// A live projector's sign of life for one projection, whether it holds still for a rebuild
+    /// (that rebuild's collection), and the newest event it applied (for the lag operators see).
     public struct Beat: Sendable {
         public var projection: String
         public var instance: String
@@ -117,7 +112,7 @@ public struct ProjectionCatalog: Sendable {
         public var applied: AppliedEvent?
     }
 
-    /// Several heartbeats in one write (a projector beats for every model it keeps).
+    /// Heartbeats in one write (a projector beats for every model it keeps).
     public func heartbeats(_ beats: [Beat]) async throws {
         guard !beats.isEmpty else { return }
         let now = Self.nowMs()
