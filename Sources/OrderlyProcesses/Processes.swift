@@ -189,7 +189,8 @@ public enum Processes {
         return EventConsumer(
             consumer: consumer, deadLetters: try KafkaProducer(configuration: settings.kafka), handler: handler,
             settings: .init(
-                group: group, deadLetterTopic: settings.deadLetterTopic, handledTypes: handledTypes, pollTimeout: settings.consumerPollTimeout),
+                group: group, deadLetterTopic: settings.deadLetterTopic, handledTypes: handledTypes,
+                commitInterval: settings.consumerCommitInterval, pollTimeout: settings.consumerPollTimeout),
             logger: logger)
     }
 

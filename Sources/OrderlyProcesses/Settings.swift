@@ -104,6 +104,9 @@ public struct Settings: Sendable {
     /// spares an idle process wake-ups; but each waiting poll holds a thread, so an embedder running
     /// dozens of consumers in one process keeps it short. The `orderly` commands wait up to a second.
     public var consumerPollTimeout: Duration = .milliseconds(100)
+    /// How often, at most, a consumer commits its handled offsets while batches keep coming
+    /// (`ORDERLY_CONSUMER_COMMIT_MS`; see `EventConsumer.Settings.commitInterval`).
+    public var consumerCommitInterval: Duration = .milliseconds(250)
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Settings {
         var settings = Settings(
@@ -140,6 +143,9 @@ public struct Settings: Sendable {
         }
         if let milliseconds = environment["ORDERLY_CONSUMER_POLL_MS"].flatMap({ Int64($0) }), milliseconds > 0 {
             settings.consumerPollTimeout = .milliseconds(milliseconds)
+        }
+        if let milliseconds = environment["ORDERLY_CONSUMER_COMMIT_MS"].flatMap({ Int64($0) }), milliseconds > 0 {
+            settings.consumerCommitInterval = .milliseconds(milliseconds)
         }
         if let seconds = environment["ORDERLY_SHIPMENT_OVERDUE_SECONDS"].flatMap({ Double($0) }), seconds > 0 {
             settings.shipmentOverdueAfter = .milliseconds(Int64(seconds * 1000))
