@@ -153,3 +153,40 @@ public final class PostgresAppendSignal: AppendSignal {
         for continuation in waiting { continuation.resume() }
     }
 }
+
+/// When a reader of the log at rest (the relay) may leave the log unread: its append signal works
+/// and has not moved since the last read, nothing was found or signalled for `quietAfter` (while events come, and just after
+/// a signal, it reads as often as without one: an append whose notice came before an earlier
+/// transaction let it be read is then still found at once), and the last read is less than
+/// `readInterval` ago.
+public struct SignalledRest: Sendable {
+    public let readInterval: Duration
+    public let quietAfter: Duration
+    private var lastGeneration: UInt64?
+    private var lastRead: ContinuousClock.Instant
+    private var lastSignal: ContinuousClock.Instant
+
+    /// A relay just started has seen no append: it may rest after its first read finds nothing
+    /// (it read busily for `quietAfter` first, the largest part of an idle system's first seconds).
+    public init(readInterval: Duration, quietAfter: Duration, now: ContinuousClock.Instant = .now) {
+        self.readInterval = readInterval
+        self.quietAfter = quietAfter
+        self.lastRead = now
+        self.lastSignal = now - quietAfter
+    }
+
+    /// How long the log may stay unread (until the next read is due), or nil to read it now.
+    public func mayLeaveLogUnread(generation: UInt64?, lastFound: ContinuousClock.Instant, now: ContinuousClock.Instant = .now) -> Duration? {
+        guard let generation, generation == self.lastGeneration, now - max(lastFound, self.lastSignal) >= self.quietAfter else { return nil }
+        let due = self.readInterval - (now - self.lastRead)
+        return due > .zero ? due : nil
+    }
+
+    public mutating func willRead(generation: UInt64?, now: ContinuousClock.Instant = .now) {
+        // Only a generation moving on is an append; the first one (listening started, or started
+        // again after the signal broke) is not: that read finds what came before it.
+        if let last = self.lastGeneration, let generation, generation != last { self.lastSignal = now }
+        self.lastGeneration = generation
+        self.lastRead = now
+    }
+}

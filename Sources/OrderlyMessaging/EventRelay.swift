@@ -301,7 +301,8 @@ public struct EventRelay: Service {
         var inFlight: [InFlightBatch] = []
         // Given up on (a failure, a cancellation): the tracker forgets them once they are reported.
         defer { for batch in inFlight { batch.delivery.forget() } }
-        var lastFound = ContinuousClock.now
+        // Nothing found yet: quiet from the start (see `SignalledRest.init`).
+        var lastFound = ContinuousClock.now - self.settings.quietAfter
         var rest = SignalledRest(readInterval: self.settings.signalledReadInterval, quietAfter: self.settings.quietAfter)
         // Appends notify only while a relay rests on their notice (migrations/0011): at rest it
         // asks for them, then reads the log once more before it waits; busy, it says so.
@@ -389,37 +390,6 @@ public struct EventRelay: Service {
         return count
     }
 
-}
-
-/// When the relay at rest may leave the log unread: its append signal works and has not moved since
-/// the last read, nothing was found or signalled for `quietAfter` (while events come, and just after
-/// a signal, it reads as often as without one: an append whose notice came before an earlier
-/// transaction let it be read is then still found at once), and the last read is less than
-/// `readInterval` ago.
-struct SignalledRest {
-    let readInterval: Duration
-    let quietAfter: Duration
-    private var lastGeneration: UInt64?
-    private var lastRead = ContinuousClock.now
-    private var lastSignal = ContinuousClock.now
-
-    init(readInterval: Duration, quietAfter: Duration) {
-        self.readInterval = readInterval
-        self.quietAfter = quietAfter
-    }
-
-    /// How long the log may stay unread (until the next read is due), or nil to read it now.
-    func mayLeaveLogUnread(generation: UInt64?, lastFound: ContinuousClock.Instant, now: ContinuousClock.Instant = .now) -> Duration? {
-        guard let generation, generation == self.lastGeneration, now - max(lastFound, self.lastSignal) >= self.quietAfter else { return nil }
-        let due = self.readInterval - (now - self.lastRead)
-        return due > .zero ? due : nil
-    }
-
-    mutating func willRead(generation: UInt64?, now: ContinuousClock.Instant = .now) {
-        if generation != self.lastGeneration { self.lastSignal = now }
-        self.lastGeneration = generation
-        self.lastRead = now
-    }
 }
 
 /// A Kafka client in use, swapped for a new one when renewed (the relay's producer, a consumer's member).

@@ -118,6 +118,11 @@ public final class SagaDeadlineWatcher: Service, Sendable {
     let heads = Mutex<[(at: ContinuousClock.Instant, head: Int64)]>([])
     /// When the in-flight gauge was last counted.
     let inFlightCounted = Mutex<ContinuousClock.Instant?>(nil)
+    /// The last in-flight and overdue counts, and when the in-flight count started: while both are
+    /// zero and the log has not moved since, the pipeline's health does not matter.
+    let lastCounts = Mutex<(at: ContinuousClock.Instant, inFlight: Int, overdue: Int)?>(nil)
+    /// The log head at the last sweep and when it last changed.
+    let lastHead = Mutex<(head: Int64, movedAt: ContinuousClock.Instant)?>(nil)
 
     public init(store: any EventStore, settings: Settings, workflow: DeadlineWorkflow = .orderSaga, logger: Logger) {
         self.store = store
@@ -134,35 +139,56 @@ public final class SagaDeadlineWatcher: Service, Sendable {
 
     public func run() async throws {
         await repeatUntilShutdown("deadline sweep", logger: self.logger, retryDelay: self.settings.interval) {
-            let healthy = await self.pipelineIsMoving()
-            self.paused.record(healthy ? 0 : 1)
-            try await self.sweep(now: Date(), pipelineHealthy: healthy)
+            let head = try? await self.store.latestPosition()
+            if self.mayHaveOpenStreams(head: head) {
+                let healthy = await self.pipelineIsMoving(head: head)
+                self.paused.record(healthy ? 0 : 1)
+                try await self.sweep(now: Date(), pipelineHealthy: healthy)
+            } else {
+                // Nothing to sweep and no deadline a pause could move.
+                self.clock.withLock { $0.tick(at: Date(), healthy: true) }
+                self.paused.record(0)
+            }
             return .after(self.settings.interval)
         }
+    }
+
+    /// Whether a sweep can find anything, and so whether the pipeline's health matters: not while
+    /// the last counts found no stream in flight and none overdue, no pause is open and the log head
+    /// has not moved since (a new stream moves it; the next in-flight count sees it). At rest that
+    /// spares the broker, the consumer groups and PostgreSQL their questions every second: the order
+    /// service was the busiest process of an idle system. Every `inFlightInterval` it sweeps anyway,
+    /// for a transaction that committed below a head already seen.
+    public func mayHaveOpenStreams(head: Int64?) -> Bool {
+        let now = ContinuousClock.now
+        let movedAt: ContinuousClock.Instant? = self.lastHead.withLock { last in
+            guard let head else { return nil }
+            if last?.head != head { last = (head, now) }
+            return last?.movedAt
+        }
+        guard let movedAt, let counts = self.lastCounts.withLock({ $0 }), now - counts.at < self.settings.inFlightInterval else {
+            return true
+        }
+        return counts.inFlight > 0 || counts.overdue > 0 || movedAt >= counts.at || self.clock.withLock { $0.isPaused }
     }
 
     /// Whether events can flow from the log to the services now: the broker answers, the relay
     /// keeps up (its checkpoint has reached every position the log had 5 s ago) and so do the saga
     /// services' consumer groups. A saga waiting on our own pipeline is not stuck: a broker outage
-    /// of a minute cancelled every order in flight.
-    func pipelineIsMoving() async -> Bool {
+    /// of a minute cancelled every order in flight. `head` is the log's head now (nil: unreadable).
+    func pipelineIsMoving(head: Int64?) async -> Bool {
         if let brokerAnswers = self.settings.brokerAnswers, await !brokerAnswers() { return false }
         if let groupsKeepUp = self.settings.groupsKeepUp, await !groupsKeepUp() { return false }
         guard let checkpointName = self.settings.relayCheckpoint else { return true }
-        do {
-            let head = try await self.store.latestPosition()
-            let checkpoint = try await self.store.loadCheckpoint(checkpointName).position
-            let now = ContinuousClock.now
-            return self.heads.withLock { heads in
-                heads.append((now, head))
-                heads.removeAll { now - $0.at > .seconds(30) }
-                // The newest head at least 5 s old must have been relayed.
-                guard let settled = heads.last(where: { now - $0.at >= .seconds(5) }) else { return true }
-                return checkpoint >= settled.head
-            }
-        } catch {
-            // The log cannot be read: nothing moves.
-            return false
+        // The log cannot be read: nothing moves.
+        guard let head, let checkpoint = try? await self.store.loadCheckpoint(checkpointName).position else { return false }
+        let now = ContinuousClock.now
+        return self.heads.withLock { heads in
+            heads.append((now, head))
+            heads.removeAll { now - $0.at > .seconds(30) }
+            // The newest head at least 5 s old must have been relayed.
+            guard let settled = heads.last(where: { now - $0.at >= .seconds(5) }) else { return true }
+            return checkpoint >= settled.head
         }
     }
 
@@ -187,13 +213,16 @@ public final class SagaDeadlineWatcher: Service, Sendable {
             return false
         }
         if countNow {
+            let started = ContinuousClock.now
             let inFlight = try await self.store.openStreams(
                 startedBy: self.workflow.startType, in: deadline..<now, lacking: self.workflow.endTypes, limit: 100_000)
             self.inFlight.record(inFlight.count)
+            self.lastCounts.withLock { $0 = (started, inFlight.count, $0?.overdue ?? 0) }
         }
         let overdue = try await self.store.openStreams(
             startedBy: self.workflow.startType, in: min(earliest, deadline)..<deadline, lacking: self.workflow.endTypes, limit: 100_000)
         self.pastDeadline.record(overdue.count)
+        self.lastCounts.withLock { $0?.overdue = overdue.count }
         var cancelled = 0
         for stream in overdue where try await self.workflow.expire(self.aggregates, stream.streamID, now) {
             cancelled += 1
@@ -248,6 +277,9 @@ public struct PipelineClock: Sendable {
             if self.downSince == nil { self.downSince = self.lastTick ?? now }
         }
     }
+
+    /// Whether a pause is open or not yet settled: the pipeline must be watched until it ends.
+    public var isPaused: Bool { self.downSince != nil }
 
     /// Seconds of pause between `start` and `end`.
     public func paused(from start: Date, to end: Date) -> TimeInterval {

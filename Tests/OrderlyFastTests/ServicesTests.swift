@@ -342,6 +342,60 @@ import Testing
         #expect(state.cancellationReason == .deadlineExceeded)
     }
 
+    @Test func atRestTheDeadlineWatcherStopsSweeping() async throws {
+        let store = InMemoryEventStore()
+        let commands = OrderCommands(store: store)
+        let watcher = SagaDeadlineWatcher(
+            store: store, settings: .init(deadline: .seconds(60), inFlightInterval: .seconds(1)), logger: Logger(label: "test"))
+        /// One turn of the watcher's loop: whether it sweeps (and asks the broker and the groups).
+        func turn() async throws -> Bool {
+            let sweeps = watcher.mayHaveOpenStreams(head: try await store.latestPosition())
+            if sweeps { try await watcher.sweep(now: Date(), pipelineHealthy: true) }
+            return sweeps
+        }
+        /// Lets the in-flight count fall due again.
+        func later() async throws { try await Task.sleep(for: .milliseconds(1_100)) }
+        #expect(try await turn(), "nothing counted yet")
+        #expect(try await !turn(), "no order open and the log still")
+        let order = try await commands.placeOrder(
+            .init(customerId: "c", currency: "EUR", lines: [OrderLine(sku: "S", quantity: 1, unitPrice: 5)], paymentToken: "tok_ok"),
+            actor: "c")
+        #expect(try await turn(), "the log moved since the count")
+        try await later()
+        #expect(try await turn(), "the log moved since the count")
+        #expect(try await turn(), "the order is in flight")
+        _ = try await commands.cancelOrder(order.orderId, actor: "c")
+        #expect(try await turn(), "the log moved, and the last count found the order in flight")
+        try await later()
+        #expect(try await turn(), "the count is due")
+        #expect(try await !turn(), "the order ended and the log is still")
+        try await later()
+        #expect(try await turn(), "at rest it still sweeps every in-flight interval")
+        // A pause not yet settled keeps the watcher sweeping, open orders or not.
+        try await watcher.sweep(now: Date(), pipelineHealthy: false)
+        #expect(watcher.mayHaveOpenStreams(head: try await store.latestPosition()))
+    }
+
+    @Test func aReaderRestsOnTheAppendSignalFromItsFirstEmptyRead() {
+        let start = ContinuousClock.now
+        func at(_ milliseconds: Int) -> ContinuousClock.Instant { start + .milliseconds(milliseconds) }
+        var rest = SignalledRest(readInterval: .seconds(2), quietAfter: .seconds(5), now: start)
+        var lastFound = start - .seconds(5)
+        #expect(rest.mayLeaveLogUnread(generation: nil, lastFound: lastFound, now: at(0)) == nil, "not listening yet: read")
+        rest.willRead(generation: nil, now: at(0))
+        #expect(rest.mayLeaveLogUnread(generation: 0, lastFound: lastFound, now: at(10)) == nil, "listening now: read once more")
+        rest.willRead(generation: 0, now: at(10))
+        #expect(rest.mayLeaveLogUnread(generation: 0, lastFound: lastFound, now: at(20)) == .milliseconds(1_990), "rest until 2 s after it")
+        #expect(rest.mayLeaveLogUnread(generation: 1, lastFound: lastFound, now: at(1_000)) == nil, "an append: read at once")
+        rest.willRead(generation: 1, now: at(1_000))
+        lastFound = at(1_000)
+        rest.willRead(generation: 1, now: at(1_020))
+        #expect(rest.mayLeaveLogUnread(generation: 1, lastFound: lastFound, now: at(1_040)) == nil, "just found events: keep reading")
+        rest.willRead(generation: 1, now: at(6_000))
+        #expect(rest.mayLeaveLogUnread(generation: 1, lastFound: lastFound, now: at(6_100)) == .milliseconds(1_900), "quiet for 5 s: rest")
+        #expect(rest.mayLeaveLogUnread(generation: 1, lastFound: lastFound, now: at(8_100)) == nil, "a read is due every 2 s")
+    }
+
     @Test func thePipelineClockSubtractsEveryPause() {
         var clock = PipelineClock()
         let start = Date(timeIntervalSince1970: 1_000_000)
