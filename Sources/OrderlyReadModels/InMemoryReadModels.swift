@@ -89,12 +89,9 @@ public final class InMemoryReadModels: OrderReadModel, InventoryReadModel, Sales
     }
 
     public func shipmentsInTransit(dispatchedBefore date: Date) async throws -> Int {
-        let before = UTCTime.iso8601(date)
+        let before = UTCTime.milliseconds(date)
         return self.documents.withLock { documents in
-            documents.orders.values.filter { view in
-                guard let fulfilment = view.fulfilment, let dispatchedAt = fulfilment.dispatchedAt else { return false }
-                return fulfilment.status == Shipment.Status.dispatched.rawValue && dispatchedAt < before
-            }.count
+            documents.orders.values.filter { view in view.inTransitSinceMs.map { $0 < before } ?? false }.count
         }
     }
 

@@ -71,6 +71,7 @@ extension OrderView: JSONWritable {
             json.field("fulfilmentChangedAt", self.fulfilmentChangedAt)
             json.field("pageKey", self.pageKey)
             json.field("placedAtMs", self.placedAtMs)
+            json.field("inTransitSinceMs", self.inTransitSinceMs)
             // Only the sealed form is stored; the opened fields are the api's, per request.
             if let sealed = self.personalData {
                 json.key("personalData")

@@ -78,6 +78,9 @@ public struct OrderView: ProjectedView {
     public var pageKey: String?
     /// `placedAt` in milliseconds since 1970, for time-range filters.
     public var placedAtMs: Int64?
+    /// While the parcel is on its way (fulfilment DISPATCHED): when it left, in milliseconds since
+    /// 1970; absent otherwise. The overdue-parcel count filters on this one indexed number.
+    public var inTransitSinceMs: Int64?
     /// The customer's name, email and shipping address as the OrderPlaced event holds them: sealed.
     /// Stored so; the api opens it when it serves the order and never serves this field itself.
     public var personalData: SealedPersonalData?
@@ -220,6 +223,10 @@ public enum OrdersProjection: ReadModelProjection {
         } else if view.placedAtMs == nil, let placed = UTCTime.parse(view.placedAt) {
             view.placedAtMs = UTCTime.milliseconds(placed)
         }
+        view.inTransitSinceMs = view.fulfilment.flatMap { fulfilment in
+            guard fulfilment.status == Shipment.Status.dispatched.rawValue else { return nil }
+            return fulfilment.dispatchedAt.flatMap(UTCTime.parse).map(UTCTime.milliseconds)
+        }
         return view
     }
 
@@ -333,10 +340,8 @@ public struct MongoOrderReadModel: OrderReadModel {
     }
 
     public func shipmentsInTransit(dispatchedBefore date: Date) async throws -> Int {
-        // The times are fixed-width UTC text (`UTCTime.iso8601`), so text order is time order.
         let count = try await self.collections.collection(OrdersProjection.name).count([
-            "fulfilment.status": .string(Shipment.Status.dispatched.rawValue),
-            "fulfilment.dispatchedAt": ["$lt": .string(UTCTime.iso8601(date))],
+            "inTransitSinceMs": ["$lt": .int(UTCTime.milliseconds(date))]
         ])
         return Int(count)
     }

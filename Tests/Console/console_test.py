@@ -210,8 +210,11 @@ def an_admin_rebuilds_and_verifies_a_read_model(driver):
     wait(driver, 10, EC.presence_of_element_located((By.CSS_SELECTOR, row)), "the orders read model is not listed")
     before = driver.find_element(By.CSS_SELECTOR, row).text
     driver.find_element(By.CSS_SELECTOR, 'button[data-action="rebuild"][data-projection="orders"]').click()
-    # The rebuild runs in the api's background: its progress shows, then the new collection.
-    wait(driver, 90, lambda d: "orders_v2_" in d.find_element(By.CSS_SELECTOR, row).text
+    # The rebuild runs in the api's background: its progress shows, then the new collection, named
+    # after the version projections/orders.json gives.
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "projections", "orders.json")) as definition:
+        collection = f"orders_v{json.load(definition)['version']}_"
+    wait(driver, 90, lambda d: collection in d.find_element(By.CSS_SELECTOR, row).text
          and "none" in d.find_element(By.CSS_SELECTOR, row).text,
          f"the rebuild did not finish and switch over (before: {before!r})")
     driver.find_element(By.CSS_SELECTOR, 'button[data-action="verify"][data-projection="orders"]').click()

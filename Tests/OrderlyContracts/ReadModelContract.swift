@@ -151,6 +151,12 @@ public enum ReadModelContract {
         #expect(try await side.orders.shipmentsInTransit(dispatchedBefore: dispatched) == 0)
         #expect(try await side.orders.shipmentsInTransit(dispatchedBefore: dispatched.addingTimeInterval(60)) == 1)
         #expect(try await side.orders.shipmentsInTransit(dispatchedBefore: dispatched.addingTimeInterval(7_200)) == 2)
+        // The one number the count filters on: set while on the way, gone once it arrived or was lost.
+        let onWay = try await side.orders.order(id: "o-on-way")?.inTransitSinceMs
+        #expect(onWay == UTCTime.milliseconds(dispatched.addingTimeInterval(3_600)))
+        #expect(try await side.orders.order(id: "o-arrived")?.inTransitSinceMs == nil)
+        #expect(try await side.orders.order(id: "o-lost")?.inTransitSinceMs == nil)
+        #expect(try await side.orders.order(id: "o-booked")?.inTransitSinceMs == nil)
     }
 
     /// A SKU's stock follows its restocks, reservations, releases and sales; an unknown SKU is nil.

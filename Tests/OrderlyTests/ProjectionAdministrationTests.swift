@@ -47,7 +47,10 @@ import Testing
             for name in ["orders", "inventory", "customer_orders", "sales_daily"] {
                 #expect((Self.projection(name, in: listing)?["projectors"] as? Int ?? 0) >= 1, "\(name) shows no live projector")
             }
-            #expect(Self.projection("orders", in: listing)?["definitionVersion"] as? Int == 2)
+            // The version projections/orders.json gives (it goes up whenever the fold changes).
+            let ordersVersion = try #require(
+                try ReadModelCatalog.definitions(from: ProjectionDefinition.defaultDirectory()).first { $0.1.name == "orders" }?.1.version)
+            #expect(Self.projection("orders", in: listing)?["definitionVersion"] as? Int == ordersVersion)
             #expect(Self.projection("orders", in: listing)?["collection"] as? String == "orders")
 
             // A verify runs in the background and is polled.
@@ -69,7 +72,7 @@ import Testing
             let switched = try await TestServers.eventually(timeout: .seconds(60)) { () -> String? in
                 let state = Self.json(try await client.send(uri: "/projections/orders", method: .get, as: .analyst))
                 guard state["rebuild"] == nil || state["rebuild"] is NSNull, let collection = state["collection"] as? String,
-                    collection.hasPrefix("orders_v2_")
+                    collection.hasPrefix("orders_v\(ordersVersion)_")
                 else { return nil }
                 return collection
             }
