@@ -155,10 +155,10 @@ public final class PostgresAppendSignal: AppendSignal {
 }
 
 /// When a reader of the log at rest (the relay) may leave the log unread: its append signal works
-/// and has not moved since the last read, nothing was found or signalled for `quietAfter` (while events come, and just after
-/// a signal, it reads as often as without one: an append whose notice came before an earlier
-/// transaction let it be read is then still found at once), and the last read is less than
-/// `readInterval` ago.
+/// and has not moved since the last read, nothing was found or signalled for `quietAfter` (while
+/// events come, and just after a signal, it reads as often as without one: an append whose notice
+/// came before an earlier transaction let it be read is then still found at once), and the last
+/// read is less than `readInterval` ago.
 public struct SignalledRest: Sendable {
     public let readInterval: Duration
     public let quietAfter: Duration
