@@ -23,10 +23,12 @@ export ORDERLY_KAFKA_FETCH_WAIT_MS=${ORDERLY_KAFKA_FETCH_WAIT_MS:-50}
 # to malloc for counters" on stderr (860 such segments on the build machine, 2026-12-04). Off.
 export MONGOC_DISABLE_SHM=${MONGOC_DISABLE_SHM:-1}
 # Tansu's storage lists every batch a partition holds on each fetch of it, so a fetch costs more
-# with every batch stored, and a relay's produce makes one batch per partition it touches: fewer
-# partitions, fewer and fuller batches. 3 (the processes' default is 10, as for a real Kafka) still
-# lets up to three members share each group. Alternated on 2026-12-04: README, "Benchmarks".
-export ORDERLY_TOPIC_PARTITIONS=${ORDERLY_TOPIC_PARTITIONS:-3}
+# with every batch stored, and a relay's produce makes one batch (and, idempotent, one request in
+# flight) per partition it touches: fewer partitions, fewer and fuller batches. One partition (the
+# processes' default is 10, as for a real Kafka, and docker-compose keeps 10) means one active member
+# per consumer group here; the others stand by. Alternated 2026-12-04 (10 → 3) and 2026-12-05 (3 → 1:
+# the saga at 100 orders/s p50 237 → 166–174 ms, the broker 55 → 41% of a core): README, "Benchmarks".
+export ORDERLY_TOPIC_PARTITIONS=${ORDERLY_TOPIC_PARTITIONS:-1}
 # librdkafka 2.16 from the confluent-kafka wheel must come first: Debian's 2.0.2 cannot talk to Tansu.
 export LD_LIBRARY_PATH=$ORDERLY_STATE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
