@@ -339,19 +339,25 @@ public enum NotificationOutcome: String, Codable, Sendable {
     case shipmentFailed = "SHIPMENT_FAILED"
 }
 
-/// The customer was told the order's outcome (once per order and outcome).
+/// The customer was told the order's outcome (once per order and outcome), or, with `withheld`,
+/// the notification service dealt with it without writing to anyone.
 public struct NotificationSent: EventPayload {
     public static let typeName = "NotificationSent"
     public var orderId: String
     public var customerId: String?
     public var outcome: NotificationOutcome
+    /// What the customer is told. Never personal: the log keeps it in the clear.
     public var message: String
+    /// Why nothing went out (`PERSONAL_DATA_ERASED`: the customer was forgotten, so there is no one
+    /// to write to). Absent when the message went to the channel; events before it have none.
+    public var withheld: String?
 
-    public init(orderId: String, customerId: String?, outcome: NotificationOutcome, message: String) {
+    public init(orderId: String, customerId: String?, outcome: NotificationOutcome, message: String, withheld: String? = nil) {
         self.orderId = orderId
         self.customerId = customerId
         self.outcome = outcome
         self.message = message
+        self.withheld = withheld
     }
 
     public var asEvent: DomainEvent { .notificationSent(self) }

@@ -222,8 +222,16 @@ public struct EventRelay: Service {
         }
     }
 
+    /// How far one partition's high watermark may fall short of what it holds: Tansu reports it as
+    /// its last batch's first offset + 1 (found 2026-12-05: 21 messages, the last 20 in one batch,
+    /// read as 2), and a batch holds up to librdkafka's `batch.num.messages` (10,000). Without it, a
+    /// last batch larger than the one at the first look read as lost messages, and the whole log
+    /// was republished for nothing (seen in DeliveryTests with one partition's larger batches).
+    static let watermarkShortfallPerPartition: Int64 = 10_000
+
     /// What the topic's high watermarks say was lost, if anything: the topic is gone, a partition
-    /// ends before where it ended, or it holds fewer messages than it held plus those delivered since.
+    /// ends before where it ended, or it holds fewer messages than it held plus those delivered
+    /// since, by more than a last batch per partition (`watermarkShortfallPerPartition`).
     static func loss(
         _ found: [Int32: Int64]?, topic: String, seen: [Int32: Int64], first: (messages: Int64, delivered: Int)?, delivered: Int
     ) -> TopicLost? {
@@ -232,7 +240,8 @@ public struct EventRelay: Service {
             return TopicLost(reason: "partition \(partition) ends at offset \(high), where it ended at \(seen[partition] ?? 0) before")
         }
         let messages = marks.values.reduce(0, +)
-        if let first, messages < first.messages + Int64(delivered - first.delivered) {
+        let shortfall = Self.watermarkShortfallPerPartition * Int64(marks.count)
+        if let first, messages + shortfall < first.messages + Int64(delivered - first.delivered) {
             return TopicLost(
                 reason: "the topic holds \(messages) messages, fewer than the \(first.messages) it held plus the \(delivered - first.delivered) since"
             )

@@ -174,6 +174,41 @@ extension KafkaHandle {
         return marks
     }
 
+    /// Each partition's high watermark as a fetch answers it, at least `queried` (a consumer handle
+    /// made with `enable.partition.eof`, never subscribed). Tansu 0.6.0 answers the offset query
+    /// (`highWatermarks`) with its last batch's first offset + 1 (21 messages, the last 20 in one
+    /// batch, read as 2; 2026-12-05), while its fetches carry the true end: so the handle is assigned
+    /// each partition at the last offset the query gave and reads to the partition's end, whose
+    /// offset the end-of-partition event gives. A partition that did not reach its end within
+    /// `timeoutMilliseconds` keeps its queried mark. Blocks; messages read are dropped.
+    func fetchedHighWatermarks(of topic: String, queried: [Int32: Int64], timeoutMilliseconds: Int32) throws -> [Int32: Int64] {
+        guard !queried.isEmpty else { return queried }
+        guard let list = rd_kafka_topic_partition_list_new(Int32(queried.count)) else {
+            throw KafkaError(code: -1, message: "rd_kafka_topic_partition_list_new failed")
+        }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (partition, high) in queried {
+            rd_kafka_topic_partition_list_add(list, topic, partition)?.pointee.offset = max(0, high - 1)
+        }
+        let assigned = rd_kafka_assign(self.pointer, list)
+        guard assigned == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(code: assigned.rawValue, message: "assigning \(topic) to read its watermarks: \(Self.describe(assigned))")
+        }
+        defer { rd_kafka_assign(self.pointer, nil) }
+        var marks = queried
+        var ended = Set<Int32>()
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeoutMilliseconds))
+        while ended.count < queried.count, ContinuousClock.now < deadline {
+            guard let message = rd_kafka_consumer_poll(self.pointer, 20) else { continue }
+            defer { rd_kafka_message_destroy(message) }
+            let partition = message.pointee.partition
+            guard message.pointee.err == RD_KAFKA_RESP_ERR__PARTITION_EOF, let high = queried[partition] else { continue }
+            marks[partition] = max(high, message.pointee.offset)
+            ended.insert(partition)
+        }
+        return marks
+    }
+
     /// The offsets the handle's group has committed in `topic`'s partitions (absent: none committed).
     func committedOffsets(of topic: String, partitions: [Int32], timeoutMilliseconds: Int32) throws -> [Int32: Int64] {
         guard let list = rd_kafka_topic_partition_list_new(Int32(partitions.count)) else {

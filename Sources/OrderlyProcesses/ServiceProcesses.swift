@@ -14,9 +14,12 @@ public enum SagaServiceKind: String, CaseIterable, Sendable {
     case order, inventory, payment, notification, delivery
 }
 
-/// The default notification sender: records each message in the `notifications` collection (of the
-/// notifications database, see `Settings.notificationsDatabase`), keyed by
-/// order and outcome, so a repeat after a crash is the same single message. Tests and staff read it.
+/// The default notification sender, a stand-in for a mail gateway: records each message in the
+/// `notifications` collection (of the notifications database, see `Settings.notificationsDatabase`),
+/// keyed by order and outcome, so a repeat after a crash is the same single message. Tests and staff
+/// read it. It records whom a message was addressed to only sealed (`recipient`: the order's personal
+/// data as the log holds it, opened with the customer's key), so forgetting the customer erases that
+/// too; `addressed` says whether the message had a recipient at all.
 public struct RecordingNotificationSender: NotificationSender {
     public static let collection = "notifications"
     let notifications: MongoCollection
@@ -25,20 +28,30 @@ public struct RecordingNotificationSender: NotificationSender {
         self.notifications = client.collection(Self.collection)
     }
 
-    public func send(_ notification: NotificationSent) async throws {
-        try await self.send(all: [notification])
-    }
-
     /// One unordered bulk of upserts. A write refused as a duplicate key lost a race with another
     /// sender of the same message: it is there once, which is all a repeat must achieve.
-    public func send(all notifications: [NotificationSent]) async throws {
-        let writes = try notifications.map { notification in
-            (
+    public func send(all notifications: [OutgoingNotification]) async throws {
+        let writes = try notifications.map { outgoing in
+            let notification = outgoing.notification
+            let record = Record(
+                orderId: notification.orderId, customerId: notification.customerId, outcome: notification.outcome,
+                message: notification.message, addressed: outgoing.recipient != .unaddressed, recipient: outgoing.sealedRecipient)
+            return (
                 filter: ["_id": .string("\(notification.orderId):\(notification.outcome.rawValue)")] as Document,
-                update: ["$setOnInsert": try Document.from(notification), "$inc": ["deliveries": 1]] as Document
+                update: ["$setOnInsert": try Document.from(record), "$inc": ["deliveries": 1]] as Document
             )
         }
         _ = try await self.notifications.bulkUpsert(writes)
+    }
+
+    /// One message as recorded.
+    struct Record: Codable {
+        var orderId: String
+        var customerId: String?
+        var outcome: NotificationOutcome
+        var message: String
+        var addressed: Bool
+        var recipient: SealedPersonalData?
     }
 }
 
@@ -75,7 +88,9 @@ extension Processes {
             handler = PaymentService(store: store, gateway: SimulatedPaymentGateway(), paymentTokens: opener)
         case .notification:
             let mongo = try MongoClient(uri: settings.mongoURI, database: settings.notificationsDatabase)
-            handler = NotificationService(store: store, sender: RecordingNotificationSender(client: mongo))
+            // Keys trusted for a second: a customer forgotten more than that before is not written to.
+            let vault = PersonalDataVault(keys: CachedCustomerKeyStore(PostgresCustomerKeyStore(client: postgres, logger: logger), ttl: .seconds(1)))
+            handler = NotificationService(store: store, sender: RecordingNotificationSender(client: mongo), vault: vault)
             notificationRecord = mongo
         case .delivery:
             // Uncached keys: a customer forgotten a moment before booking is not shipped to.

@@ -186,7 +186,8 @@ public enum OrdersProjection: ReadModelProjection {
             view.status = OrderStatus.cancelled.rawValue
             view.cancellationReason = cancelled.reason.rawValue
         case .notificationSent(let sent):
-            view.notified = (view.notified ?? []) + [sent.outcome.rawValue]
+            // A withheld one (the customer was forgotten) told no one.
+            if sent.withheld == nil { view.notified = (view.notified ?? []) + [sent.outcome.rawValue] }
         case .shipmentRequested(let requested):
             let at = UTCTime.iso8601(requested.requestedAt)
             view.fulfilment = OrderView.FulfilmentView(status: Shipment.Status.requested.rawValue, requestedAt: at, updatedAt: at)

@@ -183,10 +183,9 @@ public struct DeliveryService: EventHandler {
     }
 
     private func openDestination(of orderId: String) async throws -> Destination {
-        // An order's sealed personal data never changes once it is placed (erasure deletes the key).
-        let order = try await self.aggregates.lastKnown(StreamNames.order(orderId), as: Order.self) { $0.placedAt != nil }
-        guard let sealed = order.personalData, let customerId = order.customerId else { return .none }
-        switch try await self.vault.open(sealed, customerId: customerId) {
+        switch try await self.aggregates.personalData(ofOrder: orderId, vault: self.vault)?.opened {
+        case nil:
+            return .none
         case .erased:
             return .erased
         case .available(let data):

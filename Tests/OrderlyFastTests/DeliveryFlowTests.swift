@@ -15,6 +15,7 @@ final class InMemorySaga: Sendable {
     /// Counts its stream reads: what the services read to decide is part of what is tested.
     let store = CountingEventStore(InMemoryEventStore())
     let keys = InMemoryCustomerKeyStore()
+    let sender = CountingSender()
     let handlers: [any EventHandler]
     let commands: OrderCommands
     let cursor = Mutex(LogCursor.start)
@@ -22,10 +23,10 @@ final class InMemorySaga: Sendable {
     init(carrierAdvances: Bool = true, carrier: (any Carrier)? = nil, carrierTimeLimit: Duration = .seconds(10)) {
         let vault = PersonalDataVault(keys: self.keys)
         self.commands = OrderCommands(store: self.store, vault: vault)
-        let sender = CountingSender()
+        let sender = self.sender
         self.handlers = [
             InventoryService(store: self.store), PaymentService(store: self.store, gateway: SimulatedPaymentGateway()),
-            OrderService(store: self.store), NotificationService(store: self.store, sender: sender),
+            OrderService(store: self.store), NotificationService(store: self.store, sender: sender, vault: vault),
             DeliveryService(
                 store: self.store, vault: vault, carrier: carrier ?? SimulatedCarrier(advancesByItself: carrierAdvances),
                 carrierTimeLimit: carrierTimeLimit),
@@ -198,6 +199,14 @@ final class GatedCarrier: Carrier {
             try await saga.types(StreamNames.notification(order)) == ["NotificationSent", "NotificationSent", "NotificationSent"])
         let notified = try await AggregateStore(store: saga.store).load(StreamNames.notification(order), as: Notifications.self).state
         #expect(notified.sent == ["COMPLETED", "DISPATCHED", "DELIVERED"])
+        // Each went to the customer the order names, opened from its sealed data; a channel that
+        // keeps a record is given the sealed form to keep.
+        let sealed = try await saga.commands.loadOrder(order).order.personalData
+        let sent = saga.sender.sent(to: order)
+        #expect(sent.map(\.notification.outcome) == [.completed, .dispatched, .delivered])
+        #expect(sent.allSatisfy { $0.recipient == .customer(CustomerDetails(name: "Ada", email: "ada@example.com")) }, "\(sent)")
+        #expect(sealed != nil && sent.allSatisfy { $0.sealedRecipient == sealed })
+        #expect(sent.allSatisfy { !$0.notification.message.contains("ada@example.com") && $0.notification.withheld == nil })
         #expect(try await saga.types(StreamNames.payment(order)) == ["PaymentRequested", "PaymentProcessed"])
         #expect(try await saga.stock().onHand == 8)
         // Every event delivered again (a crash before any offset was committed) changes nothing.
@@ -242,6 +251,8 @@ final class GatedCarrier: Carrier {
         #expect(String(decoding: skipped.data, as: UTF8.self).contains("NO_SHIPPING_ADDRESS"))
         #expect(try await saga.types(StreamNames.payment(order)) == ["PaymentRequested", "PaymentProcessed"])
         #expect(try await saga.stock().onHand == 8)
+        // Placed without personal data: the confirmation goes to the channel with no recipient.
+        #expect(saga.sender.sent(to: order).map(\.recipient) == [.unaddressed])
     }
 
     @Test func aCustomerForgottenBeforeTheParcelLeftIsNotShippedToAndIsRefunded() async throws {
@@ -255,6 +266,18 @@ final class GatedCarrier: Carrier {
         #expect(String(decoding: failed.data, as: UTF8.self).contains(ShipmentFailureReason.personalDataErased))
         #expect(try await saga.types(StreamNames.payment(order)) == ["PaymentRequested", "PaymentProcessed", "PaymentRefunded"])
         #expect(try await saga.stock().onHand == 10)
+        // Nothing is written to a forgotten customer: each notification is recorded as withheld, once.
+        #expect(saga.sender.sent(to: order).isEmpty, "\(saga.sender.sent(to: order))")
+        let recorded = try await saga.store.readStream(StreamNames.notification(order), from: 1).compactMap { event -> NotificationSent? in
+            guard case .notificationSent(let sent) = try event.domainEventForHandler() else { return nil }
+            return sent
+        }
+        #expect(recorded.map(\.outcome) == [.completed, .shipmentFailed])
+        #expect(recorded.allSatisfy { $0.withheld == NotificationWithheld.personalDataErased })
+        let before = try await saga.store.latestPosition()
+        try await saga.redeliverEverything()
+        #expect(try await saga.store.latestPosition() == before)
+        #expect(saga.sender.sent(to: order).isEmpty)
     }
 
     /// A carrier that reports through the api: each update once by its id, a resent one changes

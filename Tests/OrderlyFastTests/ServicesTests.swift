@@ -164,7 +164,7 @@ import Testing
         func services() -> [any EventHandler] {
             [
                 InventoryService(store: store), PaymentService(store: store, gateway: SimulatedPaymentGateway()), OrderService(store: store),
-                NotificationService(store: store, sender: sender),
+                NotificationService(store: store, sender: sender, vault: PersonalDataVault(keys: InMemoryCustomerKeyStore())),
             ]
         }
         let admin = AggregateStore(store: store)
@@ -297,7 +297,7 @@ import Testing
     @Test func aBatchOfOrderEndingsSendsEachNotificationOnceInOneCall() async throws {
         let store = InMemoryEventStore()
         let sender = CountingSender()
-        let service = NotificationService(store: store, sender: sender)
+        let service = NotificationService(store: store, sender: sender, vault: PersonalDataVault(keys: InMemoryCustomerKeyStore()))
         func ended(_ event: DomainEvent, order: String, position: Int64) throws -> RecordedEvent {
             try TestEvents.recorded(event, stream: "order-\(order)", version: position, position: position, correlation: order)
         }
@@ -430,13 +430,16 @@ import Testing
 /// A notification channel that keeps what each call was asked to send.
 final class CountingSender: NotificationSender {
     let calls = Mutex<[[String]]>([])
+    /// Everything sent, in order, with whom it went to.
+    let sent = Mutex<[OutgoingNotification]>([])
 
-    func send(_ notification: NotificationSent) async throws {
-        try await self.send(all: [notification])
+    func send(all notifications: [OutgoingNotification]) async throws {
+        self.calls.withLock { $0.append(notifications.map { "\($0.notification.orderId):\($0.notification.outcome.rawValue)" }) }
+        self.sent.withLock { $0 += notifications }
     }
 
-    func send(all notifications: [NotificationSent]) async throws {
-        self.calls.withLock { $0.append(notifications.map { "\($0.orderId):\($0.outcome.rawValue)" }) }
+    func sent(to orderId: String) -> [OutgoingNotification] {
+        self.sent.withLock { $0.filter { $0.notification.orderId == orderId } }
     }
 }
 

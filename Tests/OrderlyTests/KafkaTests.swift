@@ -25,6 +25,32 @@ import Testing
         return records
     }
 
+    /// Tansu answers the offset query with its last batch's first offset + 1, so a group that has
+    /// read two of 21 messages (the last 20 sent in one batch) looked caught up to the saga deadline's
+    /// watch, which then counted while a whole republished log was still unread. The watch reads the
+    /// true end from a fetch: behind at 2 of 21, caught up at 21.
+    @Test func theGroupWatchSeesAGroupBehindTheLastBatchOfAPartition() async throws {
+        let topic = TestServers.uniqueName("kafka_watch")
+        try await KafkaAdmin.ensureTopic(topic, partitions: 1, configuration: self.configuration)
+        let producer = try KafkaProducer(configuration: self.configuration)
+        try await producer.send(self.messages(1, topic: topic))
+        try await producer.send(self.messages(20, topic: topic))
+        await producer.shutdown()
+        let group = TestServers.uniqueName("watched")
+        let consumer = try KafkaConsumer(configuration: self.configuration, groupID: group, topics: [topic])
+        let firstTwo = try await self.consume(consumer, count: 2)
+        try #require(firstTwo.count == 2)
+        try await consumer.commit([firstTwo[1]])
+        let behind = try ConsumerGroupWatch(configuration: self.configuration, topic: topic, groups: [group], settle: .zero)
+        #expect(try await behind.groupsBehind() == [group], "a group two messages into 21 was taken for caught up")
+        let rest = try await self.consume(consumer, count: 19)
+        try #require(rest.count == 19)
+        try await consumer.commit([rest[18]])
+        let caughtUp = try ConsumerGroupWatch(configuration: self.configuration, topic: topic, groups: [group], settle: .zero)
+        #expect(try await caughtUp.groupsBehind() == [])
+        await consumer.close()
+    }
+
     /// A closed producer refuses at once (nothing would serve a delivery report: before, such a send
     /// waited for ever); closing again is a no-op.
     @Test func aProducerThatWasShutDownRefusesSendsAtOnce() async throws {

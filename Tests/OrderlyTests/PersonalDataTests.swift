@@ -94,6 +94,11 @@ import Testing
             #expect(((staffHistory["state"] as? [String: Any])?["customer"] as? [String: Any])?["name"] as? String == Self.ada.name)
             let summaryBefore = String(buffer: try await client.send(uri: "/customers/c-ada/summary", method: .get, as: .staff).body)
 
+            // The notification service opened the order to address each message: the mail record
+            // says it was addressed and keeps whom to only sealed, which opens to Ada.
+            let adaRecipient = try await Self.recordedRecipient(settings, customerId: "c-ada", orderId: adaOrders[0], outcome: "DELIVERED")
+            #expect(adaRecipient == .customer(CustomerDetails(name: Self.ada.name, email: Self.ada.email)))
+
             // Everything stored, everywhere, holds no plaintext; what analysts read has no payment token.
             try await Self.expectNoPlaintextStored(settings, client: client)
 
@@ -118,6 +123,9 @@ import Testing
             let history = String(buffer: try await client.send(uri: "/orders/\(adaOrders[1])/history", method: .get, as: .staff).body)
             #expect(!history.contains(Self.ada.email) && history.contains("\"personalDataErased\":true"))
             #expect(String(buffer: try await client.send(uri: "/customers/c-ada/summary", method: .get, as: .staff).body) == summaryBefore)
+            #expect(
+                try await Self.recordedRecipient(settings, customerId: "c-ada", orderId: adaOrders[0], outcome: "DELIVERED") == .erased,
+                "the mail record forgets too")
             let graceView = Self.json(try await client.send(uri: "/orders/\(graceOrder)", method: .get, as: .staff))
             #expect((graceView["customer"] as? [String: Any])?["name"] as? String == Self.grace.name, "another customer is untouched")
             let again = try await client.send(uri: "/customers/c-ada/personal-data", method: .delete, as: .admin)
@@ -174,6 +182,30 @@ import Testing
             let afterRebuild = Self.json(try await client.send(uri: "/orders/\(adaOrders[0])", method: .get, as: .staff))
             #expect(afterRebuild["personalDataErased"] as? Bool == true && afterRebuild["total"] as? Int == 2500)
             try await Self.expectNoPlaintextStored(settings, client: client)
+        }
+    }
+
+    /// Whom the recording notification sender's message for the order and outcome was addressed to,
+    /// opened as staff would open it; nil when it has no sealed recipient.
+    enum RecordedRecipient: Equatable {
+        case customer(CustomerDetails)
+        case erased
+    }
+
+    static func recordedRecipient(_ settings: Settings, customerId: String, orderId: String, outcome: String) async throws -> RecordedRecipient? {
+        let mongo = try MongoClient(uri: settings.mongoURI, database: settings.notificationsDatabase)
+        let found = try await mongo.collection(RecordingNotificationSender.collection).find(["_id": .string("\(orderId):\(outcome)")])
+        let record = try #require(found.first, "no notification \(outcome) recorded for \(orderId)")
+        #expect(record["addressed"] == .bool(true))
+        guard let recipient = record["recipient"] else { return nil }
+        let sealed = try JSONDecoder().decode(SealedPersonalData.self, from: try recipient.jsonData())
+        let opened = try await TestServers.withPostgres(settings) { postgres in
+            try await PersonalDataVault(keys: PostgresCustomerKeyStore(client: postgres, logger: TestServers.logger))
+                .open(sealed, customerId: customerId)
+        }
+        switch opened {
+        case .erased: return .erased
+        case .available(let data): return data.customer.map { .customer($0) }
         }
     }
 

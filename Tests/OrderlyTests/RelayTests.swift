@@ -2,11 +2,12 @@ import Foundation
 import Logging
 import OrderlyContracts
 import OrderlyEventStore
-import OrderlyMessaging
 import OrderlyProcesses
 import PostgresNIO
 import ServiceLifecycle
 import Testing
+
+@testable import OrderlyMessaging
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -106,7 +107,11 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
             _ = try await appendEach(store, 1, type: "Alpha", stream: "order-quiet", correlation: "quiet")
             #expect(try await publishing.value == 1)
             let took = ContinuousClock.now - appended
-            #expect(took < .seconds(3), "the first event after the quiet spell took \(took) to go out")
+            // Alone it takes well under a second (a quiet read every 100 ms, then the broker's
+            // acknowledgement); under the whole suite's load on two cores this test has taken 22 s
+            // end to end and the event 3.7 s. What is asserted is that it goes out at a quiet read,
+            // not at the 30 s fallback or never.
+            #expect(took < .seconds(10), "the first event after the quiet spell took \(took) to go out")
         }
     }
 
@@ -335,6 +340,21 @@ func expectComplete(_ received: [RecordedEvent], expected: [RecordedEvent], sour
         }
         #expect(relay.process.isRunning, "the relay exited:\n\(relay.output)")
         relay.stop()
+    }
+
+    /// Tansu reports a partition's high watermark as its last batch's first offset + 1 (checked
+    /// against the broker: 21 messages, the last 20 in one batch, read as 2), so a count that falls
+    /// short by up to a last batch per partition is no loss (one such read republished a whole log
+    /// in a test run); a topic gone, a partition ending before where it ended or a count short by
+    /// more is.
+    @Test func aHighWatermarkShortByItsLastBatchIsNoLossButAnEmptiedTopicIs() {
+        let first = (messages: Int64(2), delivered: 0)
+        let shortByLastBatch = EventRelay.loss([0: 60], topic: "t", seen: [0: 2], first: first, delivered: 1276)
+        #expect(shortByLastBatch == nil)
+        #expect(EventRelay.loss(nil, topic: "t", seen: [0: 60], first: first, delivered: 1276) != nil)
+        #expect(EventRelay.loss([0: 0], topic: "t", seen: [0: 60], first: first, delivered: 1276) != nil)
+        let shortByMore = EventRelay.loss([0: 60], topic: "t", seen: [0: 2], first: first, delivered: 20_000)
+        #expect(shortByMore?.reason.contains("fewer than") == true)
     }
 
     /// The broker comes back empty while no relay runs; the relay that starts next makes the topic
