@@ -81,18 +81,22 @@ public struct NotificationService: EventHandler {
             due.append((notification, event))
         }
         guard !due.isEmpty else { return }
-        let addressed = try await concurrently(due, limit: EventHandling.concurrentOrders) { item in
-            try await TraceContext.withParent(item.cause.metadata.traceparent) { () async throws -> (Addressee, NotificationSent, RecordedEvent)? in
+        let unsent = try await concurrently(due, limit: EventHandling.concurrentOrders) { item in
+            try await TraceContext.withParent(item.cause.metadata.traceparent) {
                 // An order's first notification starts its stream: not read. A repeat this process does
                 // not know of is sent again, which the sender's key makes one message, and its
                 // recording conflicts and is read.
                 let sent = try await self.aggregates.lastKnown(
                     StreamNames.notification(item.notification.orderId), as: Notifications.self, assumingNew: true)
-                guard !sent.hasSent(item.notification.outcome) else { return nil }
-                return (try await self.addressee(of: item.notification.orderId), item.notification, item.cause)
+                return sent.hasSent(item.notification.outcome) ? nil : item
             }
         }.compactMap { $0 }
-        guard !addressed.isEmpty else { return }
+        guard !unsent.isEmpty else { return }
+        // Each order opened once per batch (a delivered order's dispatch and delivery come together).
+        let orderIds = Array(Set(unsent.map(\.notification.orderId)))
+        let opened = try await concurrently(orderIds, limit: EventHandling.concurrentOrders) { try await self.addressee(of: $0) }
+        let addressees = Dictionary(uniqueKeysWithValues: zip(orderIds, opened))
+        let addressed = unsent.map { (addressees[$0.notification.orderId] ?? .unaddressed, $0.notification, $0.cause) }
         // Sent before it is recorded: a crash in between sends again, and the sender's key makes that one message.
         let outgoing = addressed.compactMap { addressee, notification, _ in addressee.outgoing(notification) }
         if !outgoing.isEmpty { try await self.sender.send(all: outgoing) }
@@ -180,8 +184,9 @@ public struct NotificationService: EventHandler {
 
 /// Why a notification was withheld (`NotificationSent.withheld`); stable strings.
 public enum NotificationWithheld {
-    /// The customer was forgotten before it went out: there is no one to write to.
-    public static let personalDataErased = "PERSONAL_DATA_ERASED"
+    /// The customer was forgotten before it went out: there is no one to write to. The same reason
+    /// a shipment fails with for a forgotten customer.
+    public static let personalDataErased = ShipmentFailureReason.personalDataErased
 }
 
 extension AggregateStore {

@@ -123,4 +123,34 @@ import Testing
         #expect(afterBoth.lastOrderPosition == 11)
         #expect(afterBoth.ordersPlaced == 2)
     }
+    /// A notification withheld because the customer was forgotten told no one: the order's
+    /// `notified` lists only the ones that went out.
+    @Test func aWithheldNotificationIsNotListedAsNotified() throws {
+        let at = Date()
+        func recorded(_ event: DomainEvent, stream: String, version: Int64, position: Int64) throws -> RecordedEvent {
+            let new = try NewEvent(event, metadata: EventMetadata(correlationId: "o-w"))
+            return RecordedEvent(
+                id: new.id, streamID: stream, streamVersion: version, position: position, transactionID: UInt64(position), type: new.type,
+                schemaVersion: new.schemaVersion, data: new.data, metadata: new.metadata, recordedAt: at)
+        }
+        let placed = DomainEvent.orderPlaced(
+            OrderPlaced(
+                orderId: "o-w", customerId: "c-w", currency: "EUR", lines: [OrderLine(sku: "S", quantity: 1, unitPrice: 100)], total: 100,
+                paymentToken: "tok_ok", placedAt: at))
+        let sent = DomainEvent.notificationSent(NotificationSent(orderId: "o-w", customerId: "c-w", outcome: .completed, message: "paid"))
+        let withheld = DomainEvent.notificationSent(
+            NotificationSent(
+                orderId: "o-w", customerId: "c-w", outcome: .shipmentFailed, message: "failed", withheld: NotificationWithheld.personalDataErased))
+        var view = try #require(
+            OrdersProjection.apply(
+                placed, recorded: try recorded(placed, stream: "order-o-w", version: 1, position: 1), source: "t", to: nil, id: "o-w", now: at))
+        view = try #require(
+            OrdersProjection.apply(
+                sent, recorded: try recorded(sent, stream: "notification-o-w", version: 1, position: 2), source: "t", to: view, id: "o-w", now: at))
+        view = try #require(
+            OrdersProjection.apply(
+                withheld, recorded: try recorded(withheld, stream: "notification-o-w", version: 2, position: 3), source: "t", to: view, id: "o-w",
+                now: at))
+        #expect(view.notified == ["COMPLETED"])
+    }
 }
