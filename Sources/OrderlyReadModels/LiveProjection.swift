@@ -43,8 +43,9 @@ public final class LiveProjection<P: ReadModelProjection>: EventHandler, Service
             if let through = target.rebuiltThrough, delivered.event.cursor <= through { continue }
             if let item = try P.sourced(delivered.event, source: SourcedEvent.source(partition: delivered.partition)) { sourced.append(item) }
         }
-        try await P.apply(sourced, to: self.client.collection(target.collection), cache: self.written)
+        let documents = try await P.apply(sourced, to: self.client.collection(target.collection), cache: self.written)
         self.metrics.applied.increment(by: Int64(sourced.count))
+        self.metrics.documentsWritten.increment(by: Int64(documents))
         let now = Date()
         for item in sourced {
             self.metrics.handledAfter.recordNanoseconds(max(0, Int64(now.timeIntervalSince(item.recorded.recordedAt) * 1e9)))
@@ -188,11 +189,13 @@ final class ProjectionGate: Sendable {
     }
 }
 
-/// Per projection: events applied, lag, each event's time from its append to being applied here
-/// (the projections share one consumer group, whose own timings cover them all), and a rebuild's
-/// progress (position reached and target).
+/// Per projection: events applied, documents written (what the document server does for them: a
+/// batch writes each document it changed once), lag, each event's time from its append to being
+/// applied here (the projections share one consumer group, whose own timings cover them all), and a
+/// rebuild's progress (position reached and target).
 struct ProjectionMetrics: Sendable {
     let applied: Counter
+    let documentsWritten: Counter
     let handledAfter: Timer
     let lagSeconds: Gauge
     let rebuildPosition: Gauge
@@ -201,6 +204,7 @@ struct ProjectionMetrics: Sendable {
     init(projection: String) {
         let dimensions = [("projection", projection)]
         self.applied = Counter(label: "orderly_projection_events_applied_total", dimensions: dimensions)
+        self.documentsWritten = Counter(label: "orderly_projection_documents_written_total", dimensions: dimensions)
         self.lagSeconds = Gauge(label: "orderly_projection_lag_seconds", dimensions: dimensions)
         self.handledAfter = Timer(label: "orderly_projection_handled_after_append_seconds", dimensions: dimensions)
         self.rebuildPosition = Gauge(label: "orderly_projection_rebuild_position", dimensions: dimensions)

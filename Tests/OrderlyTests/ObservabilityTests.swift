@@ -132,6 +132,14 @@ import Testing
         #expect(apiMetrics.contains(#"orderly_events_appended_total{type="OrderPlaced"} \#(60 + placedByCLI)"#))
         // No delivery service here: no parcel is on its way, so none is overdue (counted at start).
         #expect(apiMetrics.contains("orderly_shipments_overdue 0"), "\(apiMetrics)")
+        // The projector counts the documents each model wrote: for `orders` at least one per saga
+        // order (each ended, so it is in the model), and never more than the events it applied (a
+        // batch writes a changed document once).
+        let projectorPort = try #require(system.metricsPorts["projector"])
+        let projectorMetrics = try await httpGet("http://127.0.0.1:\(projectorPort)/metrics")
+        let documents = try #require(Self.sample(#"orderly_projection_documents_written_total{projection="orders"}"#, in: projectorMetrics))
+        let applied = try #require(Self.sample(#"orderly_projection_events_applied_total{projection="orders"}"#, in: projectorMetrics))
+        #expect(documents >= 60 && documents <= applied, "documents \(documents), events \(applied)")
 
         // The dashboard: every query returns series from these processes (so no panel names a
         // metric or label that does not exist), read through Prometheus as Grafana would.
@@ -179,6 +187,14 @@ import Testing
             return value == Double(60 + placedByCLI) ? value : nil
         }
         #expect(placed == Double(60 + placedByCLI), "Prometheus did not scrape the api's count")
+    }
+
+    /// The value of the sample `series` (name and labels exactly as exposed) in a Prometheus scrape.
+    static func sample(_ series: String, in scrape: String) -> Double? {
+        scrape.split(separator: "\n").lazy.compactMap { line -> Double? in
+            guard line.hasPrefix(series + " ") else { return nil }
+            return Double(line.dropFirst(series.count + 1))
+        }.first
     }
 
     /// The metric names in the `expr:` lines of a rules file: `orderly_…`, `hb_requests`, `up`.

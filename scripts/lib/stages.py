@@ -5,7 +5,8 @@
 
 Each directory holds one Prometheus text scrape per process (any file name). For every histogram
 `orderly_relay_{read,published}_after_append_seconds`, `orderly_consumer_{received,handled}_after_append_seconds`, `orderly_consumer_batch_handling_seconds` (per batch, with `orderly_consumer_batch_events_total`)
-(per group), `orderly_projection_handled_after_append_seconds` (per read model, as "projection:<name>") and
+(per group), `orderly_projection_handled_after_append_seconds` (per read model, as "projection:<name>", with the
+documents it wrote: `orderly_projection_documents_written_total`) and
 `orderly_document_server_call_seconds` (per process: the scrape file's name), the run's share is AFTER - BEFORE; printed as events, mean, and p50/p99 estimated from
 the buckets (linear within a bucket), one line each, tab-separated.
 """
@@ -15,6 +16,7 @@ import sys
 
 WANTED = re.compile(r'^(orderly_relay_(read|published)_after_append_seconds|orderly_(?:consumer|projection)_(received|handled)_after_append_seconds|orderly_consumer_batch_handling_seconds|orderly_document_server_call_seconds)_(bucket|sum|count)(\{[^}]*\})? ([0-9.eE+-]+|\+Inf|NaN)$')
 BATCH_EVENTS = re.compile(r'^orderly_consumer_batch_events_total\{[^}]*group="([^"]*)"[^}]*\} ([0-9.eE+-]+)$')
+DOCUMENTS = re.compile(r'^orderly_projection_documents_written_total\{[^}]*projection="([^"]*)"[^}]*\} ([0-9.eE+-]+)$')
 
 
 def scrape(directory):
@@ -24,6 +26,10 @@ def scrape(directory):
             events = BATCH_EVENTS.match(line.strip())
             if events:
                 series.setdefault(("batch events", events.group(1)), {"count": 0.0})["count"] += float(events.group(2))
+                continue
+            documents = DOCUMENTS.match(line.strip())
+            if documents:
+                series.setdefault(("documents", f"projection:{documents.group(1)}"), {"count": 0.0})["count"] += float(documents.group(2))
                 continue
             match = WANTED.match(line.strip())
             if not match:
@@ -83,6 +89,10 @@ def main():
             # Per batch, not per event: how many batches, and the events in each on average.
             events = after.get(("batch events", key[1]), {"count": 0.0})["count"] - before.get(("batch events", key[1]), {"count": 0.0})["count"]
             name = f"batch handling ({int(count)} batches, {events / count:.0f} events each)"
+        elif key[0] == "orderly_projection_handled_after_append_seconds":
+            # What those events cost the document server: the documents written for them.
+            written = after.get(("documents", key[1]), {"count": 0.0})["count"] - before.get(("documents", key[1]), {"count": 0.0})["count"]
+            name = f"handled, {int(written)} documents written"
         print(f"{key[1] or 'relay'}\t{name}\t{int(count)}\t{mean:.1f}\t{p50:.1f}\t{p99:.1f}")
 
 
