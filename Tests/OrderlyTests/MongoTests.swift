@@ -1,8 +1,9 @@
 import Foundation
-@testable import OrderlyBench
 import OrderlyProcesses
 import OrderlyReadModels
 import Testing
+
+@testable import OrderlyBench
 
 /// The libmongoc wrapper against the local MongoDB-compatible server.
 @Suite struct MongoTests {
