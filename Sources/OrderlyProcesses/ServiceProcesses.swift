@@ -67,10 +67,15 @@ extension Processes {
         // The notification service's record (a stand-in for a mail gateway): its readiness too.
         var notificationRecord: MongoClient?
         let handler: any EventHandler
+        // The types the service acts on: its consumer passes over the others on their `event-type`
+        // header, before decoding them (every service used to decode every event of the topic, about
+        // twelve an order, to act on three to six).
+        let handledTypes: Set<String>
         var extra: [any Service] = []
         switch kind {
         case .order:
             handler = OrderService(store: store)
+            handledTypes = OrderService.handledTypes
             // The groups a saga goes through before its end (notification comes after it).
             let pipeline = try PipelineWatch(settings, groups: [.inventory, .payment, .order], logger: logger)
             extra.append(pipeline.probe)
@@ -80,22 +85,26 @@ extension Processes {
                     logger: logger))
         case .inventory:
             handler = InventoryService(store: store)
+            handledTypes = InventoryService.handledTypes
         case .payment:
             let opener = try settings.makePaymentTokenOpener()
             if opener == nil {
                 logger.warning("no ORDERLY_PAYMENT_TOKEN_PRIVATE_KEY: payment tokens the api sealed are declined (PAYMENT_TOKEN_UNREADABLE)")
             }
             handler = PaymentService(store: store, gateway: SimulatedPaymentGateway(), paymentTokens: opener)
+            handledTypes = PaymentService.handledTypes
         case .notification:
             let mongo = try MongoClient(uri: settings.mongoURI, database: settings.notificationsDatabase)
             // Keys trusted for a second: a customer forgotten more than that before is not written to.
             let vault = PersonalDataVault(keys: CachedCustomerKeyStore(PostgresCustomerKeyStore(client: postgres, logger: logger), ttl: .seconds(1)))
             handler = NotificationService(store: store, sender: RecordingNotificationSender(client: mongo), vault: vault)
+            handledTypes = NotificationService.handledTypes
             notificationRecord = mongo
         case .delivery:
             // Uncached keys: a customer forgotten a moment before booking is not shipped to.
             let vault = PersonalDataVault(keys: PostgresCustomerKeyStore(client: postgres, logger: logger))
             handler = DeliveryService(store: store, vault: vault, carrier: SimulatedCarrier(advancesByItself: settings.simulatedCarrierAdvances))
+            handledTypes = DeliveryService.handledTypes
             let pipeline = try PipelineWatch(settings, groups: [.delivery], logger: logger)
             extra.append(pipeline.probe)
             extra.append(
@@ -104,7 +113,8 @@ extension Processes {
                     settings: pipeline.deadlineSettings(deadline: settings.shipmentBookingDeadline, interval: settings.shipmentSweepInterval),
                     workflow: .shipmentBooking, logger: logger))
         }
-        let consumer = try await self.consumer(settings, group: "\(settings.serviceGroupPrefix)-\(kind.rawValue)", handler: handler, logger: logger)
+        let consumer = try await self.consumer(
+            settings, group: "\(settings.serviceGroupPrefix)-\(kind.rawValue)", handler: handler, handledTypes: handledTypes, logger: logger)
         var services: [any Service] = [consumer] + extra
         if let opsPort {
             services.append(self.opsServer(settings, port: opsPort, postgres: postgres, mongo: notificationRecord, logger: logger))

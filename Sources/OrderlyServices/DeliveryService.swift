@@ -123,7 +123,7 @@ public struct DeliveryService: EventHandler {
 
     /// OrderPlaced only to learn the order (see `AggregateStore.learn`): where it goes is then known
     /// without reading its stream.
-    static let handledTypes: Set<String> = [
+    public static let handledTypes: Set<String> = [
         OrderPlaced.typeName, OrderCompleted.typeName, ShipmentRequested.typeName, ShipmentDispatched.typeName, ShipmentFailed.typeName,
     ]
     /// Bookings withdrawn at the carrier after their shipment failed at the booking deadline.

@@ -52,7 +52,7 @@ public struct NotificationService: EventHandler {
 
     /// OrderPlaced only to learn the order (see `AggregateStore.learn`): who it is for is then known
     /// without reading its stream.
-    static let handledTypes: Set<String> = [
+    public static let handledTypes: Set<String> = [
         OrderPlaced.typeName, OrderCompleted.typeName, OrderCancelled.typeName, ShipmentDispatched.typeName, ShipmentDelivered.typeName,
         ShipmentFailed.typeName,
     ]

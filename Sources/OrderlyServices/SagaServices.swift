@@ -40,7 +40,7 @@ public struct InventoryService: EventHandler {
         self.aggregates = AggregateStore(store: store)
     }
 
-    static let handledTypes: Set<String> = [
+    public static let handledTypes: Set<String> = [
         OrderPlaced.typeName, OrderCancelled.typeName, PaymentFailed.typeName, OrderCompleted.typeName, ShipmentFailed.typeName,
     ]
 
@@ -191,7 +191,7 @@ public struct PaymentService: EventHandler {
         }
     }
 
-    static let handledTypes: Set<String> = [
+    public static let handledTypes: Set<String> = [
         OrderPlaced.typeName, StockReserved.typeName, OrderCancelled.typeName, PaymentRefunded.typeName, ShipmentFailed.typeName,
     ]
 
@@ -278,7 +278,7 @@ public struct OrderService: EventHandler {
 
     /// OrderPlaced only to learn the order (see `AggregateStore.learn`): completing or cancelling it
     /// then needs no read of its stream.
-    static let handledTypes: Set<String> = [
+    public static let handledTypes: Set<String> = [
         OrderPlaced.typeName, PaymentProcessed.typeName, StockReservationFailed.typeName, PaymentFailed.typeName, OrderCompleted.typeName,
         OrderCancelled.typeName,
     ]
