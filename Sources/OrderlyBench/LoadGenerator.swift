@@ -544,9 +544,9 @@ extension LoadGenerator {
     /// The filter for the orders among `ids` that have ended, so that a look returns each order about
     /// once. With delivery a paid order ends when its shipment does: asking for every COMPLETED one read
     /// each order on its way to the carrier again every look, and that reading took the document
-    /// server's time from the projector (returning a document costs it about 0.15 ms; 300 orders in
-    /// transit read 10 times a second held it 45% of the time, 2026-12-05). Only conditions joined by
-    /// "and": NX-27017 answers `$or` by scanning the collection in Python (550 ms over 10,000 orders).
+    /// server's time from the projector (returning a document costs it about 0.15 ms, so 300 orders in
+    /// transit read 10 times a second would hold it 45% of the time; 2026-12-05). Only conditions joined
+    /// by "and": NX-27017 answers `$or` by scanning the collection in Python (548 ms over 10,000 orders).
     /// A paid order whose shipment is not requested yet has no `fulfilment` and still matches (as in
     /// MongoDB, `$nin` matches a missing field); the caller passes over it until its shipment ends.
     static func endedOrders(among ids: some Collection<String>, delivery: Bool) -> Document {
