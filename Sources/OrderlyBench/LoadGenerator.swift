@@ -553,11 +553,12 @@ extension LoadGenerator {
         let idFilter: Document = ["$in": .array(ids.map { .string($0) })]
         let ended: Document = ["$in": ["COMPLETED", "CANCELLED"]]
         guard delivery else { return ["_id": idFilter, "status": ended] }
-        return ["_id": idFilter, "status": ended, "fulfilment.status": ["$nin": ["REQUESTED", "DISPATCHED"]]]
+        let underway = Shipment.Status.allCases.filter { !$0.hasEnded }.map { Document.string($0.rawValue) }
+        return ["_id": idFilter, "status": ended, "fulfilment.status": ["$nin": .array(underway)]]
     }
 }
 
 extension OrderView {
     /// The shipment reached an end: delivered, failed or skipped.
-    var hasShipmentEnded: Bool { ["DELIVERED", "FAILED", "SKIPPED"].contains(self.fulfilment?.status ?? "") }
+    var hasShipmentEnded: Bool { self.fulfilment.flatMap { Shipment.Status(rawValue: $0.status) }?.hasEnded ?? false }
 }

@@ -86,12 +86,20 @@ public enum ShipmentUpdateError: Error, Sendable, Equatable {
 /// dispatched by a carrier, then delivered or failed. One terminal state; each carrier update is
 /// recorded once.
 public struct Shipment: Aggregate, Equatable {
-    public enum Status: String, Sendable, Codable {
+    public enum Status: String, Sendable, Codable, CaseIterable {
         case requested = "REQUESTED"
         case skipped = "SKIPPED"
         case dispatched = "DISPATCHED"
         case delivered = "DELIVERED"
         case failed = "FAILED"
+
+        /// Whether the shipment is over: delivered, failed or skipped (nothing more will happen to it).
+        public var hasEnded: Bool {
+            switch self {
+            case .skipped, .delivered, .failed: true
+            case .requested, .dispatched: false
+            }
+        }
     }
 
     public private(set) var status: Status?

@@ -140,6 +140,17 @@ import Testing
         let documents = try #require(Self.sample(#"orderly_projection_documents_written_total{projection="orders"}"#, in: projectorMetrics))
         let applied = try #require(Self.sample(#"orderly_projection_events_applied_total{projection="orders"}"#, in: projectorMetrics))
         #expect(documents >= 60 && documents <= applied, "documents \(documents), events \(applied)")
+        // A saga service takes only the event types it acts on: the inventory service (placed,
+        // completed, cancelled, payment failed, shipment failed) about two of the eight or so events
+        // an order brings, passed over the rest before decoding them.
+        let relayPort = try #require(system.metricsPorts["relay"]), inventoryPort = try #require(system.metricsPorts["inventory"])
+        let published = try #require(
+            Self.sample("orderly_relay_published_after_append_seconds_count", in: try await httpGet("http://127.0.0.1:\(relayPort)/metrics")))
+        let inventoryMetrics = try await httpGet("http://127.0.0.1:\(inventoryPort)/metrics")
+        let received = try #require(
+            inventoryMetrics.split(separator: "\n").first { $0.hasPrefix("orderly_consumer_received_after_append_seconds_count{") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") })
+        #expect(received >= Double(2 * 60) && received < published / 2, "the inventory service received \(received) of \(published) events")
 
         // The dashboard: every query returns series from these processes (so no panel names a
         // metric or label that does not exist), read through Prometheus as Grafana would.
