@@ -158,7 +158,9 @@ public enum Processes {
         let handler = FanOutHandler(members)
         let handledTypes = definitions.reduce(into: Set<String>()) { $0.formUnion($1.0.handledTypes) }
         services.append(
-            try await self.consumer(settings, group: settings.projectorGroup, handler: handler, handledTypes: handledTypes, logger: logger))
+            try await self.consumer(
+                settings, group: settings.projectorGroup, handler: handler, handledTypes: handledTypes, maxBatch: settings.projectorMaxBatch,
+                logger: logger))
         services.append(postgres)
         guard let opsPort else { return services }
         return services + [self.opsServer(settings, port: opsPort, postgres: postgres, mongo: mongo, logger: logger)]
@@ -181,7 +183,8 @@ public enum Processes {
 
     /// A consumer-group member running `handler` over the event topic, with its dead-letter topic.
     public static func consumer(
-        _ settings: Settings, group: String, handler: any EventHandler, handledTypes: Set<String>? = nil, logger: Logger
+        _ settings: Settings, group: String, handler: any EventHandler, handledTypes: Set<String>? = nil, maxBatch: Int = 500,
+        logger: Logger
     ) async throws -> EventConsumer {
         try await self.ensureTopic(settings.topic, settings, logger: logger)
         try await self.ensureTopic(settings.deadLetterTopic, settings, logger: logger)
@@ -189,7 +192,7 @@ public enum Processes {
         return EventConsumer(
             consumer: consumer, deadLetters: try KafkaProducer(configuration: settings.kafka), handler: handler,
             settings: .init(
-                group: group, deadLetterTopic: settings.deadLetterTopic, handledTypes: handledTypes,
+                group: group, deadLetterTopic: settings.deadLetterTopic, maxBatch: maxBatch, handledTypes: handledTypes,
                 commitInterval: settings.consumerCommitInterval, pollTimeout: settings.consumerPollTimeout),
             logger: logger)
     }

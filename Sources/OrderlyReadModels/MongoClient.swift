@@ -326,16 +326,21 @@ public struct MongoCollection: Sendable {
 
     /// Documents decoded straight from libbson's relaxed JSON (no `Document` in between: the read
     /// path of every query and projector batch). Fields `T` does not know (`_id`) are ignored.
-    public func find<T: Decodable>(_ filter: Document, sort: Document? = nil, limit: Int64? = nil, as type: T.Type) async throws -> [T] {
+    /// With a `projection` (`["status": 1]`), only those fields come back: less for the server to
+    /// send and for the caller to decode when it needs a few fields of large documents.
+    public func find<T: Decodable>(
+        _ filter: Document, sort: Document? = nil, limit: Int64? = nil, projection: Document? = nil, as type: T.Type
+    ) async throws -> [T] {
         let decoder = JSONDecoder()
-        return try await self.findJSON(filter, sort: sort, limit: limit).map { try decoder.decode(type, from: $0) }
+        return try await self.findJSON(filter, sort: sort, limit: limit, projection: projection).map { try decoder.decode(type, from: $0) }
     }
 
     /// Each matching document as relaxed extended JSON.
-    func findJSON(_ filter: Document, sort: Document?, limit: Int64?) async throws -> [Data] {
+    func findJSON(_ filter: Document, sort: Document?, limit: Int64?, projection: Document? = nil) async throws -> [Data] {
         var options: [(String, Document)] = []
         if let sort { options.append(("sort", sort)) }
         if let limit { options.append(("limit", .int(limit))) }
+        if let projection { options.append(("projection", projection)) }
         let optionsDocument = Document.object(options)
         return try await self.client.withCollection(self.name) { collection in
             try BSON.withDocument(filter) { filter in

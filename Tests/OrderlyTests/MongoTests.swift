@@ -39,23 +39,36 @@ import Testing
             ("failed", "COMPLETED", "FAILED"), ("reserved", "RESERVED", nil), ("other", "COMPLETED", "DELIVERED"),
         ]
         for state in states {
-            var fields: Document = ["status": .string(state.status)]
-            if let fulfilment = state.fulfilment { fields = ["status": .string(state.status), "fulfilment": ["status": .string(fulfilment)]] }
+            var fields: Document = [
+                "orderId": .string(state.id), "status": .string(state.status), "timeline": [["type": "OrderPlaced"]],
+            ]
+            if let fulfilment = state.fulfilment {
+                fields = [
+                    "orderId": .string(state.id), "status": .string(state.status), "timeline": [["type": "OrderPlaced"]],
+                    "fulfilment": ["status": .string(fulfilment), "carrier": "SIMULATED"],
+                ]
+            }
             _ = try await orders.upsert(filter: ["_id": .string(state.id)], update: ["$set": fields])
         }
         let asked = states.map(\.id).filter { $0 != "other" }
-        func found(delivery: Bool) async throws -> Set<String> {
-            Set(
-                try await orders.find(LoadGenerator.endedOrders(among: asked, delivery: delivery)).compactMap { document -> String? in
-                    guard case .string(let id)? = document["_id"] else { return nil }
-                    return id
-                })
+        // Asked for as the watcher asks: only the fields it checks come back.
+        func watched(delivery: Bool) async throws -> [LoadGenerator.WatchedOrder] {
+            try await orders.find(
+                LoadGenerator.endedOrders(among: asked, delivery: delivery), projection: LoadGenerator.WatchedOrder.projection,
+                as: LoadGenerator.WatchedOrder.self)
         }
+        func found(delivery: Bool) async throws -> Set<String> { Set(try await watched(delivery: delivery).map(\.orderId)) }
         // A paid order whose shipment is not requested yet still comes back (no `fulfilment` to
         // filter on); the watcher passes over it.
         #expect(try await found(delivery: true) == ["cancelled", "paid-not-yet-requested", "delivered", "skipped", "failed"])
         #expect(
             try await found(delivery: false) == ["cancelled", "paid-not-yet-requested", "requested", "dispatched", "delivered", "skipped", "failed"])
+        let ended = Dictionary(uniqueKeysWithValues: try await watched(delivery: true).map { ($0.orderId, $0.hasShipmentEnded) })
+        #expect(ended == ["cancelled": false, "paid-not-yet-requested": false, "delivered": true, "skipped": true, "failed": true])
+        let projected = try await orders.find(
+            ["_id": "delivered"], projection: LoadGenerator.WatchedOrder.projection, as: Document.self)
+        #expect(projected.first?["timeline"] == nil)
+        #expect(projected.first?["fulfilment"] == ["status": "DELIVERED", "carrier": "SIMULATED"])
         try await client.dropDatabase()
     }
 
