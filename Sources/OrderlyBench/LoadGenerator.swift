@@ -580,4 +580,3 @@ extension LoadGenerator {
         return ["_id": idFilter, "status": ended, "fulfilment.status": ["$nin": .array(underway)]]
     }
 }
-
