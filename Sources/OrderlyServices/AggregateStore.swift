@@ -153,17 +153,18 @@ public struct AggregateStore: Sendable {
     /// With `likelyNew` (the event that calls for the update starts the stream: an order's payment on
     /// its placement), a stream this process knows nothing of is not read first: the decision is made
     /// on an empty state, as on a cached one, and its append expects no stream.
+    /// `causes` says which metadata each appended event carries (by default all `metadata`).
     @discardableResult
     public func update<State: Aggregate>(
         _ stream: String, as type: State.Type = State.self, metadata: EventMetadata, idempotency: IdempotencyKey? = nil,
-        likelyNew: Bool = false, decide: (State) throws -> [DomainEvent]
+        likelyNew: Bool = false, causes: Causes = .shared, decide: (State) throws -> [DomainEvent]
     ) async throws -> AppendResult? {
         // Writers of one stream in this process take turns: on a busy aggregate they would otherwise
         // mostly conflict with each other. Other processes are still met by the expected version.
         await self.locks.lock(stream)
         do {
             let result = try await self.decideAndAppend(
-                stream, as: type, metadata: metadata, idempotency: idempotency, likelyNew: likelyNew, decide: decide)
+                stream, as: type, metadata: metadata, idempotency: idempotency, likelyNew: likelyNew, causes: causes, decide: decide)
             await self.locks.unlock(stream)
             return result
         } catch {
@@ -173,7 +174,7 @@ public struct AggregateStore: Sendable {
     }
 
     private func decideAndAppend<State: Aggregate>(
-        _ stream: String, as type: State.Type, metadata: EventMetadata, idempotency: IdempotencyKey?, likelyNew: Bool,
+        _ stream: String, as type: State.Type, metadata: EventMetadata, idempotency: IdempotencyKey?, likelyNew: Bool, causes: Causes,
         decide: (State) throws -> [DomainEvent]
     ) async throws -> AppendResult? {
         var attempt = 1
@@ -214,7 +215,16 @@ public struct AggregateStore: Sendable {
                 }
                 return nil
             }
-            let newEvents = try decided.map { try NewEvent($0, metadata: metadata) }
+            var newEvents: [NewEvent] = []
+            for event in decided {
+                var eventMetadata = metadata
+                switch causes {
+                case .shared: break
+                case .chained: if let previous = newEvents.last { eventMetadata.causationId = previous.id.uuidString.lowercased() }
+                case .each(let metadataOf): eventMetadata = metadataOf(event) ?? metadata
+                }
+                newEvents.append(try NewEvent(event, metadata: eventMetadata))
+            }
             do {
                 var result = try await self.store.append(
                     newEvents, to: stream, expecting: version == 0 ? .noStream : .exact(version), idempotency: idempotency)
@@ -239,6 +249,17 @@ public struct AggregateStore: Sendable {
             }
         }
     }
+}
+
+/// Which metadata (cause, correlation, trace) each event of one append carries.
+public enum Causes: Sendable {
+    /// Every event the update's metadata.
+    case shared
+    /// Steps taken one after another: each event after the first names the one before it as its cause.
+    case chained
+    /// Each event its own, as given (nil: the update's metadata): events with different causes
+    /// recorded together.
+    case each(@Sendable (DomainEvent) -> EventMetadata?)
 }
 
 extension NewEvent {

@@ -109,16 +109,31 @@ public struct NotificationService: EventHandler {
             if byOrder[notification.orderId] == nil { orders.append(notification.orderId) }
             byOrder[notification.orderId, default: []].append((recorded, cause))
         }
+        // One append per order, each notification caused by the event that called for it (a parcel's
+        // dispatch and delivery come together: one round trip to the store for both, not two).
         let recordings = byOrder
         _ = try await concurrently(orders, limit: EventHandling.concurrentOrders) { orderId in
-            for item in recordings[orderId] ?? [] {
-                _ = try await TraceContext.withParent(item.cause.metadata.traceparent) {
-                    try await self.aggregates.update(
-                        StreamNames.notification(orderId), as: Notifications.self, metadata: item.cause.causing(actor: Self.actor),
-                        likelyNew: true
-                    ) {
-                        $0.hasSent(item.notification.outcome) ? [] : [.notificationSent(item.notification)]
+            let items = recordings[orderId] ?? []
+            guard let first = items.first else { return }
+            var causes: [NotificationOutcome: EventMetadata] = [:]
+            for item in items { causes[item.notification.outcome] = item.cause.causing(actor: Self.actor) }
+            let metadataOf = causes
+            _ = try await TraceContext.withParent(first.cause.metadata.traceparent) {
+                try await self.aggregates.update(
+                    StreamNames.notification(orderId), as: Notifications.self, metadata: first.cause.causing(actor: Self.actor),
+                    likelyNew: true,
+                    causes: .each { event in
+                        guard case .notificationSent(let sent) = event else { return nil }
+                        return metadataOf[sent.outcome]
                     }
+                ) { notifications in
+                    var due: [DomainEvent] = []
+                    var next = notifications
+                    for item in items where !next.hasSent(item.notification.outcome) {
+                        due.append(.notificationSent(item.notification))
+                        next.apply(.notificationSent(item.notification))
+                    }
+                    return due
                 }
             }
         }

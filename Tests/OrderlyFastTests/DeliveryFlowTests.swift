@@ -193,6 +193,9 @@ final class GatedCarrier: Carrier {
         let completed = try #require(try await saga.store.readStream(StreamNames.order(order), from: 1).last { $0.type == "OrderCompleted" })
         let causes = steps.map(\.metadata.causationId)
         #expect(causes == [completed.id, steps[0].id, steps[1].id].map { $0.uuidString.lowercased() })
+        // The carrier's answer and the delivery it reported by itself went in one append (one time of
+        // recording for both); the request before the booking in one of its own.
+        #expect(steps[1].recordedAt == steps[2].recordedAt && steps[0].recordedAt != steps[1].recordedAt)
         let shipment = try await AggregateStore(store: saga.store).load(StreamNames.shipment(order), as: Shipment.self).state
         #expect(shipment.status == .delivered && shipment.carrier == "SIMULATED" && shipment.trackingNumber == "SIM-\(order)")
         #expect(

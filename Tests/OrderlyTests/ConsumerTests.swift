@@ -120,6 +120,27 @@ func whileRunning<T: Sendable>(_ services: [any Service], _ body: @Sendable () a
         #expect(second.positions == [21], "the next member was given again what the first had handled")
     }
 
+    /// A projector that starts behind a backlog takes it in batches of up to its setting (2,000 by
+    /// default; `ORDERLY_PROJECTOR_MAX_BATCH`), not the services' 500: that is how it catches up (an
+    /// order's events that come together cost one write of its document).
+    @Test func aProjectorBehindABacklogTakesMoreThanFiveHundredEventsAtOnce() async throws {
+        #expect(Settings.fromEnvironment([:]).projectorMaxBatch == 2000)
+        #expect(Settings.fromEnvironment(["ORDERLY_PROJECTOR_MAX_BATCH": "3000"]).projectorMaxBatch == 3000)
+        #expect(Settings.fromEnvironment(["ORDERLY_PROJECTOR_MAX_BATCH": "-1"]).projectorMaxBatch == 2000)
+        let settings = try await TestServers.isolatedSettings()
+        let backlog = try (1...1500).map { try self.orderPlaced("o-backlog-\($0)", position: Int64($0)) }
+        try await self.publish(backlog.map { EventMessageCodec.message(for: $0, topic: settings.topic) }, settings: settings)
+        let batches = BatchSizes()
+        let consumer = try await Processes.consumer(
+            settings, group: settings.projectorGroup, handler: batches, maxBatch: settings.projectorMaxBatch, logger: TestServers.logger)
+        let sizes = try await whileRunning(consumer) {
+            try await TestServers.eventually(timeout: .seconds(60)) { batches.sizes.reduce(0, +) >= 1500 ? batches.sizes : nil }
+        }
+        #expect(sizes?.reduce(0, +) == 1500)
+        #expect((sizes?.max() ?? 0) > 500, "batches: \(sizes ?? [])")
+        #expect((sizes?.max() ?? 0) <= settings.projectorMaxBatch)
+    }
+
     /// The broker restarts empty under a running consumer, and the topic is made again only after
     /// the member has rejoined its group without it (as when the relay takes a few seconds to find
     /// the loss). Tansu then answers the member's next join with its stored, empty, assignment for
@@ -290,6 +311,20 @@ final class HandledEvents: EventHandler, Sendable {
 
     func handle(_ event: RecordedEvent) async throws {
         _ = self.seen.withLock { $0.insert(event.id) }
+    }
+}
+
+/// Keeps how many events each batch it was handed held.
+final class BatchSizes: EventHandler {
+    private let seen = Mutex<[Int]>([])
+    var sizes: [Int] { self.seen.withLock { $0 } }
+
+    func handle(_ event: RecordedEvent) async throws {
+        self.seen.withLock { $0.append(1) }
+    }
+
+    func handle(batch events: [RecordedEvent]) async throws {
+        self.seen.withLock { $0.append(events.count) }
     }
 }
 
