@@ -68,7 +68,8 @@ import Testing
         let projected = try await orders.find(
             ["_id": "delivered"], projection: LoadGenerator.WatchedOrder.projection, as: Document.self)
         #expect(projected.first?["timeline"] == nil)
-        #expect(projected.first?["fulfilment"] == ["status": "DELIVERED", "carrier": "SIMULATED"])
+        // The whole `fulfilment` comes back, its fields in whichever order the server keeps them.
+        #expect(projected.first?["fulfilment"]?["status"] == "DELIVERED" && projected.first?["fulfilment"]?["carrier"] == "SIMULATED")
         try await client.dropDatabase()
     }
 
