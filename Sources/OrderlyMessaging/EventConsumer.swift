@@ -17,6 +17,8 @@ public struct EventConsumer: Service {
         public var group: String
         public var deadLetterTopic: String
         public var maxBatch: Int
+        /// The most events a consumer takes in one batch unless told otherwise (the projector takes more).
+        public static let defaultMaxBatch = 500
         public var firstRetryDelay: Duration
         public var maxRetryDelay: Duration
         /// How many streams' last versions are remembered for dropping repeats; past it the memory
@@ -36,7 +38,7 @@ public struct EventConsumer: Service {
         public var pollTimeout: Duration
 
         public init(
-            group: String, deadLetterTopic: String, maxBatch: Int = 500, firstRetryDelay: Duration = .milliseconds(100),
+            group: String, deadLetterTopic: String, maxBatch: Int = Settings.defaultMaxBatch, firstRetryDelay: Duration = .milliseconds(100),
             maxRetryDelay: Duration = .seconds(5), rememberedStreams: Int = 100_000, handledTypes: Set<String>? = nil,
             commitInterval: Duration = .milliseconds(250), pollTimeout: Duration = .milliseconds(100)
         ) {

@@ -183,7 +183,8 @@ public enum Processes {
 
     /// A consumer-group member running `handler` over the event topic, with its dead-letter topic.
     public static func consumer(
-        _ settings: Settings, group: String, handler: any EventHandler, handledTypes: Set<String>? = nil, maxBatch: Int = 500,
+        _ settings: Settings, group: String, handler: any EventHandler, handledTypes: Set<String>? = nil,
+        maxBatch: Int = EventConsumer.Settings.defaultMaxBatch,
         logger: Logger
     ) async throws -> EventConsumer {
         try await self.ensureTopic(settings.topic, settings, logger: logger)

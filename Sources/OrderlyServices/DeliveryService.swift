@@ -236,16 +236,10 @@ public struct DeliveryService: EventHandler {
         // The answer and what a carrier that advances by itself reports about the parcel it took, in
         // one append (each step caused by the one before): one round trip to the store instead of two.
         let recorded = try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata, causes: .chained) { shipment in
-            var events = shipment.record(answer, at: now)
+            let answered = shipment.record(answer, at: now)
             var next = shipment
-            for event in events { next.apply(event) }
-            guard next.status == .dispatched, next.carrier == carrier.name, let trackingNumber = next.trackingNumber else { return events }
-            for update in carrier.updates(trackingNumber: trackingNumber, address: address, at: now) {
-                guard let reported = try? next.record(update) else { break }
-                for event in reported { next.apply(event) }
-                events += reported
-            }
-            return events
+            for event in answered { next.apply(event) }
+            return answered + Self.selfReported(by: carrier, on: next, address: address, at: now)
         }
         if recorded == nil, case .accepted = answer,
             try await self.aggregates.load(stream, as: Shipment.self).state.status == .failed
@@ -264,24 +258,35 @@ public struct DeliveryService: EventHandler {
     }
 
     /// A parcel this service's carrier took: records what the carrier reports by itself (nothing for
-    /// a real carrier). Each update has a fixed id, so a repeat records nothing. `book` records these
-    /// with the dispatch; this finds them there, and takes a dispatch recorded without them (through
-    /// the api, or by a build before that).
+    /// a real carrier), in one append. Each update has a fixed id, so a repeat records nothing. `book`
+    /// records these with the dispatch; this finds them there, and takes a dispatch recorded without
+    /// them (through the api, or by a build before that).
     func follow(orderId: String, metadata: EventMetadata, destination: inout Destination?) async throws {
+        let stream = StreamNames.shipment(orderId)
         // Known dispatched or past it: not read again (each update is recorded once by its id).
-        let shipment = try await self.aggregates.lastKnown(StreamNames.shipment(orderId), as: Shipment.self, whenIt: Self.isPastRequested)
-        guard shipment.status == .dispatched, shipment.carrier == self.carrier.name, let trackingNumber = shipment.trackingNumber else { return }
+        let shipment = try await self.aggregates.lastKnown(stream, as: Shipment.self, whenIt: Self.isPastRequested)
+        guard shipment.status == .dispatched, shipment.carrier == self.carrier.name else { return }
         // The carrier holds the parcel: forgetting the customer now no longer stops it.
-        var address: ShippingAddress?
-        if case .address(let booking) = try await self.destination(of: orderId, known: &destination) { address = booking.address }
-        let commands = ShipmentCommands(aggregates: self.aggregates)
-        for update in self.carrier.updates(trackingNumber: trackingNumber, address: address, at: self.now()) {
-            do {
-                _ = try await commands.record(update, orderId: orderId, metadata: metadata)
-            } catch is ShipmentUpdateError {
-                // The shipment moved on meanwhile (another update came first): nothing left to report.
-                return
-            }
+        var opened: ShippingAddress?
+        if case .address(let booking) = try await self.destination(of: orderId, known: &destination) { opened = booking.address }
+        let (carrier, address, now) = (self.carrier, opened, self.now())
+        _ = try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata, causes: .chained) {
+            Self.selfReported(by: carrier, on: $0, address: address, at: now)
         }
+    }
+
+    /// What `carrier` reports by itself about a parcel it holds, as `shipment` records it: nothing for
+    /// a real carrier or a shipment it does not hold as dispatched; an update the shipment refuses
+    /// (it moved on: another update came first) ends the list.
+    static func selfReported(by carrier: any Carrier, on shipment: Shipment, address: ShippingAddress?, at now: Date) -> [DomainEvent] {
+        guard shipment.status == .dispatched, shipment.carrier == carrier.name, let trackingNumber = shipment.trackingNumber else { return [] }
+        var next = shipment
+        var events: [DomainEvent] = []
+        for update in carrier.updates(trackingNumber: trackingNumber, address: address, at: now) {
+            guard let reported = try? next.record(update) else { break }
+            for event in reported { next.apply(event) }
+            events += reported
+        }
+        return events
     }
 }

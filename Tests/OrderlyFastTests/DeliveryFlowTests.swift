@@ -20,17 +20,23 @@ final class InMemorySaga: Sendable {
     let commands: OrderCommands
     let cursor = Mutex(LogCursor.start)
 
-    init(carrierAdvances: Bool = true, carrier: (any Carrier)? = nil, carrierTimeLimit: Duration = .seconds(10)) {
+    /// `notifying: false` leaves the notification service out (a test hands it events itself).
+    init(carrierAdvances: Bool = true, carrier: (any Carrier)? = nil, carrierTimeLimit: Duration = .seconds(10), notifying: Bool = true) {
         let vault = PersonalDataVault(keys: self.keys)
         self.commands = OrderCommands(store: self.store, vault: vault)
         let sender = self.sender
-        self.handlers = [
-            InventoryService(store: self.store), PaymentService(store: self.store, gateway: SimulatedPaymentGateway()),
-            OrderService(store: self.store), NotificationService(store: self.store, sender: sender, vault: vault),
-            DeliveryService(
-                store: self.store, vault: vault, carrier: carrier ?? SimulatedCarrier(advancesByItself: carrierAdvances),
-                carrierTimeLimit: carrierTimeLimit),
-        ]
+        let notification: [any EventHandler] = notifying ? [NotificationService(store: self.store, sender: sender, vault: vault)] : []
+        self.handlers =
+            [
+                InventoryService(store: self.store), PaymentService(store: self.store, gateway: SimulatedPaymentGateway()),
+                OrderService(store: self.store),
+            ]
+            + notification
+            + [
+                DeliveryService(
+                    store: self.store, vault: vault, carrier: carrier ?? SimulatedCarrier(advancesByItself: carrierAdvances),
+                    carrierTimeLimit: carrierTimeLimit)
+            ]
     }
 
     /// Hands every new event to every service until the log stops growing.
@@ -216,6 +222,30 @@ final class GatedCarrier: Carrier {
         let before = try await saga.store.latestPosition()
         try await saga.redeliverEverything()
         #expect(try await saga.store.latestPosition() == before)
+    }
+
+    /// A batch that holds several of an order's steps (a parcel's dispatch and delivery come
+    /// together) records its notifications in one append, each caused by the event that called for it.
+    @Test func anOrdersNotificationsOfOneBatchAreRecordedInOneAppendEachCausedByItsEvent() async throws {
+        let saga = InMemorySaga(notifying: false)
+        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
+        let order = try await saga.place(customer: "c1", postalCode: "10115")
+        try await saga.settle()
+        let log = try await saga.store.readAll(after: .start, limit: 1000)
+        let notifications = NotificationService(store: saga.store, sender: saga.sender, vault: PersonalDataVault(keys: saga.keys))
+        try await notifications.handle(batch: log)
+        let recorded = try await saga.store.readStream(StreamNames.notification(order), from: 1)
+        try #require(recorded.count == 3)
+        let byType = Dictionary(grouping: log.filter { $0.metadata.correlationId == order }, by: \.type)
+        let causes = try ["OrderCompleted", "ShipmentDispatched", "ShipmentDelivered"].map { type in
+            try #require(byType[type]?.first).id.uuidString.lowercased()
+        }
+        #expect(recorded.map(\.metadata.causationId) == causes)
+        #expect(Set(recorded.map(\.recordedAt)).count == 1, "one append for the three")
+        #expect(saga.sender.sent(to: order).map(\.notification.outcome) == [.completed, .dispatched, .delivered])
+        // The same batch again records nothing more.
+        try await notifications.handle(batch: log)
+        #expect(try await saga.store.readStream(StreamNames.notification(order), from: 1).count == 3)
     }
 
     @Test(arguments: [

@@ -147,9 +147,7 @@ import Testing
         let published = try #require(
             Self.sample("orderly_relay_published_after_append_seconds_count", in: try await httpGet("http://127.0.0.1:\(relayPort)/metrics")))
         let inventoryMetrics = try await httpGet("http://127.0.0.1:\(inventoryPort)/metrics")
-        let received = try #require(
-            inventoryMetrics.split(separator: "\n").first { $0.hasPrefix("orderly_consumer_received_after_append_seconds_count{") }
-                .flatMap { Double($0.split(separator: " ").last ?? "") })
+        let received = try #require(Self.sample("orderly_consumer_received_after_append_seconds_count", in: inventoryMetrics))
         #expect(received >= Double(2 * 60) && received < published / 2, "the inventory service received \(received) of \(published) events")
 
         // The dashboard: every query returns series from these processes (so no panel names a
@@ -200,11 +198,12 @@ import Testing
         #expect(placed == Double(60 + placedByCLI), "Prometheus did not scrape the api's count")
     }
 
-    /// The value of the sample `series` (name and labels exactly as exposed) in a Prometheus scrape.
+    /// The value of `series` in a Prometheus scrape. A name without labels also matches the first
+    /// series of that name whatever its labels (a consumer's, labelled with its group).
     static func sample(_ series: String, in scrape: String) -> Double? {
         scrape.split(separator: "\n").lazy.compactMap { line -> Double? in
-            guard line.hasPrefix(series + " ") else { return nil }
-            return Double(line.dropFirst(series.count + 1))
+            guard line.hasPrefix(series + " ") || (!series.contains("{") && line.hasPrefix(series + "{")) else { return nil }
+            return line.split(separator: " ").last.flatMap { Double($0) }
         }.first
     }
 
