@@ -48,10 +48,15 @@ public struct SealedPersonalData: Codable, Sendable, Equatable {
     public var keyId: String
     /// AES-GCM nonce, ciphertext and tag, base64.
     public var sealed: String
+    /// Whether a shipping address is sealed inside: not personal, and still known after an erasure,
+    /// so that an order that had none is still skipped by delivery, not failed and refunded. Nil in
+    /// data sealed before it was recorded (taken as having one).
+    public var holdsShippingAddress: Bool?
 
-    public init(keyId: String, sealed: String) {
+    public init(keyId: String, sealed: String, holdsShippingAddress: Bool? = nil) {
         self.keyId = keyId
         self.sealed = sealed
+        self.holdsShippingAddress = holdsShippingAddress
     }
 }
 

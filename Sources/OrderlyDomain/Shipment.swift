@@ -170,7 +170,7 @@ public struct Shipment: Aggregate, Equatable {
 
     /// A carrier's update. A resent update (same id) and one that restates what is recorded change
     /// nothing; one that contradicts it (delivered after failing, failed after delivery, delivered
-    /// before dispatch) is refused.
+    /// before dispatch, a dispatch by another carrier or under another tracking number) is refused.
     public func record(_ update: CarrierUpdate) throws(ShipmentUpdateError) -> [DomainEvent] {
         guard let status, status != .skipped, let orderId, let customerId else {
             throw .noShipment(orderId: self.orderId ?? "")
@@ -184,7 +184,9 @@ public struct Shipment: Aggregate, Equatable {
                         orderId: orderId, customerId: customerId, carrier: carrier, trackingNumber: trackingNumber,
                         dispatchedAt: update.occurredAt, carrierEventId: update.eventId))
             ]
-        case (.dispatched, .dispatched), (.delivered, .delivered), (.failed, .failed):
+        case (.dispatched(let carrier, let trackingNumber), .dispatched) where carrier == self.carrier && trackingNumber == self.trackingNumber:
+            return []
+        case (.delivered, .delivered), (.failed, .failed):
             return []
         case (.delivered, .dispatched):
             return [

@@ -62,7 +62,8 @@ public struct PersonalDataVault: Sendable {
         let plaintext = try JSONEncoder().encode(data)
         let box = try AES.GCM.seal(plaintext, using: SymmetricKey(data: key.material), authenticating: Self.context(customerId, key.id))
         guard let combined = box.combined else { throw PersonalDataError.unreadable(keyId: key.id.uuidString) }
-        return SealedPersonalData(keyId: key.id.uuidString.lowercased(), sealed: combined.base64EncodedString())
+        return SealedPersonalData(
+            keyId: key.id.uuidString.lowercased(), sealed: combined.base64EncodedString(), holdsShippingAddress: data.shippingAddress != nil)
     }
 
     public func open(_ sealed: SealedPersonalData, customerId: String) async throws -> UnsealedPersonalData {
@@ -221,17 +222,23 @@ enum PostgresCustomerKeyStoreError: Error {
 /// ask PostgreSQL once per order. A deleted key never comes back (ids are never reused), so a miss
 /// is remembered for good; a key found is trusted for `ttl` only: that is how long another process
 /// that erased the customer may still see it opened here. `forget` through this store takes effect
-/// here at once.
+/// here at once (a lookup still reading when it comes keeps nothing).
 public final class CachedCustomerKeyStore: CustomerKeyStore {
     struct Cached {
         var key: CustomerDataKey?
         var until: ContinuousClock.Instant
     }
 
+    struct Entries {
+        var keys: [UUID: Cached] = [:]
+        /// Moved on by every `forget`: a lookup that began before one must not put back what it read.
+        var erasures = 0
+    }
+
     let store: any CustomerKeyStore
     let ttl: Duration
     let capacity: Int
-    let cache = Mutex([UUID: Cached]())
+    let cache = Mutex(Entries())
 
     public init(_ store: any CustomerKeyStore, ttl: Duration = .seconds(10), capacity: Int = 10_000) {
         self.store = store
@@ -245,20 +252,27 @@ public final class CachedCustomerKeyStore: CustomerKeyStore {
 
     public func key(id: UUID) async throws -> CustomerDataKey? {
         let now = ContinuousClock.now
-        if let cached = self.cache.withLock({ $0[id] }), cached.key == nil || now < cached.until { return cached.key }
+        let (cached, erasures) = self.cache.withLock { ($0.keys[id], $0.erasures) }
+        if let cached, cached.key == nil || now < cached.until { return cached.key }
         let key = try await self.store.key(id: id)
         self.cache.withLock { cache in
+            // Read before an erasure that has since cleared the cache: not kept (it may be the erased key).
+            guard cache.erasures == erasures else { return }
             // Bounded the simple way: a full cache starts over (a miss costs one primary-key read).
-            if cache.count >= self.capacity { cache.removeAll(keepingCapacity: true) }
-            cache[id] = Cached(key: key, until: now + self.ttl)
+            if cache.keys.count >= self.capacity { cache.keys.removeAll(keepingCapacity: true) }
+            cache.keys[id] = Cached(key: key, until: now + self.ttl)
         }
         return key
     }
 
     public func forget(_ customerId: String, by actor: String) async throws -> CustomerErasure {
         let erasure = try await self.store.forget(customerId, by: actor)
-        // Which cached keys were this customer's is not known here; erasures are rare: drop them all.
-        self.cache.withLock { $0.removeAll() }
+        // Which cached keys were this customer's is not known here; erasures are rare: drop them all,
+        // and lookups still reading (possibly the erased key) keep nothing.
+        self.cache.withLock { cache in
+            cache.keys.removeAll()
+            cache.erasures += 1
+        }
         return erasure
     }
 

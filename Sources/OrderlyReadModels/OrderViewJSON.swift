@@ -78,6 +78,7 @@ extension OrderView: JSONWritable {
                 json.object { json in
                     json.field("keyId", sealed.keyId)
                     json.field("sealed", sealed.sealed)
+                    if let holds = sealed.holdsShippingAddress { json.field("holdsShippingAddress", holds) }
                 }
             }
         }

@@ -152,15 +152,21 @@ public struct DeliveryService: EventHandler {
         case .shipmentRequested(let requested): orderId = requested.orderId
         case .shipmentDispatched(let dispatched): orderId = dispatched.orderId
         case .shipmentFailed(let failed):
-            // The booking may have reached the carrier before the deadline failed it (its answer lost
-            // to a crash): it must not ship what was refunded.
-            if failed.reason == ShipmentFailureReason.bookingDeadlineExceeded { try await self.cancelBooking(orderId: failed.orderId) }
+            // The booking may have reached the carrier before the deadline or the erasure failed the
+            // shipment (its answer lost to a crash or a time limit): it must not ship what was refunded.
+            if Self.failuresThatMayFollowABooking.contains(failed.reason) { try await self.cancelBooking(orderId: failed.orderId) }
             return
         default: return
         }
         metadata.causedBy(try await self.book(orderId: orderId, metadata: metadata, destination: &destination))
         try await self.follow(orderId: orderId, metadata: metadata, destination: &destination)
     }
+
+    /// Why a shipment may fail that this service recorded (or its deadline watcher did) while a booking
+    /// it asked for may stand at the carrier; a carrier's own failures and refusals leave none.
+    static let failuresThatMayFollowABooking: Set<String> = [
+        ShipmentFailureReason.bookingDeadlineExceeded, ShipmentFailureReason.personalDataErased,
+    ]
 
     /// Whether a shipment is past "requested" (dispatched, delivered, failed, skipped): it never goes back.
     static func isPastRequested(_ shipment: Shipment) -> Bool { shipment.status != nil && shipment.status != .requested }
@@ -183,11 +189,13 @@ public struct DeliveryService: EventHandler {
     }
 
     private func openDestination(of orderId: String) async throws -> Destination {
-        switch try await self.aggregates.personalData(ofOrder: orderId, vault: self.vault)?.opened {
+        let found = try await self.aggregates.personalData(ofOrder: orderId, vault: self.vault)
+        switch found?.opened {
         case nil:
             return .none
         case .erased:
-            return .erased
+            // Sealed without an address: there was nothing to ship to before the erasure either.
+            return found?.sealed.holdsShippingAddress == false ? .none : .erased
         case .available(let data):
             guard let address = data.shippingAddress else { return .none }
             return .address(ShipmentBooking(orderId: orderId, recipient: data.customer, address: address))
@@ -231,6 +239,14 @@ public struct DeliveryService: EventHandler {
         case .address(let booking):
             address = booking.address
             answer = try await withTimeLimit(self.carrierTimeLimit, call: "the carrier's booking") { try await carrier.book(booking) }
+        }
+        // The customer may have been forgotten while the carrier was asked: until the dispatch is
+        // recorded the shipment can still fail, and then must (the booking is withdrawn on its failure).
+        if case .accepted = answer, try await self.openDestination(of: orderId) == .erased {
+            let now = self.now()
+            return try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) {
+                $0.fail(because: ShipmentFailureReason.personalDataErased, at: now)
+            }
         }
         let now = self.now()
         // The answer and what a carrier that advances by itself reports about the parcel it took, in

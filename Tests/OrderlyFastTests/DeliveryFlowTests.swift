@@ -57,9 +57,14 @@ final class InMemorySaga: Sendable {
         try await self.settle()
     }
 
-    func place(customer: String, postalCode: String?, quantity: Int = 2) async throws -> String {
+    /// An order of `customer`: with their name, email and an address at `postalCode`; without any
+    /// personal data when `postalCode` is nil, unless `namedWithoutAddress` (name and email only).
+    func place(customer: String, postalCode: String?, quantity: Int = 2, namedWithoutAddress: Bool = false) async throws -> String {
         let address = postalCode.map { ShippingAddress(line1: "1 Main St", city: "Springfield", postalCode: $0, country: "US") }
-        let personal = address.map { PersonalData(customer: CustomerDetails(name: "Ada", email: "ada@example.com"), shippingAddress: $0) }
+        let details = CustomerDetails(name: "Ada", email: "ada@example.com")
+        let personal =
+            address.map { PersonalData(customer: details, shippingAddress: $0) }
+            ?? (namedWithoutAddress ? PersonalData(customer: details, shippingAddress: nil) : nil)
         let input = OrderCommands.PlaceOrderInput(
             customerId: customer, currency: "EUR", lines: [OrderLine(sku: "SKU-1", quantity: quantity, unitPrice: 500)], paymentToken: "tok_ok",
             personalData: personal)
@@ -167,6 +172,36 @@ final class GatedCarrier: Carrier {
         try await saga.settle()
         #expect(try await saga.types(StreamNames.shipment(refused)) == ["ShipmentRequested", "ShipmentFailed"])
         #expect(carrier.cancelled == [order, order], "\(carrier.cancelled)")
+    }
+
+    /// The customer is forgotten while the carrier is being asked: the carrier's acceptance is not
+    /// recorded as a dispatch (the parcel had not left as far as the log knows), the shipment fails
+    /// as erased and is refunded, and the booking is withdrawn at the carrier when its failure is handled.
+    @Test(.timeLimit(.minutes(1))) func aCustomerForgottenWhileTheCarrierIsAskedIsNotDispatchedAndTheBookingIsWithdrawn() async throws {
+        let carrier = GatedCarrier()
+        let saga = InMemorySaga(carrier: carrier)
+        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
+        let order = try await saga.place(customer: "c1", postalCode: "10115")
+        let settling = Task { try await saga.settle() }
+        while carrier.bookingsAsked == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        _ = try await saga.keys.forget("c1", by: "admin")
+        carrier.openGate()
+        try await settling.value
+        try await saga.settle()
+        #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentRequested", "ShipmentFailed"])
+        let failed = try #require(try await saga.store.readStream(StreamNames.shipment(order), from: 1).last)
+        #expect(String(decoding: failed.data, as: UTF8.self).contains(ShipmentFailureReason.personalDataErased))
+        #expect(try await saga.types(StreamNames.payment(order)).last == "PaymentRefunded")
+        #expect(try await saga.stock().onHand == 10)
+        #expect(carrier.cancelled == [order], "\(carrier.cancelled)")
+
+        // Forgotten before the delivery service got to it: whatever an earlier try (its answer lost
+        // to a crash or the time limit) may have booked is withdrawn too.
+        let unbooked = try await saga.place(customer: "c2", postalCode: "10115")
+        _ = try await saga.keys.forget("c2", by: "admin")
+        try await saga.settle()
+        #expect(try await saga.types(StreamNames.shipment(unbooked)) == ["ShipmentRequested", "ShipmentFailed"])
+        #expect(carrier.cancelled == [order, unbooked], "\(carrier.cancelled)")
     }
 
     /// With delivery too, the services decide on what they last wrote, learnt from the topic or know
@@ -313,6 +348,23 @@ final class GatedCarrier: Carrier {
         #expect(saga.sender.sent(to: order).isEmpty)
     }
 
+    /// An order placed with the customer's name and email but no address is skipped by delivery,
+    /// also when the customer was forgotten before delivery got to it: the sealed data says (in the
+    /// clear, and nothing personal) that it holds no address, so the erasure changes nothing about the
+    /// order (no failure, no refund, the stock stays sold).
+    @Test func aForgottenCustomersOrderWithoutAnAddressIsStillSkippedNotRefunded() async throws {
+        let saga = InMemorySaga()
+        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
+        let order = try await saga.place(customer: "c1", postalCode: nil, namedWithoutAddress: true)
+        _ = try await saga.keys.forget("c1", by: "admin")
+        try await saga.settle()
+        #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentSkipped"])
+        let skipped = try #require(try await saga.store.readStream(StreamNames.shipment(order), from: 1).first)
+        #expect(String(decoding: skipped.data, as: UTF8.self).contains("NO_SHIPPING_ADDRESS"))
+        #expect(try await saga.types(StreamNames.payment(order)) == ["PaymentRequested", "PaymentProcessed"])
+        #expect(try await saga.stock().onHand == 8)
+    }
+
     /// A carrier that reports through the api: each update once by its id, a resent one changes
     /// nothing, one that contradicts the shipment is refused, and an order without a shipment has
     /// none to update.
@@ -322,6 +374,17 @@ final class GatedCarrier: Carrier {
         let order = try await saga.place(customer: "c1", postalCode: "10115")
         try await saga.settle()
         #expect(try await saga.types(StreamNames.shipment(order)) == ["ShipmentRequested", "ShipmentDispatched"])
+        // A dispatch restated as recorded changes nothing; one under another tracking number contradicts it.
+        let shipment = try await AggregateStore(store: saga.store).load(StreamNames.shipment(order), as: Shipment.self).state
+        let carrier = try #require(shipment.carrier)
+        let trackingNumber = try #require(shipment.trackingNumber)
+        let restated = CarrierUpdate(eventId: "evt-0", kind: .dispatched(carrier: carrier, trackingNumber: trackingNumber), occurredAt: Date())
+        #expect(try await saga.commands.recordCarrierUpdate(restated, orderId: order, actor: "carrier").recorded == false)
+        let otherParcel = CarrierUpdate(
+            eventId: "evt-00", kind: .dispatched(carrier: carrier, trackingNumber: trackingNumber + "-2"), occurredAt: Date())
+        await #expect(throws: ShipmentUpdateError.conflict(orderId: order, status: .dispatched)) {
+            try await saga.commands.recordCarrierUpdate(otherParcel, orderId: order, actor: "carrier")
+        }
         let delivered = CarrierUpdate(eventId: "evt-1", kind: .delivered, occurredAt: Date())
         let first = try await saga.commands.recordCarrierUpdate(delivered, orderId: order, actor: "carrier")
         #expect(first.recorded && first.status == .delivered)

@@ -1,5 +1,7 @@
+import Foundation
 import OrderlyContracts
 import OrderlyEventStore
+import Synchronization
 import Testing
 
 @Suite struct InMemoryCustomerKeyStoreContractTests {
@@ -37,4 +39,40 @@ import Testing
         try await Task.sleep(for: .milliseconds(150))
         #expect(try await cached.key(id: key.id) == nil)
     }
+
+    /// A lookup that read the key just before this store's own `forget` cleared the cache does not put
+    /// it back: from the erasure's answer on, this process reads the key as erased.
+    @Test func aLookupInFlightDuringAnErasureDoesNotKeepTheErasedKey() async throws {
+        let slow = SlowKeyStore(InMemoryCustomerKeyStore())
+        let cached = CachedCustomerKeyStore(slow, ttl: .seconds(3600))
+        let key = try await cached.sealingKey(for: "c-1")
+        slow.holding.withLock { $0 = true }
+        let lookup = Task { try await cached.key(id: key.id) }
+        while !slow.reading.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        _ = try await cached.forget("c-1", by: "admin")
+        slow.holding.withLock { $0 = false }
+        #expect(try await lookup.value == key, "the lookup read the key before the erasure")
+        #expect(try await cached.key(id: key.id) == nil, "the erased key was kept by the lookup in flight")
+    }
+}
+
+/// A key store whose `key(id:)` reads the key, then waits while `holding` is set.
+final class SlowKeyStore: CustomerKeyStore {
+    let inner: any CustomerKeyStore
+    let holding = Mutex(false)
+    let reading = Mutex(false)
+
+    init(_ inner: any CustomerKeyStore) {
+        self.inner = inner
+    }
+
+    func sealingKey(for customerId: String) async throws -> CustomerDataKey { try await self.inner.sealingKey(for: customerId) }
+    func key(id: UUID) async throws -> CustomerDataKey? {
+        let key = try await self.inner.key(id: id)
+        self.reading.withLock { $0 = true }
+        while self.holding.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        return key
+    }
+    func forget(_ customerId: String, by actor: String) async throws -> CustomerErasure { try await self.inner.forget(customerId, by: actor) }
+    func erasure(of customerId: String) async throws -> CustomerErasure? { try await self.inner.erasure(of: customerId) }
 }

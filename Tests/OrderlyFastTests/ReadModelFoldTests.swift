@@ -67,7 +67,7 @@ import Testing
             position: 12, applied: ["order": 3, "payment": 2], revision: 7,
             statusChangedAt: "2026-11-23T09:00:02.000Z", fulfilmentChangedAt: "2026-11-23T09:00:03.100Z", pageKey: "k2026-11-23T09:00:00.000Z|o-1",
             placedAtMs: 1_795_424_400_000,
-            personalData: SealedPersonalData(keyId: "5f0c1d2e-0000-4000-8000-000000000001", sealed: "q83v+/=="))
+            personalData: SealedPersonalData(keyId: "5f0c1d2e-0000-4000-8000-000000000001", sealed: "q83v+/==", holdsShippingAddress: false))
         var bare = full
         bare.personalData = nil
         (bare.cancellationReason, bare.payment, bare.notified, bare.applied, bare.revision) = (nil, nil, nil, nil, nil)
