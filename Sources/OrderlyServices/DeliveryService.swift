@@ -126,7 +126,7 @@ public struct DeliveryService: EventHandler {
     public static let handledTypes: Set<String> = [
         OrderPlaced.typeName, OrderCompleted.typeName, ShipmentRequested.typeName, ShipmentDispatched.typeName, ShipmentFailed.typeName,
     ]
-    /// Bookings withdrawn at the carrier after their shipment failed at the booking deadline.
+    /// Bookings withdrawn at the carrier after their shipment failed at the booking deadline or by an erasure.
     static let cancellations = Counter(label: "orderly_carrier_bookings_cancelled_total")
 
     public func handle(_ event: RecordedEvent) async throws {
