@@ -114,6 +114,19 @@ final class GatedCarrier: Carrier {
 }
 
 @Suite struct DeliveryFlowTests {
+    /// A saga whose carrier holds bookings until told, settling in the background, and an order of
+    /// customer c1 whose booking the carrier is holding.
+    static func anOrderWhoseBookingWaits() async throws -> (saga: InMemorySaga, carrier: GatedCarrier, order: String, settling: Task<Void, any Error>)
+    {
+        let carrier = GatedCarrier()
+        let saga = InMemorySaga(carrier: carrier)
+        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
+        let order = try await saga.place(customer: "c1", postalCode: "10115")
+        let settling = Task { try await saga.settle() }
+        while carrier.bookingsAsked == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        return (saga, carrier, order, settling)
+    }
+
     /// A booking that hangs must not hold the delivery service's consumer for good: past its time
     /// limit it fails as transient (the event is handled again later) and nothing is recorded.
     @Test(.timeLimit(.minutes(1))) func aCarrierThatDoesNotAnswerIsGivenUpOnAtItsTimeLimit() async throws {
@@ -151,12 +164,7 @@ final class GatedCarrier: Carrier {
     /// carrier, so what was refunded is not shipped; the failure, handled, withdraws it again (for a
     /// booking whose answer a crash lost), which a carrier takes as the same cancellation.
     @Test(.timeLimit(.minutes(1))) func aBookingAcceptedAfterTheDeadlineFailedTheShipmentIsWithdrawn() async throws {
-        let carrier = GatedCarrier()
-        let saga = InMemorySaga(carrier: carrier)
-        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
-        let order = try await saga.place(customer: "c1", postalCode: "10115")
-        let settling = Task { try await saga.settle() }
-        while carrier.bookingsAsked == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        let (saga, carrier, order, settling) = try await Self.anOrderWhoseBookingWaits()
         let watcher = SagaDeadlineWatcher(
             store: saga.store, settings: .init(deadline: .seconds(600)), workflow: .shipmentBooking, logger: Logger(label: "test"))
         #expect(try await watcher.sweep(now: Date().addingTimeInterval(601)) == 1)
@@ -178,12 +186,7 @@ final class GatedCarrier: Carrier {
     /// recorded as a dispatch (the parcel had not left as far as the log knows), the shipment fails
     /// as erased and is refunded, and the booking is withdrawn at the carrier when its failure is handled.
     @Test(.timeLimit(.minutes(1))) func aCustomerForgottenWhileTheCarrierIsAskedIsNotDispatchedAndTheBookingIsWithdrawn() async throws {
-        let carrier = GatedCarrier()
-        let saga = InMemorySaga(carrier: carrier)
-        _ = try await saga.commands.restock(sku: "SKU-1", quantity: 10, unitPrice: 500, actor: "staff")
-        let order = try await saga.place(customer: "c1", postalCode: "10115")
-        let settling = Task { try await saga.settle() }
-        while carrier.bookingsAsked == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        let (saga, carrier, order, settling) = try await Self.anOrderWhoseBookingWaits()
         _ = try await saga.keys.forget("c1", by: "admin")
         carrier.openGate()
         try await settling.value
