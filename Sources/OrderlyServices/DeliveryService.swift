@@ -241,12 +241,16 @@ public struct DeliveryService: EventHandler {
             answer = try await withTimeLimit(self.carrierTimeLimit, call: "the carrier's booking") { try await carrier.book(booking) }
         }
         // The customer may have been forgotten while the carrier was asked: until the dispatch is
-        // recorded the shipment can still fail, and then must (the booking is withdrawn on its failure).
+        // recorded the shipment can still fail, and then must. The booking is withdrawn at once (the
+        // shipment may have failed meanwhile at its deadline, whose handling came before this
+        // acceptance), and again when the failure is handled.
         if case .accepted = answer, try await self.openDestination(of: orderId) == .erased {
             let now = self.now()
-            return try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) {
+            let failed = try await self.aggregates.update(stream, as: Shipment.self, metadata: metadata) {
                 $0.fail(because: ShipmentFailureReason.personalDataErased, at: now)
             }
+            try await self.cancelBooking(orderId: orderId)
+            return failed
         }
         let now = self.now()
         // The answer and what a carrier that advances by itself reports about the parcel it took, in
